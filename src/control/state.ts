@@ -1,0 +1,98 @@
+// Validation of control documents as they come out of a store. A control document can be edited by
+// hand (the seed's mongosh recipes), so every store parses what it reads through here and a bad
+// document becomes one clear InvalidControlStateError instead of a crash or a wrong command.
+
+import { InvalidControlStateError } from '../errors.js';
+import { CONTROL_COMMANDS, type ControlCommand, type ControlState } from '../stores/types.js';
+
+export const CONTROL_ID = 'global_control';
+
+export function isControlCommand(value: unknown): value is ControlCommand {
+  return typeof value === 'string' && (CONTROL_COMMANDS as readonly string[]).includes(value);
+}
+
+function toDate(value: unknown): Date | null {
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value;
+  if (typeof value === 'string' || typeof value === 'number') {
+    const date = new Date(value);
+    return Number.isNaN(date.getTime()) ? null : date;
+  }
+  return null;
+}
+
+function toVersion(value: unknown): number | null {
+  // MongoDB may hand back Int32, Int64 (as bigint or Long) or Double; SQLite and pg give numbers
+  // or strings for BIGINT.
+  let n: number;
+  if (typeof value === 'number') n = value;
+  else if (typeof value === 'bigint') n = Number(value);
+  else if (typeof value === 'string' && /^\d+$/.test(value)) n = Number(value);
+  else if (value !== null && typeof value === 'object' && 'toNumber' in value) {
+    n = (value as { toNumber(): number }).toNumber();
+  } else return null;
+  return Number.isSafeInteger(n) && n >= 0 ? n : null;
+}
+
+/** Parses the version field alone (for the cheap version-only read). */
+export function parseControlVersion(raw: unknown): number {
+  if (raw === null || raw === undefined) throw new InvalidControlStateError('the document is missing');
+  const version = toVersion((raw as Record<string, unknown>).version);
+  if (version === null) {
+    throw new InvalidControlStateError(
+      `version ${JSON.stringify(String((raw as Record<string, unknown>).version ?? 'missing'))} is not a non-negative integer`,
+    );
+  }
+  return version;
+}
+
+/** Parses a raw record into a ControlState, or throws InvalidControlStateError naming the field. */
+export function parseControlState(raw: unknown): ControlState {
+  if (raw === null || raw === undefined) throw new InvalidControlStateError('the document is missing');
+  if (typeof raw !== 'object') throw new InvalidControlStateError('the document is not an object');
+  const r = raw as Record<string, unknown>;
+  if (!isControlCommand(r.command)) {
+    throw new InvalidControlStateError(
+      `command ${JSON.stringify(r.command ?? null)} is not one of ${CONTROL_COMMANDS.join(', ')}`,
+    );
+  }
+  const version = parseControlVersion(r);
+  const timestamp = toDate(r.timestamp);
+  if (timestamp === null) throw new InvalidControlStateError('timestamp is missing or not a date');
+  if (r.reason !== null && r.reason !== undefined && typeof r.reason !== 'string') {
+    throw new InvalidControlStateError('reason is not a string');
+  }
+  if (typeof r.updated_by !== 'string') throw new InvalidControlStateError('updated_by is not a string');
+  return {
+    command: r.command,
+    version,
+    timestamp,
+    reason: typeof r.reason === 'string' ? r.reason : null,
+    updated_by: r.updated_by,
+  };
+}
+
+/** Same as parseControlState but for history listings: a bad entry is skipped, not fatal. */
+export function tryParseControlState(raw: unknown): ControlState | null {
+  try {
+    return parseControlState(raw);
+  } catch {
+    return null;
+  }
+}
+
+/** The JSON form used by the HTTP API and logs. */
+export function controlStateToJson(state: ControlState): {
+  command: ControlCommand;
+  version: number;
+  timestamp: string;
+  reason: string | null;
+  updated_by: string;
+} {
+  return {
+    command: state.command,
+    version: state.version,
+    timestamp: state.timestamp.toISOString(),
+    reason: state.reason,
+    updated_by: state.updated_by,
+  };
+}

@@ -1,0 +1,84 @@
+// Every error the project raises on purpose: a stable code, an HTTP status and a message that
+// reads the same on every store. docs/errors.md documents each code; test/errors.test.ts keeps
+// the two in step.
+
+export const ERROR_CODES = {
+  PA_CONFIG_INVALID: { status: 500, title: 'Invalid configuration' },
+  PA_BAD_REQUEST: { status: 400, title: 'Bad request' },
+  PA_INVALID_JSON: { status: 400, title: 'Malformed JSON body' },
+  PA_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
+  PA_PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
+  PA_NOT_FOUND: { status: 404, title: 'Not found' },
+  PA_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
+  PA_DISTRIBUTED_CONTROL_DISABLED: { status: 503, title: 'Distributed control is disabled' },
+  PA_VERSION_CONFLICT: { status: 409, title: 'Control version moved' },
+  PA_STORE_UNAVAILABLE: { status: 503, title: 'Store unavailable' },
+  PA_INVALID_CONTROL_STATE: { status: 500, title: 'Control document is malformed' },
+  PA_SCHEMA_TOO_NEW: { status: 500, title: 'Store schema is newer than this agent' },
+  PA_AGENT_STOPPING: { status: 409, title: 'Agent is shutting down' },
+  PA_INTERNAL: { status: 500, title: 'Internal error' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class PullingAgentError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  /** Extra fields for the JSON body of an HTTP error (never a secret). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'PullingAgentError';
+    this.code = code;
+    this.statusCode = ERROR_CODES[code].status;
+    this.details = details;
+  }
+}
+
+export class ConfigError extends PullingAgentError {
+  constructor(problems: string[]) {
+    super('PA_CONFIG_INVALID', `Invalid configuration:\n  - ${problems.join('\n  - ')}`, {
+      problems,
+    });
+    this.name = 'ConfigError';
+  }
+}
+
+export class VersionConflictError extends PullingAgentError {
+  constructor(expected: number, current: number) {
+    super(
+      'PA_VERSION_CONFLICT',
+      `expected control version ${expected} but the current version is ${current}`,
+      { expected_version: expected, current_version: current },
+    );
+    this.name = 'VersionConflictError';
+  }
+}
+
+export class StoreUnavailableError extends PullingAgentError {
+  constructor(what: string, cause: unknown) {
+    super('PA_STORE_UNAVAILABLE', `store unavailable while ${what}: ${describeError(cause)}`, undefined, cause);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+export class InvalidControlStateError extends PullingAgentError {
+  constructor(problem: string) {
+    super('PA_INVALID_CONTROL_STATE', `control document global_control is malformed: ${problem}`, {
+      problem,
+    });
+    this.name = 'InvalidControlStateError';
+  }
+}
+
+/** A one-line description of anything thrown, without a stack. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) return error.message || error.name;
+  if (typeof error === 'string') return error;
+  try {
+    return JSON.stringify(error) ?? String(error);
+  } catch {
+    return String(error);
+  }
+}

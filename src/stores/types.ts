@@ -1,0 +1,148 @@
+// The store interface: the only thing the agent, the control watcher and the HTTP API know about a
+// database. Semantic operations only; no driver, connection or transaction type leaks out of here.
+// Every implementation (sqlite.ts, postgres.ts, mongodb.ts) passes test/stores/conformance.ts.
+
+export const CONTROL_COMMANDS = ['running', 'pause', 'shutdown'] as const;
+export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
+
+/** How an agent learns that the control document changed. */
+export type WatchMode = 'file_events' | 'listen_notify' | 'change_streams' | 'polling';
+
+/** The single current control document (`_id: "global_control"`), and each history entry. */
+export interface ControlState {
+  command: ControlCommand;
+  /** Strictly increasing by one per command; 0 for a new store. */
+  version: number;
+  /** Taken by the store's clock when the command was written. */
+  timestamp: Date;
+  reason: string | null;
+  updated_by: string;
+}
+
+export interface CommandInput {
+  command: ControlCommand;
+  reason: string | null;
+  updated_by: string;
+  /** Compare-and-set: fail with VersionConflictError when the current version differs. */
+  expectedVersion?: number;
+}
+
+/** A document handed to an agent by claimBatch. */
+export interface ClaimedDocument {
+  id: string;
+  payload: unknown;
+  /** Failed attempts so far (0 on the first try). */
+  attempts: number;
+}
+
+export const DOCUMENT_STATUSES = ['pending', 'processing', 'processed', 'failed'] as const;
+export type DocumentStatus = (typeof DOCUMENT_STATUSES)[number];
+export type DocumentCounts = Record<DocumentStatus, number>;
+
+export interface DocumentRecord {
+  id: string;
+  status: DocumentStatus;
+  payload: unknown;
+  attempts: number;
+  claimed_by: string | null;
+  error: string | null;
+  created_at: Date;
+  processed_at: Date | null;
+}
+
+/** One agent's row in the registry, written by its heartbeat. */
+export interface AgentRecord {
+  agent_id: string;
+  host: string;
+  software_version: string;
+  state: string;
+  applied_version: number;
+  applied_at: Date | null;
+  batch_in_flight: boolean;
+  watch_mode: WatchMode;
+  started_at: Date;
+  counters: Record<string, number>;
+  /** Set by the store's clock on every upsert. */
+  heartbeat_at: Date;
+}
+
+export type AgentHeartbeat = Omit<AgentRecord, 'heartbeat_at'>;
+
+/** An event-driven watch on the control document, opened by Store.watchControl. */
+export interface ControlWatch {
+  readonly mode: Exclude<WatchMode, 'polling'>;
+  /** Stops watching and releases what the watch holds (connections, file watchers). Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface WatchHandlers {
+  /**
+   * Something may have changed: the caller re-reads the version. A wake-up carries no data, so a
+   * lost or coalesced one changes nothing that the next read does not repair.
+   */
+  onWake(): void;
+  /** The watch broke after it was established; the caller falls back to polling and retries. */
+  onError(error: Error): void;
+}
+
+export interface Store {
+  readonly kind: 'sqlite' | 'postgres' | 'mongodb';
+  /** Human description without credentials, e.g. `sqlite:./data/pulling-agent.db`. */
+  readonly description: string;
+
+  /** Creates tables/indexes/collections idempotently and seeds the control document at version 0. */
+  init(): Promise<void>;
+  close(): Promise<void>;
+  /** One round trip; resolves with its latency in milliseconds. */
+  ping(): Promise<number>;
+
+  // --- control ---
+  /** The cheapest read there is: the current version only. */
+  readControlVersion(): Promise<number>;
+  /** The current control document, validated; throws InvalidControlStateError when it is malformed. */
+  readControl(): Promise<ControlState>;
+  /** Atomically: version + 1, timestamp from the store's clock, append a history entry. */
+  writeCommand(input: CommandInput): Promise<ControlState>;
+  /** History entries, newest first. Entries that do not parse are skipped. */
+  listHistory(limit: number): Promise<ControlState[]>;
+  /**
+   * Opens an event-driven watch, or resolves null when this store or server cannot push changes
+   * (the caller polls). Rejects only for unexpected failures, which the caller also treats as null.
+   */
+  watchControl(handlers: WatchHandlers): Promise<ControlWatch | null>;
+
+  // --- agent registry ---
+  upsertAgent(heartbeat: AgentHeartbeat): Promise<void>;
+  removeAgent(agentId: string): Promise<void>;
+  listAgents(): Promise<AgentRecord[]>;
+  /** Removes agents whose last heartbeat is older than the given age; resolves with how many. */
+  pruneAgents(olderThanMs: number): Promise<number>;
+
+  // --- documents ---
+  /** Stores each payload as a pending document; resolves with their ids, in order. */
+  insertDocuments(payloads: unknown[]): Promise<string[]>;
+  /**
+   * Atomically claims up to `limit` documents that are pending, or processing with an expired
+   * lease, for `agentId` with a lease of `leaseMs`. No document is ever held by two agents.
+   */
+  claimBatch(agentId: string, limit: number, leaseMs: number): Promise<ClaimedDocument[]>;
+  /** Extends the lease of documents this agent still holds. */
+  extendLeases(agentId: string, ids: string[], leaseMs: number): Promise<void>;
+  /** Marks documents this agent holds as processed; ignores any it no longer holds. */
+  completeDocuments(agentId: string, ids: string[]): Promise<number>;
+  /**
+   * Records a failed attempt of a document this agent holds: back to pending with attempts + 1,
+   * or `failed` with the error once attempts exceed maxRetries. Resolves with the new status, or
+   * null when the agent no longer held it.
+   */
+  failDocument(
+    agentId: string,
+    id: string,
+    error: string,
+    maxRetries: number,
+  ): Promise<DocumentStatus | null>;
+  /** Returns documents this agent holds to pending without counting an attempt. */
+  releaseDocuments(agentId: string, ids: string[]): Promise<number>;
+  getDocument(id: string): Promise<DocumentRecord | null>;
+  countDocuments(): Promise<DocumentCounts>;
+}

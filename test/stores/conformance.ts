@@ -1,0 +1,291 @@
+// The one suite every store passes. A store's test file calls describeStore() with a harness that
+// opens connections to one fresh database; two connections stand for two agents (two pods).
+
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+
+import { VersionConflictError } from '../../src/errors.js';
+import type { AgentHeartbeat, ControlWatch, Store } from '../../src/stores/types.js';
+import { waitFor } from '../helpers/wait.js';
+
+export interface StoreHarness {
+  /** A new, initialised connection to this harness's database (like another pod). */
+  open(): Promise<Store>;
+  /** The seed's manual wake-up, done with the raw driver: version + 1, nothing else. */
+  manualBump(): Promise<void>;
+  /** Drops the database/schema/file. */
+  cleanup(): Promise<void>;
+}
+
+export interface DescribeStoreOptions {
+  /** When set, the whole suite is skipped with this reason (printed once by the runner). */
+  skip?: string | undefined;
+}
+
+function heartbeat(agentId: string, overrides: Partial<AgentHeartbeat> = {}): AgentHeartbeat {
+  return {
+    agent_id: agentId,
+    host: 'host-1',
+    software_version: '0.0.0-test',
+    state: 'running',
+    applied_version: 0,
+    applied_at: null,
+    batch_in_flight: false,
+    watch_mode: 'polling',
+    started_at: new Date('2026-01-01T00:00:00Z'),
+    counters: { documents_processed: 3 },
+    ...overrides,
+  };
+}
+
+export function describeStore(
+  name: string,
+  makeHarness: () => Promise<StoreHarness>,
+  options: DescribeStoreOptions = {},
+): void {
+  describe(`store conformance: ${name}`, { skip: options.skip ?? false }, () => {
+    let harness: StoreHarness;
+    let a: Store;
+    let b: Store;
+
+    beforeEach(async () => {
+      harness = await makeHarness();
+      a = await harness.open();
+      b = await harness.open();
+    });
+
+    afterEach(async () => {
+      await a.close();
+      await b.close();
+      await harness.cleanup();
+    });
+
+    describe('control document', () => {
+      it('starts at running, version 0, by system, and init is idempotent', async () => {
+        await a.init();
+        const state = await b.readControl();
+        assert.equal(state.command, 'running');
+        assert.equal(state.version, 0);
+        assert.equal(state.updated_by, 'system');
+        assert.equal(state.reason, null);
+        assert.ok(state.timestamp instanceof Date && !Number.isNaN(state.timestamp.getTime()));
+        assert.equal(await a.readControlVersion(), 0);
+        assert.deepEqual(await a.listHistory(10), []);
+      });
+
+      it('writes a command atomically: version + 1, store timestamp, history entry', async () => {
+        const before = Date.now();
+        const written = await a.writeCommand({ command: 'pause', reason: 'Maintenance', updated_by: 'admin' });
+        assert.equal(written.command, 'pause');
+        assert.equal(written.version, 1);
+        assert.equal(written.reason, 'Maintenance');
+        assert.equal(written.updated_by, 'admin');
+        // The store's clock, not ours: allow for clock skew between us and a server, but not much.
+        assert.ok(Math.abs(written.timestamp.getTime() - before) < 60_000);
+
+        const seen = await b.readControl();
+        assert.deepEqual(seen, written);
+        assert.equal(await b.readControlVersion(), 1);
+
+        await b.writeCommand({ command: 'running', reason: null, updated_by: 'ops' });
+        const history = await a.listHistory(10);
+        assert.deepEqual(
+          history.map((h) => [h.version, h.command, h.updated_by]),
+          [
+            [2, 'running', 'ops'],
+            [1, 'pause', 'admin'],
+          ],
+        );
+        assert.deepEqual(history[1], written);
+        assert.equal((await a.listHistory(1)).length, 1);
+      });
+
+      it('gives concurrent commands from two connections distinct, contiguous versions', async () => {
+        const writes = [];
+        for (let i = 0; i < 20; i++) {
+          const store = i % 2 === 0 ? a : b;
+          writes.push(store.writeCommand({ command: i % 3 === 0 ? 'pause' : 'running', reason: `w${i}`, updated_by: 't' }));
+        }
+        const results = await Promise.all(writes);
+        const versions = results.map((r) => r.version).sort((x, y) => x - y);
+        assert.deepEqual(versions, Array.from({ length: 20 }, (_, i) => i + 1));
+        const history = await a.listHistory(100);
+        assert.equal(history.length, 20);
+        assert.deepEqual(
+          history.map((h) => h.version),
+          Array.from({ length: 20 }, (_, i) => 20 - i),
+        );
+        assert.equal((await b.readControl()).version, 20);
+      });
+
+      it('rejects a command whose expected version has moved, and changes nothing', async () => {
+        await a.writeCommand({ command: 'pause', reason: null, updated_by: 'x' });
+        await assert.rejects(
+          b.writeCommand({ command: 'shutdown', reason: null, updated_by: 'y', expectedVersion: 0 }),
+          (error: unknown) => error instanceof VersionConflictError && /current version is 1/.test(error.message),
+        );
+        const state = await a.readControl();
+        assert.equal(state.version, 1);
+        assert.equal(state.command, 'pause');
+        assert.equal((await a.listHistory(10)).length, 1);
+        const ok = await b.writeCommand({ command: 'running', reason: null, updated_by: 'y', expectedVersion: 1 });
+        assert.equal(ok.version, 2);
+      });
+
+      it('sees the manual version bump (the seed recipe) as a new version of the same command', async () => {
+        await a.writeCommand({ command: 'pause', reason: 'r', updated_by: 'u' });
+        await harness.manualBump();
+        const state = await b.readControl();
+        assert.equal(state.version, 2);
+        assert.equal(state.command, 'pause');
+      });
+
+      it('wakes a watcher when another connection writes a command, or says it cannot watch', async () => {
+        let wakes = 0;
+        const errors: Error[] = [];
+        const watch: ControlWatch | null = await a.watchControl({
+          onWake: () => wakes++,
+          onError: (error) => errors.push(error),
+        });
+        if (watch === null) {
+          // A store may not push; the control watcher then polls. Nothing more to check here.
+          return;
+        }
+        try {
+          assert.ok(['file_events', 'listen_notify', 'change_streams'].includes(watch.mode));
+          await b.writeCommand({ command: 'pause', reason: null, updated_by: 'w' });
+          await waitFor(() => wakes > 0, { what: 'a wake-up after a command' });
+          assert.deepEqual(errors, []);
+        } finally {
+          await watch.close();
+          await watch.close(); // idempotent
+        }
+      });
+    });
+
+    describe('agent registry', () => {
+      it('upserts, lists with the store heartbeat time, removes and prunes', async () => {
+        await a.upsertAgent(heartbeat('agent-1'));
+        await b.upsertAgent(heartbeat('agent-2', { state: 'paused', applied_version: 4, applied_at: new Date() }));
+        await a.upsertAgent(heartbeat('agent-1', { batch_in_flight: true }));
+        const agents = await b.listAgents();
+        assert.deepEqual(
+          agents.map((r) => [r.agent_id, r.state, r.batch_in_flight, r.applied_version]),
+          [
+            ['agent-1', 'running', true, 0],
+            ['agent-2', 'paused', false, 4],
+          ],
+        );
+        const first = agents[0]!;
+        assert.ok(first.heartbeat_at instanceof Date && Math.abs(first.heartbeat_at.getTime() - Date.now()) < 60_000);
+        assert.ok(first.started_at instanceof Date);
+        assert.equal(first.started_at.toISOString(), '2026-01-01T00:00:00.000Z');
+        assert.ok(agents[1]!.applied_at instanceof Date);
+        assert.deepEqual(first.counters, { documents_processed: 3 });
+
+        await a.removeAgent('agent-1');
+        assert.deepEqual((await b.listAgents()).map((r) => r.agent_id), ['agent-2']);
+        assert.equal(await a.pruneAgents(60_000), 0);
+        await waitFor(async () => (await a.pruneAgents(1)) === 1, { what: 'agent-2 pruned' });
+        assert.deepEqual(await b.listAgents(), []);
+      });
+    });
+
+    describe('documents', () => {
+      it('inserts pending documents and returns their ids in order', async () => {
+        const ids = await a.insertDocuments([{ n: 1 }, { n: 2 }, 'text', [1, 2]]);
+        assert.equal(ids.length, 4);
+        assert.equal(new Set(ids).size, 4);
+        const doc = await b.getDocument(ids[0]!);
+        assert.equal(doc?.status, 'pending');
+        assert.deepEqual(doc?.payload, { n: 1 });
+        assert.equal(doc?.attempts, 0);
+        assert.deepEqual((await b.getDocument(ids[2]!))?.payload, 'text');
+        assert.deepEqual(await a.countDocuments(), { pending: 4, processing: 0, processed: 0, failed: 0 });
+        assert.equal(await a.getDocument('no-such-id'), null);
+      });
+
+      it('claims a batch atomically: two agents never hold the same document', async () => {
+        const ids = await a.insertDocuments(Array.from({ length: 50 }, (_, i) => ({ i })));
+        const claims = await Promise.all([
+          a.claimBatch('agent-a', 20, 60_000),
+          b.claimBatch('agent-b', 20, 60_000),
+          a.claimBatch('agent-c', 20, 60_000),
+        ]);
+        const claimed = claims.flat().map((d) => d.id);
+        assert.equal(claimed.length, 50);
+        assert.equal(new Set(claimed).size, 50);
+        assert.deepEqual([...claimed].sort(), [...ids].sort());
+        assert.ok(claims.every((c) => c.length <= 20));
+        assert.deepEqual(await b.claimBatch('agent-d', 20, 60_000), []);
+        const doc = await a.getDocument(claims[1]![0]!.id);
+        assert.equal(doc?.status, 'processing');
+        assert.equal(doc?.claimed_by, 'agent-b');
+      });
+
+      it('completes only what the agent holds', async () => {
+        const ids = await a.insertDocuments([1, 2, 3]);
+        const batch = await a.claimBatch('agent-a', 10, 60_000);
+        assert.equal(batch.length, 3);
+        assert.equal(await b.completeDocuments('agent-b', ids), 0);
+        assert.equal(await a.completeDocuments('agent-a', ids.slice(0, 2)), 2);
+        const done = await b.getDocument(ids[0]!);
+        assert.equal(done?.status, 'processed');
+        assert.ok(done?.processed_at instanceof Date);
+        assert.deepEqual(await a.countDocuments(), { pending: 0, processing: 1, processed: 2, failed: 0 });
+        assert.equal(await a.completeDocuments('agent-a', ids.slice(0, 2)), 0);
+      });
+
+      it('retries a failed document up to maxRetries, then marks it failed with the error', async () => {
+        const [id] = await a.insertDocuments([{ poison: true }]);
+        for (let attempt = 0; attempt < 3; attempt++) {
+          const [doc] = await b.claimBatch('agent-b', 1, 60_000);
+          assert.equal(doc?.id, id);
+          assert.equal(doc?.attempts, attempt);
+          const expected = attempt < 2 ? 'pending' : 'failed';
+          assert.equal(await b.failDocument('agent-b', id!, `boom ${attempt}`, 2), expected);
+        }
+        const failed = await a.getDocument(id!);
+        assert.equal(failed?.status, 'failed');
+        assert.equal(failed?.attempts, 3);
+        assert.equal(failed?.error, 'boom 2');
+        assert.deepEqual(await a.claimBatch('agent-a', 1, 60_000), []);
+        assert.equal(await a.failDocument('agent-a', id!, 'not mine', 2), null);
+      });
+
+      it('releases claimed documents to pending without counting an attempt', async () => {
+        const ids = await a.insertDocuments([1, 2]);
+        await a.claimBatch('agent-a', 10, 60_000);
+        assert.equal(await b.releaseDocuments('agent-b', ids), 0);
+        assert.equal(await a.releaseDocuments('agent-a', ids), 2);
+        const again = await b.claimBatch('agent-b', 10, 60_000);
+        assert.deepEqual(again.map((d) => [d.id, d.attempts]), ids.map((id) => [id, 0]));
+      });
+
+      it('returns documents with an expired lease to another agent; an extended lease holds', async () => {
+        const [first, second] = await a.insertDocuments(['x', 'y']);
+        const claimed = await a.claimBatch('agent-a', 2, 300);
+        assert.equal(claimed.length, 2);
+        // Keep one lease alive, let the other expire.
+        const stop = Date.now() + 20_000;
+        let reclaimed: string[] = [];
+        while (Date.now() < stop) {
+          await a.extendLeases('agent-a', [second!], 60_000);
+          reclaimed = (await b.claimBatch('agent-b', 10, 60_000)).map((d) => d.id);
+          if (reclaimed.length > 0) break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.deepEqual(reclaimed, [first]);
+        // The agent that lost the lease can no longer complete it; the new holder can.
+        assert.equal(await a.completeDocuments('agent-a', [first!]), 0);
+        assert.equal(await b.completeDocuments('agent-b', [first!]), 1);
+        assert.equal(await a.completeDocuments('agent-a', [second!]), 1);
+      });
+    });
+
+    it('answers ping with a latency', async () => {
+      const ms = await a.ping();
+      assert.ok(typeof ms === 'number' && ms >= 0 && ms < 10_000);
+    });
+  });
+}
