@@ -72,6 +72,18 @@ export class InvalidControlStateError extends PullingAgentError {
   }
 }
 
+/** Thrown by Store.watchControl: `${feature} not available: ${reason}` is what the log shows. */
+export class WatchUnavailableError extends Error {
+  readonly feature: string;
+  readonly reason: string;
+  constructor(feature: string, reason: string) {
+    super(`${feature} not available: ${reason}`);
+    this.name = 'WatchUnavailableError';
+    this.feature = feature;
+    this.reason = reason;
+  }
+}
+
 /** A one-line description of anything thrown, without a stack. */
 export function describeError(error: unknown): string {
   if (error instanceof Error) return error.message || error.name;

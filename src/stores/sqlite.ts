@@ -10,7 +10,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 
 import { CONTROL_ID, parseControlState, parseControlVersion, tryParseControlState } from '../control/state.js';
-import { PullingAgentError, StoreUnavailableError, VersionConflictError } from '../errors.js';
+import {
+  describeError,
+  PullingAgentError,
+  StoreUnavailableError,
+  VersionConflictError,
+  WatchUnavailableError,
+} from '../errors.js';
 import type {
   AgentHeartbeat,
   AgentRecord,
@@ -66,6 +72,7 @@ const MIGRATIONS: string[] = [
    CREATE INDEX documents_lease ON documents (status, lease_until);`,
 ];
 
+const FEATURE = 'SQLite file events';
 const BUSY_RETRY_BUDGET_MS = 10_000;
 
 export interface SqliteStoreOptions {
@@ -208,8 +215,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       return rows.map(tryParseControlState).filter((s): s is ControlState => s !== null);
     },
 
-    async watchControl(handlers: WatchHandlers): Promise<ControlWatch | null> {
-      if (inMemory) return null;
+    async watchControl(handlers: WatchHandlers): Promise<ControlWatch> {
+      if (inMemory) throw new WatchUnavailableError(FEATURE, 'an in-memory database has no file to watch');
       conn();
       const file = basename(path);
       let watcher: FSWatcher;
@@ -217,8 +224,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
         watcher = watch(dirname(path), { persistent: false }, (_event, name) => {
           if (name === null || name.startsWith(file)) handlers.onWake();
         });
-      } catch {
-        return null; // no inotify here (or out of watches): the caller polls
+      } catch (error) {
+        // No inotify here, or out of watches: the caller polls.
+        throw new WatchUnavailableError(FEATURE, describeError(error));
       }
       let closed = false;
       watcher.on('error', (error) => {
@@ -226,6 +234,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       });
       return {
         mode: 'file_events',
+        description: 'SQLite file events (event-driven, real-time)',
         async close() {
           closed = true;
           watcher.close();

@@ -71,6 +71,8 @@ export type AgentHeartbeat = Omit<AgentRecord, 'heartbeat_at'>;
 /** An event-driven watch on the control document, opened by Store.watchControl. */
 export interface ControlWatch {
   readonly mode: Exclude<WatchMode, 'polling'>;
+  /** For the start-up log line, e.g. `MongoDB Change Streams (event-driven, real-time)`. */
+  readonly description: string;
   /** Stops watching and releases what the watch holds (connections, file watchers). Idempotent. */
   close(): Promise<void>;
 }
@@ -106,10 +108,11 @@ export interface Store {
   /** History entries, newest first. Entries that do not parse are skipped. */
   listHistory(limit: number): Promise<ControlState[]>;
   /**
-   * Opens an event-driven watch, or resolves null when this store or server cannot push changes
-   * (the caller polls). Rejects only for unexpected failures, which the caller also treats as null.
+   * Opens an event-driven watch and resolves once it is established (a lazy driver call is forced
+   * to its first round trip). Rejects with WatchUnavailableError naming the reason when this store
+   * or server cannot push changes; the caller then polls and may try again later.
    */
-  watchControl(handlers: WatchHandlers): Promise<ControlWatch | null>;
+  watchControl(handlers: WatchHandlers): Promise<ControlWatch>;
 
   // --- agent registry ---
   upsertAgent(heartbeat: AgentHeartbeat): Promise<void>;

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
-import { VersionConflictError } from '../../src/errors.js';
+import { VersionConflictError, WatchUnavailableError } from '../../src/errors.js';
 import type { AgentHeartbeat, ControlWatch, Store } from '../../src/stores/types.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -140,18 +140,22 @@ export function describeStore(
         assert.equal(state.command, 'pause');
       });
 
-      it('wakes a watcher when another connection writes a command, or says it cannot watch', async () => {
+      it('wakes a watcher when another connection writes a command, or says why it cannot watch', async (t) => {
         let wakes = 0;
         const errors: Error[] = [];
-        const watch: ControlWatch | null = await a.watchControl({
-          onWake: () => wakes++,
-          onError: (error) => errors.push(error),
-        });
-        if (watch === null) {
-          // A store may not push; the control watcher then polls. Nothing more to check here.
+        let watch: ControlWatch;
+        try {
+          watch = await a.watchControl({ onWake: () => wakes++, onError: (error) => errors.push(error) });
+        } catch (error) {
+          // A store or server may not push (FerretDB has no change streams); the control watcher
+          // then polls. The refusal must say why.
+          assert.ok(error instanceof WatchUnavailableError, `unexpected ${String(error)}`);
+          assert.ok(error.reason.length > 0);
+          t.diagnostic(`no event-driven watch: ${error.message}`);
           return;
         }
         try {
+          assert.ok(watch.description.length > 0);
           assert.ok(['file_events', 'listen_notify', 'change_streams'].includes(watch.mode));
           await b.writeCommand({ command: 'pause', reason: null, updated_by: 'w' });
           await waitFor(() => wakes > 0, { what: 'a wake-up after a command' });

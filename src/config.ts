@@ -1,0 +1,223 @@
+// Environment → typed, validated, frozen settings, in one place. The schema below is the single
+// list of variables: it validates them (with Ajv, as Fastify does), carries each one's default and
+// description, and docs/configuration.md is checked against it by a test.
+
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+
+import { Ajv } from 'ajv';
+import { type Static, Type } from 'typebox';
+
+import { ConfigError } from './errors.js';
+
+const Seconds = (def: number, description: string, minimum = 0.001) =>
+  Type.Number({ default: def, minimum, maximum: 86_400, description });
+const Int = (def: number, minimum: number, maximum: number, description: string) =>
+  Type.Integer({ default: def, minimum, maximum, description });
+const Bool = (def: boolean, description: string) => Type.Boolean({ default: def, description });
+
+export const ENV_SCHEMA = Type.Object({
+  PORT: Int(8000, 0, 65_535, 'HTTP port of the agent API (0 picks a free port).'),
+  HOST: Type.String({ default: '0.0.0.0', minLength: 1, description: 'Address the HTTP API listens on.' }),
+  DATA_DIR: Type.String({ default: './data', minLength: 1, description: 'Folder of the embedded store.' }),
+  STORE_URL: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'Where the store is: sqlite:<path>, postgres://…, mongodb://… (default sqlite:$DATA_DIR/pulling-agent.db).',
+    }),
+  ),
+  DATABASE_URL: Type.Optional(Type.String({ minLength: 1, description: 'Alias of STORE_URL for postgres:// URLs.' })),
+  MONGODB_URI: Type.Optional(Type.String({ minLength: 1, description: 'Alias of STORE_URL for mongodb:// URLs.' })),
+  MONGODB_DATABASE: Type.Optional(
+    Type.String({ minLength: 1, description: 'MongoDB database (when the URL does not name one).' }),
+  ),
+  MONGODB_COLLECTION: Type.String({
+    default: 'documents',
+    minLength: 1,
+    description: 'MongoDB collection of documents to pull.',
+  }),
+  PG_SCHEMA: Type.String({
+    default: 'pulling_agent',
+    pattern: '^[a-z_][a-z0-9_]{0,62}$',
+    description: 'PostgreSQL schema that holds the tables (lower-case identifier).',
+  }),
+  ENABLE_DISTRIBUTED_CONTROL: Bool(true, 'Watch the cluster control document; false = local control only.'),
+  ENABLE_CHANGE_STREAMS: Bool(true, 'Use the store\'s event-driven watch when it has one; false forces polling.'),
+  CONTROL_POLLING_INTERVAL: Seconds(10, 'Seconds between control polls in polling mode (±10 % jitter).'),
+  CONTROL_RECONCILE_INTERVAL: Seconds(
+    300,
+    'Seconds between safety reads of the control version in event-driven mode (0 disables).',
+    0,
+  ),
+  POLL_INTERVAL: Seconds(5, 'Seconds to wait after an empty claim before claiming again.'),
+  BATCH_SIZE: Int(100, 1, 10_000, 'Documents claimed per batch.'),
+  CONCURRENCY: Int(1, 1, 1_000, 'Documents of a batch processed at the same time.'),
+  MAX_RETRIES: Int(3, 0, 1_000, 'Retries of a document whose handler throws, before it is marked failed.'),
+  LEASE_TIMEOUT: Seconds(60, 'Seconds a claim is held without renewal before other agents may take it.', 1),
+  SHUTDOWN_TIMEOUT: Seconds(30, 'Seconds a shutdown waits for running handlers before aborting them.', 0),
+  HEARTBEAT_INTERVAL: Seconds(5, 'Seconds between registry heartbeats.', 0.1),
+  AGENT_ID: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 128,
+      pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]*$',
+      description: 'This agent\'s id (default: the host name, the pod name in Kubernetes).',
+    }),
+  ),
+  HANDLER: Type.Optional(
+    Type.String({ minLength: 1, description: 'Path of a module whose default export handles one document.' }),
+  ),
+  CONTROL_FILE: Type.String({
+    default: '/tmp/control/state',
+    minLength: 1,
+    description: 'Local control file (pause, resume/running, shutdown), e.g. a mounted ConfigMap.',
+  }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info', description: 'fatal, error, warn, info, debug, trace or silent.' },
+  ),
+  LOG_FORMAT: Type.Union([Type.Literal('json'), Type.Literal('text')], {
+    default: 'json',
+    description: 'json (one pino object a line) or text ([INFO] message lines).',
+  }),
+});
+
+export type Env = Static<typeof ENV_SCHEMA>;
+export type EnvName = keyof Env;
+export const ENV_NAMES = Object.keys(ENV_SCHEMA.properties) as EnvName[];
+
+export type StoreTarget =
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'postgres'; url: string; schema: string }
+  | { kind: 'mongodb'; url: string; database: string | undefined; collection: string };
+
+export interface Config {
+  port: number;
+  host: string;
+  store: StoreTarget;
+  distributedControl: boolean;
+  eventDriven: boolean;
+  controlPollingIntervalMs: number;
+  controlReconcileIntervalMs: number;
+  pollIntervalMs: number;
+  batchSize: number;
+  concurrency: number;
+  maxRetries: number;
+  leaseTimeoutMs: number;
+  shutdownTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  agentId: string;
+  handler: string | undefined;
+  controlFile: string;
+  logLevel: string;
+  logFormat: 'json' | 'text';
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false });
+const validateEnv = ajv.compile<Env>(ENV_SCHEMA);
+
+const TRUE = new Set(['true', '1', 'yes', 'on']);
+const FALSE = new Set(['false', '0', 'no', 'off']);
+
+function describeAllowed(name: string): string {
+  const schema = (ENV_SCHEMA.properties as unknown as Record<string, Record<string, unknown>>)[name];
+  if (!schema) return 'not a known variable';
+  if (schema.type === 'boolean') return 'true or false';
+  if (schema.anyOf) return (schema.anyOf as { const: string }[]).map((s) => s.const).join(', ');
+  if (schema.type === 'integer') return `a whole number from ${schema.minimum} to ${schema.maximum}`;
+  if (schema.type === 'number') return `a number of seconds from ${schema.minimum} to ${schema.maximum}`;
+  if (schema.pattern) return `a value matching ${schema.pattern}`;
+  return 'a non-empty string';
+}
+
+/** Hides the password of a URL, for logs and /api/config. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@');
+  }
+}
+
+function parseStore(env: Env): { target?: StoreTarget; problem?: string } {
+  const url = env.STORE_URL ?? env.DATABASE_URL ?? env.MONGODB_URI ?? `sqlite:${join(env.DATA_DIR, 'pulling-agent.db')}`;
+  const source = env.STORE_URL ? 'STORE_URL' : env.DATABASE_URL ? 'DATABASE_URL' : env.MONGODB_URI ? 'MONGODB_URI' : 'STORE_URL';
+  if (url.startsWith('sqlite:')) {
+    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+    if (path === '') return { problem: `${source}=${url}: a sqlite: URL needs a file path, e.g. sqlite:./data/pulling-agent.db` };
+    return { target: { kind: 'sqlite', path } };
+  }
+  if (/^postgres(ql)?:\/\//.test(url)) return { target: { kind: 'postgres', url, schema: env.PG_SCHEMA } };
+  if (/^mongodb(\+srv)?:\/\//.test(url)) {
+    return { target: { kind: 'mongodb', url, database: env.MONGODB_DATABASE, collection: env.MONGODB_COLLECTION } };
+  }
+  return {
+    problem: `${source}=${redactUrl(url)}: must start with sqlite:, postgres://, postgresql://, mongodb:// or mongodb+srv://`,
+  };
+}
+
+/** Reads and validates the environment; throws one ConfigError listing every problem. */
+export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Readonly<Config> {
+  const raw: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const name of ENV_NAMES) {
+    const value = environment[name];
+    if (value === undefined || value.trim() === '') continue; // empty = unset, never 0
+    const schema = (ENV_SCHEMA.properties as unknown as Record<string, { type?: string }>)[name];
+    if (schema?.type === 'boolean') {
+      const lower = value.trim().toLowerCase();
+      if (TRUE.has(lower)) raw[name] = true;
+      else if (FALSE.has(lower)) raw[name] = false;
+      else problems.push(`${name}=${JSON.stringify(value)} must be ${describeAllowed(name)}`);
+      continue;
+    }
+    raw[name] = value.trim();
+  }
+  if (!validateEnv(raw)) {
+    const seen = new Set<string>();
+    for (const error of validateEnv.errors ?? []) {
+      const name = error.instancePath.replace(/^\//, '').split('/')[0] ?? '';
+      if (seen.has(name)) continue;
+      seen.add(name);
+      const shown = name.includes('URL') || name.includes('URI') ? redactUrl(String(environment[name])) : environment[name];
+      problems.push(`${name}=${JSON.stringify(shown)} must be ${describeAllowed(name)}`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  const env = raw as Env;
+  const store = parseStore(env);
+  if (store.problem) throw new ConfigError([store.problem]);
+
+  return Object.freeze({
+    port: env.PORT,
+    host: env.HOST,
+    store: Object.freeze(store.target as StoreTarget),
+    distributedControl: env.ENABLE_DISTRIBUTED_CONTROL,
+    eventDriven: env.ENABLE_CHANGE_STREAMS,
+    controlPollingIntervalMs: env.CONTROL_POLLING_INTERVAL * 1000,
+    controlReconcileIntervalMs: env.CONTROL_RECONCILE_INTERVAL * 1000,
+    pollIntervalMs: env.POLL_INTERVAL * 1000,
+    batchSize: env.BATCH_SIZE,
+    concurrency: env.CONCURRENCY,
+    maxRetries: env.MAX_RETRIES,
+    leaseTimeoutMs: env.LEASE_TIMEOUT * 1000,
+    shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT * 1000,
+    heartbeatIntervalMs: env.HEARTBEAT_INTERVAL * 1000,
+    agentId: env.AGENT_ID ?? hostname(),
+    handler: env.HANDLER,
+    controlFile: env.CONTROL_FILE,
+    logLevel: env.LOG_LEVEL,
+    logFormat: env.LOG_FORMAT,
+  });
+}
+
+/** The effective settings as shown by GET /api/config: no secret, no credential inside a URL. */
+export function publicConfig(config: Readonly<Config>): Record<string, unknown> {
+  const store =
+    config.store.kind === 'sqlite'
+      ? { kind: 'sqlite', path: config.store.path }
+      : { ...config.store, url: redactUrl(config.store.url) };
+  return { ...config, store };
+}

@@ -1,0 +1,19 @@
+// openStore(target) picks the store for a configured URL. Each store lives in its own file and is
+// loaded only when used, so an agent on SQLite never loads the MongoDB or PostgreSQL driver.
+
+import type { StoreTarget } from '../config.js';
+import { createSqliteStore } from './sqlite.js';
+import type { Store } from './types.js';
+
+export type { Store } from './types.js';
+
+/** Creates (but does not initialise) the store for a target. */
+export async function openStore(target: StoreTarget): Promise<Store> {
+  switch (target.kind) {
+    case 'sqlite':
+      return createSqliteStore({ path: target.path });
+    case 'postgres':
+    case 'mongodb':
+      throw new Error(`the ${target.kind} store is not built yet`);
+  }
+}
