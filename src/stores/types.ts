@@ -85,6 +85,11 @@ export interface WatchHandlers {
   onWake(): void;
   /** The watch broke after it was established; the caller falls back to polling and retries. */
   onError(error: Error): void;
+  /**
+   * Optional: new pending documents were stored, so an idle agent can claim now instead of at its
+   * next poll. Stores that cannot tell simply never call it.
+   */
+  onDocuments?(): void;
 }
 
 export interface Store {
