@@ -1,0 +1,361 @@
+// One agent: adopts the cluster's control state before pulling anything, then claims batches while
+// running, follows every command (cluster or local) through the lifecycle state machine, and
+// drains before it stops. Everything it starts in the background (control watcher, heartbeat,
+// control file, lease renewal) is stopped by stop().
+
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+
+import { pino, type Logger } from 'pino';
+
+import { type Config, loadConfig } from '../config.js';
+import { ControlWatcher, type ControlWatcherStatus } from '../control/watcher.js';
+import { describeError } from '../errors.js';
+import { openStore } from '../stores/index.js';
+import type { AgentHeartbeat, ControlCommand, ControlState, Store } from '../stores/types.js';
+import { SOFTWARE_VERSION } from '../version.js';
+import { BatchRun, type BatchStats, type DocumentHandler } from './batch.js';
+import { Heartbeat } from './heartbeat.js';
+import { type AgentState, isReady, nextState } from './lifecycle.js';
+import { type ControlFileWatch, watchControlFile } from './local-control.js';
+
+export type AgentSettings = Omit<Config, 'port' | 'host' | 'logLevel' | 'logFormat' | 'handler'>;
+
+export interface AgentOptions extends Partial<AgentSettings> {
+  /** The document handler. Default: one that only logs. */
+  handler?: DocumentHandler;
+  /** An opened store; default: the one `store` (or STORE_URL's default) names. Closed by stop(). */
+  storeInstance?: Store;
+  /** A pino logger; the library default is silent. */
+  logger?: Logger;
+}
+
+export interface AgentStats extends BatchStats {
+  batches: number;
+  claims: number;
+  startedAt: Date;
+  lastBatchAt: Date | null;
+  lastHeartbeatAt: Date | null;
+  appliedVersion: number;
+  appliedAt: Date | null;
+}
+
+export interface AgentEvents {
+  state: [state: AgentState, previous: AgentState, source: string];
+  applied: [state: ControlState];
+}
+
+/** The built-in handler: it only logs what it got. */
+export const logOnlyHandler: DocumentHandler = (doc, { logger }) => {
+  logger.info({ document: doc.id }, 'Processed document (built-in handler: logs only)');
+};
+
+export class Agent extends EventEmitter<AgentEvents> {
+  readonly settings: Readonly<AgentSettings>;
+  readonly logger: Logger;
+  readonly host = hostname();
+  #store: Store | null;
+  #handler: DocumentHandler;
+  #state: AgentState = 'paused';
+  #adopted = false;
+  #exiting = false;
+  #watcher: ControlWatcher | null = null;
+  #heartbeat: Heartbeat | null = null;
+  #controlFile: ControlFileWatch | null = null;
+  #batch: BatchRun | null = null;
+  #loop: Promise<void> | null = null;
+  #wake: (() => void) | null = null;
+  #shutdownTimer: NodeJS.Timeout | null = null;
+  #resolveDone!: () => void;
+  #stopping: Promise<void> | null = null;
+  readonly #stats: AgentStats;
+  /** Resolves once the agent has stopped for good (after a shutdown or stop()). */
+  readonly done: Promise<void>;
+
+  constructor(options: AgentOptions = {}) {
+    super();
+    const { handler, storeInstance, logger, ...overrides } = options;
+    const defaults = loadConfig({});
+    this.settings = Object.freeze({ ...defaults, ...overrides });
+    this.logger = (logger ?? pino({ level: 'silent' })).child({ agent: this.settings.agentId });
+    this.#store = storeInstance ?? null;
+    this.#handler = handler ?? logOnlyHandler;
+    this.#stats = {
+      batches: 0,
+      claims: 0,
+      documentsProcessed: 0,
+      documentsFailed: 0,
+      documentsRetried: 0,
+      handlerErrors: 0,
+      storeErrors: 0,
+      startedAt: new Date(),
+      lastBatchAt: null,
+      lastHeartbeatAt: null,
+      appliedVersion: -1,
+      appliedAt: null,
+    };
+    this.done = new Promise<void>((resolve) => {
+      this.#resolveDone = resolve;
+    });
+  }
+
+  get state(): AgentState {
+    return this.#state;
+  }
+  get ready(): boolean {
+    return this.#adopted && isReady(this.#state);
+  }
+  /** True once the cluster state (or, without distributed control, the initial state) is adopted. */
+  get adopted(): boolean {
+    return this.#adopted;
+  }
+  get store(): Store {
+    if (!this.#store) throw new Error('the agent has not been started');
+    return this.#store;
+  }
+  get batchInFlight(): boolean {
+    return this.#batch !== null;
+  }
+  get controlStatus(): ControlWatcherStatus | null {
+    return this.#watcher?.status ?? null;
+  }
+  get controlState(): ControlState | null {
+    return this.#watcher?.current ?? null;
+  }
+  get stats(): Readonly<AgentStats> {
+    return { ...this.#stats, lastHeartbeatAt: this.#heartbeat?.lastAt ?? null };
+  }
+
+  /**
+   * Opens and initialises the store (retrying while it is unreachable), adopts the cluster state,
+   * then starts pulling. Resolves once the state is adopted; the pull loop runs in the background.
+   */
+  async start(): Promise<void> {
+    const s = this.settings;
+    this.#store ??= await openStore(s.store);
+    await this.#retry('initialising the store', () => this.store.init());
+    if (this.#exiting) return;
+
+    if (s.distributedControl) {
+      this.#watcher = new ControlWatcher({
+        store: this.store,
+        logger: this.logger,
+        eventDriven: s.eventDriven,
+        pollingIntervalMs: s.controlPollingIntervalMs,
+        reconcileIntervalMs: s.controlReconcileIntervalMs,
+        onState: (state) => this.#applyCluster(state),
+        onDocuments: () => this.#wake?.(),
+      });
+      await this.#watcher.start();
+    } else {
+      this.logger.info('[Distributed Control] Disabled (ENABLE_DISTRIBUTED_CONTROL=false): local control only');
+      this.#transition({ type: 'command', command: 'running', source: 'local' }, 'start');
+    }
+    if (this.#exiting) return;
+    this.#adopted = true;
+    this.#controlFile = watchControlFile(s.controlFile, (command) => this.command(command, 'control file'), this.logger);
+    this.#heartbeat = new Heartbeat({
+      store: this.store,
+      intervalMs: s.heartbeatIntervalMs,
+      retentionMs: s.agentRetentionMs,
+      snapshot: () => this.snapshot(),
+      logger: this.logger,
+      onError: () => this.#stats.storeErrors++,
+    });
+    this.#heartbeat.start();
+    this.#loop = this.#pullLoop();
+    this.logger.info({ state: this.#state }, `Agent ${s.agentId} started`);
+  }
+
+  /** A local command for this agent only (HTTP /api/agent/*, signals, control file). */
+  command(command: ControlCommand, source: string): void {
+    this.#transition({ type: 'command', command, source: 'local' }, source);
+  }
+  pause(source = 'api'): void {
+    this.command('pause', source);
+  }
+  resume(source = 'api'): void {
+    this.command('running', source);
+  }
+  shutdown(source = 'api'): void {
+    this.command('shutdown', source);
+  }
+  /** Stop waiting for running handlers: abort them and release their documents. */
+  forceShutdown(source: string): void {
+    this.logger.warn(`${source} again: aborting running handlers`);
+    this.shutdown(source);
+    void this.#batch?.abort(`forced shutdown (${source})`);
+  }
+
+  /** Re-reads the control document now (after this agent wrote a command, say). */
+  async refreshControl(): Promise<void> {
+    await this.#watcher?.check();
+  }
+
+  /** Shuts this agent down (drain, then stop everything); resolves when stopped. */
+  stop(): Promise<void> {
+    if (this.#state !== 'stopping') this.shutdown('stop()');
+    return this.#finish();
+  }
+
+  #finish(): Promise<void> {
+    this.#exiting = true;
+    this.#stopping ??= this.#drainAndClose();
+    return this.#stopping;
+  }
+
+  snapshot(): AgentHeartbeat {
+    return {
+      agent_id: this.settings.agentId,
+      host: this.host,
+      software_version: SOFTWARE_VERSION,
+      state: this.#state,
+      applied_version: this.#stats.appliedVersion,
+      applied_at: this.#stats.appliedAt,
+      batch_in_flight: this.#batch !== null,
+      watch_mode: this.#watcher?.status.watchMode ?? 'polling',
+      started_at: this.#stats.startedAt,
+      counters: {
+        batches: this.#stats.batches,
+        documents_processed: this.#stats.documentsProcessed,
+        documents_failed: this.#stats.documentsFailed,
+        errors: this.#stats.handlerErrors + this.#stats.storeErrors,
+      },
+    };
+  }
+
+  async #applyCluster(state: ControlState): Promise<void> {
+    const initial = this.#stats.appliedVersion === -1;
+    this.#stats.appliedVersion = state.version;
+    this.#stats.appliedAt = new Date();
+    this.logger.info(
+      { command: state.command, version: state.version, updated_by: state.updated_by, reason: state.reason },
+      `[Distributed Control] Applying command ${state.command} (version ${state.version})`,
+    );
+    this.#transition({ type: 'command', command: state.command, source: 'cluster', initial }, 'cluster');
+    this.emit('applied', state);
+    void this.#heartbeat?.beat();
+  }
+
+  #transition(event: Parameters<typeof nextState>[1], source: string): void {
+    const previous = this.#state;
+    const { state } = nextState(previous, event);
+    if (state === previous) return;
+    this.#state = state;
+    this.logger.info({ from: previous, to: state, source }, `Agent state: ${state}`);
+    this.emit('state', state, previous, source);
+    if (state !== 'running') void this.#batch?.halt();
+    if (state === 'stopping') this.#beginShutdown();
+    this.#wake?.();
+    void this.#heartbeat?.beat();
+  }
+
+  #beginShutdown(): void {
+    const timeout = this.settings.shutdownTimeoutMs;
+    this.#shutdownTimer = setTimeout(() => {
+      if (this.#batch) {
+        this.logger.warn(`Shutdown timeout (${timeout / 1000}s) reached: aborting running handlers`);
+        void this.#batch.abort('shutdown timeout');
+      }
+    }, timeout);
+    void this.#finish();
+  }
+
+  async #pullLoop(): Promise<void> {
+    const s = this.settings;
+    let backoff = 250;
+    while (!this.#exiting) {
+      if (this.#state !== 'running') {
+        await this.#sleep(60_000);
+        continue;
+      }
+      let documents;
+      try {
+        documents = await this.store.claimBatch(s.agentId, s.batchSize, s.leaseTimeoutMs);
+        this.#stats.claims++;
+        backoff = 250;
+      } catch (error) {
+        this.#stats.storeErrors++;
+        this.logger.warn(`Claim failed, retrying in ${Math.round(backoff)} ms: ${describeError(error)}`);
+        await this.#sleep(backoff);
+        backoff = Math.min(backoff * 2, 30_000);
+        continue;
+      }
+      if (documents.length === 0) {
+        await this.#sleep(s.pollIntervalMs);
+        continue;
+      }
+      const batch = new BatchRun(documents, {
+        store: this.store,
+        agentId: s.agentId,
+        handler: this.#handler,
+        concurrency: s.concurrency,
+        maxRetries: s.maxRetries,
+        leaseMs: s.leaseTimeoutMs,
+        logger: this.logger,
+        stats: this.#stats,
+      });
+      this.#batch = batch;
+      void this.#heartbeat?.beat();
+      // A command may have arrived while the claim was on its way.
+      if (this.#state !== 'running') void batch.halt();
+      try {
+        await batch.run();
+      } finally {
+        this.#batch = null;
+        this.#stats.batches++;
+        this.#stats.lastBatchAt = new Date();
+        void this.#heartbeat?.beat();
+      }
+    }
+  }
+
+  /** Waits up to ms, or until a state change or new documents wake the loop. */
+  #sleep(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      this.#wake = done;
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+    }).finally(() => {
+      this.#wake = null;
+    });
+  }
+
+  async #retry(what: string, operation: () => Promise<void>): Promise<void> {
+    let delay = 250;
+    for (let attempt = 1; !this.#exiting; attempt++) {
+      try {
+        await operation();
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code === 'PA_SCHEMA_TOO_NEW') throw error;
+        this.#stats.storeErrors++;
+        this.logger.warn(`Store unavailable while ${what} (attempt ${attempt}), retrying: ${describeError(error)}`);
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 10_000);
+      }
+    }
+  }
+
+  async #drainAndClose(): Promise<void> {
+    void this.#batch?.halt();
+    this.#wake?.();
+    await this.#loop;
+    if (this.#shutdownTimer) clearTimeout(this.#shutdownTimer);
+    if (this.#state === 'stopping') this.#transition({ type: 'drained' }, 'drained');
+    this.#controlFile?.close();
+    await this.#watcher?.stop();
+    await this.#heartbeat?.stop({ agentId: this.settings.agentId });
+    await this.#store?.close().catch(() => undefined);
+    this.logger.info(`Agent ${this.settings.agentId} stopped`);
+    this.#resolveDone();
+  }
+}
+
+/** Creates an agent from code; `agent.start()` runs it, `agent.stop()` drains and stops it. */
+export function createAgent(options: AgentOptions = {}): Agent {
+  return new Agent(options);
+}

@@ -1,0 +1,54 @@
+// One agent's lifecycle as a pure state machine, so that every rule is unit-tested apart from
+// timers and stores. Cluster commands and local commands (signals, control file, /api/agent/*)
+// are the same events; the last one wins, except that nothing undoes a shutdown once it drains.
+
+import type { ControlCommand } from '../stores/types.js';
+
+export const AGENT_STATES = ['running', 'paused', 'stopping', 'stopped'] as const;
+export type AgentState = (typeof AGENT_STATES)[number];
+
+export type CommandSource = 'cluster' | 'local';
+
+export type LifecycleEvent =
+  | {
+      type: 'command';
+      command: ControlCommand;
+      source: CommandSource;
+      /** The cluster state adopted at start, before anything was pulled. */
+      initial?: boolean;
+    }
+  /** A stopping agent finished draining (or gave up on its handlers). */
+  | { type: 'drained' };
+
+export interface Transition {
+  state: AgentState;
+  /** The process should exit once this transition's drain completes. */
+  exit: boolean;
+}
+
+export function nextState(current: AgentState, event: LifecycleEvent): Transition {
+  if (event.type === 'drained') {
+    return current === 'stopping' ? { state: 'stopped', exit: true } : { state: current, exit: false };
+  }
+  // Once draining for a shutdown, no command brings the agent back: it exits, and a restarted
+  // agent reads the cluster state afresh.
+  if (current === 'stopping') return { state: 'stopping', exit: false };
+  switch (event.command) {
+    case 'running':
+      return { state: 'running', exit: false };
+    case 'pause':
+      return { state: 'paused', exit: false };
+    case 'shutdown':
+      // A cluster that is already shut down must not make new or restarted agents exit again
+      // (that would be a crash loop under Kubernetes): they stay up, stopped, until a resume.
+      if (event.source === 'cluster' && (event.initial === true || current === 'stopped')) {
+        return { state: 'stopped', exit: false };
+      }
+      return { state: 'stopping', exit: false };
+  }
+}
+
+/** Readiness: 200 only while running. */
+export function isReady(state: AgentState): boolean {
+  return state === 'running';
+}
