@@ -77,9 +77,9 @@ export const ENV_SCHEMA = Type.Object({
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info', description: 'fatal, error, warn, info, debug, trace or silent.' },
   ),
-  LOG_FORMAT: Type.Union([Type.Literal('json'), Type.Literal('text')], {
-    default: 'json',
-    description: 'json (one pino object a line) or text ([INFO] message lines).',
+  LOG_FORMAT: Type.Union([Type.Literal('text'), Type.Literal('json')], {
+    default: 'text',
+    description: 'text ([INFO] message lines, as the seed shows them) or json (one pino object a line).',
   }),
 });
 

@@ -1,1 +1,11 @@
-export {};
+// The library: create agents from code, build the HTTP API, open stores.
+export { Agent, type AgentOptions, type AgentSettings, type AgentStats, createAgent, logOnlyHandler } from './agent/agent.js';
+export type { DocumentHandler, HandlerContext } from './agent/batch.js';
+export { type AgentState, nextState } from './agent/lifecycle.js';
+export { type Config, loadConfig, publicConfig, type StoreTarget } from './config.js';
+export { ControlWatcher } from './control/watcher.js';
+export * from './errors.js';
+export { type App, buildApp } from './http/app.js';
+export { createLogger } from './logging.js';
+export { openStore } from './stores/index.js';
+export type * from './stores/types.js';

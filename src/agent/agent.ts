@@ -10,7 +10,7 @@ import { pino, type Logger } from 'pino';
 
 import { type Config, loadConfig } from '../config.js';
 import { ControlWatcher, type ControlWatcherStatus } from '../control/watcher.js';
-import { describeError } from '../errors.js';
+import { describeError, PullingAgentError } from '../errors.js';
 import { openStore } from '../stores/index.js';
 import type { AgentHeartbeat, ControlCommand, ControlState, Store } from '../stores/types.js';
 import { SOFTWARE_VERSION } from '../version.js';
@@ -110,7 +110,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.#adopted;
   }
   get store(): Store {
-    if (!this.#store) throw new Error('the agent has not been started');
+    if (!this.#store) throw new PullingAgentError('PA_STORE_UNAVAILABLE', 'the agent has not opened its store yet');
     return this.#store;
   }
   get batchInFlight(): boolean {
@@ -144,7 +144,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         pollingIntervalMs: s.controlPollingIntervalMs,
         reconcileIntervalMs: s.controlReconcileIntervalMs,
         onState: (state) => this.#applyCluster(state),
-        onDocuments: () => this.#wake?.(),
+        onDocuments: () => this.notifyDocuments(),
       });
       await this.#watcher.start();
     } else {
@@ -185,6 +185,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.logger.warn(`${source} again: aborting running handlers`);
     this.shutdown(source);
     void this.#batch?.abort(`forced shutdown (${source})`);
+  }
+
+  /** New documents were stored: an idle agent claims now instead of at its next poll. */
+  notifyDocuments(): void {
+    if (this.#state === 'running' && this.#batch === null) this.#wake?.();
   }
 
   /** Re-reads the control document now (after this agent wrote a command, say). */

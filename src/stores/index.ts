@@ -12,7 +12,10 @@ export async function openStore(target: StoreTarget): Promise<Store> {
   switch (target.kind) {
     case 'sqlite':
       return createSqliteStore({ path: target.path });
-    case 'postgres':
+    case 'postgres': {
+      const { createPostgresStore } = await import('./postgres/index.js');
+      return createPostgresStore({ url: target.url, schema: target.schema });
+    }
     case 'mongodb':
       throw new Error(`the ${target.kind} store is not built yet`);
   }

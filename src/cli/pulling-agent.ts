@@ -1,0 +1,74 @@
+#!/usr/bin/env node
+// `pulling-agent` (and `npm start`): one agent process configured by the environment. A thin layer
+// over createAgent() and buildApp(): it validates the configuration, loads the handler module,
+// listens, wires signals, and exits 0 after a graceful shutdown.
+
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+
+import { createAgent } from '../agent/agent.js';
+import type { DocumentHandler } from '../agent/batch.js';
+import { installSignalHandlers } from '../agent/local-control.js';
+import { ConfigError, describeError } from '../errors.js';
+import { loadConfig, publicConfig } from '../config.js';
+import { buildApp } from '../http/app.js';
+import { createLogger } from '../logging.js';
+import { openStore } from '../stores/index.js';
+
+const HELP = `Usage: pulling-agent [--help]
+
+Runs one pulling agent, configured by environment variables (see docs/configuration.md):
+  PORT (8000), STORE_URL (sqlite:./data/pulling-agent.db), HANDLER, BATCH_SIZE, CONCURRENCY, …
+The HTTP API is described at /docs once it runs.`;
+
+async function loadHandler(path: string): Promise<DocumentHandler> {
+  const module = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown; handle?: unknown };
+  const handler = module.default ?? module.handle;
+  if (typeof handler !== 'function') {
+    throw new ConfigError([`HANDLER=${path}: the module has no default export function (document, context) => …`]);
+  }
+  return handler as DocumentHandler;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { help: { type: 'boolean', short: 'h' } }, strict: true });
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const config = loadConfig();
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat });
+  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'Unhandled rejection (the agent keeps running)'));
+
+  const { handler: handlerPath, ...settings } = config;
+  const handler = handlerPath ? await loadHandler(handlerPath) : undefined;
+  const storeInstance = await openStore(config.store);
+  const agent = createAgent({ ...settings, ...(handler ? { handler } : {}), storeInstance, logger });
+  const app = await buildApp({ agent, logger, publicConfig: publicConfig(config) });
+  await app.listen({ port: config.port, host: config.host });
+  const uninstall = installSignalHandlers(agent);
+
+  try {
+    await agent.start();
+  } catch (error) {
+    // Only a refusal that retrying cannot fix ends up here (a schema newer than this agent).
+    logger.fatal(describeError(error));
+    await app.close();
+    return 1;
+  }
+  await agent.done;
+  uninstall();
+  await app.close();
+  logger.info('Exiting');
+  return 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    if (error instanceof ConfigError) console.error(error.message);
+    else console.error(`pulling-agent: ${describeError(error)}`);
+    process.exit(error instanceof ConfigError || (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? 2 : 1);
+  },
+);

@@ -1,0 +1,138 @@
+// buildApp() makes the HTTP API of one agent without opening a port (tests use app.inject());
+// only src/cli/pulling-agent.ts listens. Errors of every kind leave as one JSON shape with a stable
+// code from src/errors.ts, never a stack trace.
+
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
+import type { Logger } from 'pino';
+
+import type { Agent } from '../agent/agent.js';
+import { type ErrorCode, PullingAgentError } from '../errors.js';
+import { SOFTWARE_VERSION } from '../version.js';
+import { registerAgentRoutes } from './routes/agent.js';
+import { registerClusterRoutes } from './routes/cluster.js';
+import { registerDocumentRoutes } from './routes/documents.js';
+import { registerStatusRoutes } from './routes/status.js';
+
+export interface AppOptions {
+  agent: Agent;
+  logger: Logger;
+  /** The effective settings shown by GET /api/config (already free of secrets). */
+  publicConfig: Record<string, unknown>;
+  /** Largest accepted request body in bytes (default 10 MiB). */
+  bodyLimit?: number;
+}
+
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+export function errorBody(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+  return { status: 'error' as const, error: code, message, ...details };
+}
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+/** Maps anything thrown in a request to a code, status and message that are safe to show. */
+function toHttpError(error: FastifyError | Error): { status: number; code: ErrorCode; message: string; details?: Record<string, unknown> } {
+  if (error instanceof PullingAgentError) {
+    return { status: error.statusCode, code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) };
+  }
+  const fastifyError = error as FastifyError;
+  if (fastifyError.validation) {
+    const context = fastifyError.validationContext ?? 'request';
+    const problems = fastifyError.validation.map((v) => {
+      const field = v.instancePath.replace(/^\//, '').replaceAll('/', '.') || (v.params as { missingProperty?: string }).missingProperty || context;
+      return `${context === 'querystring' ? 'query parameter ' : `${context} `}${field} ${v.message ?? 'is invalid'}`;
+    });
+    return { status: 400, code: 'PA_BAD_REQUEST', message: problems.join('; ') };
+  }
+  const status = fastifyError.statusCode ?? 500;
+  if (status === 413) return { status, code: 'PA_PAYLOAD_TOO_LARGE', message: 'request body is larger than the limit' };
+  if (status === 415) return { status, code: 'PA_UNSUPPORTED_MEDIA_TYPE', message: fastifyError.message };
+  if (status >= 400 && status < 500) {
+    const json = error instanceof SyntaxError || fastifyError.code?.includes('JSON');
+    return { status, code: json ? 'PA_INVALID_JSON' : 'PA_BAD_REQUEST', message: fastifyError.message };
+  }
+  return { status: 500, code: 'PA_INTERNAL', message: 'internal error (logged by the agent)' };
+}
+
+export async function buildApp(options: AppOptions): Promise<App> {
+  const app = Fastify({
+    loggerInstance: options.logger,
+    // Our own onResponse hook logs requests (mutations at info, reads at debug).
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024,
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+
+  // An empty JSON body is no body (curl -X POST -H 'Content-Type: application/json' with no data).
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (error) {
+      done(new PullingAgentError('PA_INVALID_JSON', `malformed JSON body: ${(error as Error).message}`), undefined);
+    }
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const mapped = toHttpError(error as FastifyError);
+    if (mapped.status >= 500 && mapped.code === 'PA_INTERNAL') request.log.error({ err: error }, 'Request failed');
+    else request.log.info({ code: mapped.code, status: mapped.status }, mapped.message);
+    return reply.status(mapped.status).send(errorBody(mapped.code, mapped.message, mapped.details));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0] ?? '/';
+    const allowed = METHODS.filter((method) => method !== request.method && app.hasRoute({ method, url: path }));
+    if (allowed.length > 0) {
+      return reply
+        .status(405)
+        .header('allow', allowed.join(', '))
+        .send(errorBody('PA_METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${path}; use ${allowed.join(' or ')}`));
+    }
+    return reply.status(404).send(errorBody('PA_NOT_FOUND', `no endpoint ${request.method} ${path}`));
+  });
+
+  app.addHook('onResponse', (request, reply, done) => {
+    const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
+    if (request.method === 'GET' || request.method === 'HEAD') request.log.debug(line, 'request');
+    else request.log.info(line, 'request');
+    done();
+  });
+
+  // The OpenAPI document is generated from the same schemas that validate requests.
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'pulling-agent',
+        version: SOFTWARE_VERSION,
+        description: 'HTTP API of one pulling agent: cluster-wide control, this agent, documents, status.',
+      },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  registerStatusRoutes(app, options);
+  registerClusterRoutes(app, options);
+  registerAgentRoutes(app, options);
+  registerDocumentRoutes(app, options);
+  return app;
+}

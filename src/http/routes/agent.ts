@@ -1,0 +1,50 @@
+// /api/agent/*: this agent only, not persisted (a restart reads the cluster state again).
+
+import { Type } from 'typebox';
+
+import { AGENT_STATES } from '../../agent/lifecycle.js';
+import type { App, AppOptions } from '../app.js';
+import { ErrorBody } from '../schemas.js';
+
+const AgentStateJson = Type.Object({
+  state: Type.Enum([...AGENT_STATES]),
+  timestamp: Type.String({ format: 'date-time' }),
+  agent_id: Type.String(),
+  ready: Type.Boolean(),
+  applied_version: Type.Integer(),
+  batch_in_flight: Type.Boolean(),
+});
+
+export function registerAgentRoutes(app: App, { agent }: AppOptions): void {
+  const view = () => ({
+    state: agent.state,
+    timestamp: new Date().toISOString(),
+    agent_id: agent.settings.agentId,
+    ready: agent.ready,
+    applied_version: agent.controlStatus?.appliedVersion ?? -1,
+    batch_in_flight: agent.batchInFlight,
+  });
+
+  app.get('/api/agent/state', { schema: { summary: 'This agent\'s state', response: { 200: AgentStateJson } } }, async () => view());
+
+  const actions = [
+    ['pause', () => agent.pause('api')],
+    ['resume', () => agent.resume('api')],
+    ['shutdown', () => agent.shutdown('api')],
+  ] as const;
+  for (const [name, act] of actions) {
+    app.post(
+      `/api/agent/${name}`,
+      {
+        schema: {
+          summary: `${name} this agent only (not persisted)`,
+          response: { 200: Type.Intersect([Type.Object({ status: Type.Literal('success'), message: Type.String() }), AgentStateJson]), '4xx': ErrorBody },
+        },
+      },
+      async () => {
+        act();
+        return { status: 'success' as const, message: `Agent ${agent.settings.agentId}: ${name}`, ...view() };
+      },
+    );
+  }
+}

@@ -1,0 +1,52 @@
+// /api/documents: feed work to the store (the embedded one has no other way in) and look at it.
+
+import { Type } from 'typebox';
+
+import { PullingAgentError } from '../../errors.js';
+import type { App, AppOptions } from '../app.js';
+import { ErrorBody } from '../schemas.js';
+
+export const MAX_DOCUMENTS_PER_REQUEST = 10_000;
+
+export function registerDocumentRoutes(app: App, { agent }: AppOptions): void {
+  app.post(
+    '/api/documents',
+    {
+      schema: {
+        summary: 'Store documents as pending; answers with their ids in order',
+        body: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_DOCUMENTS_PER_REQUEST, description: 'The documents (any JSON values).' }),
+        response: {
+          201: Type.Object({ status: Type.Literal('success'), count: Type.Integer(), ids: Type.Array(Type.String()) }),
+          '4xx': ErrorBody,
+          '5xx': ErrorBody,
+        },
+      },
+    },
+    async (request, reply) => {
+      if (!Array.isArray(request.body)) {
+        throw new PullingAgentError('PA_BAD_REQUEST', 'body must be a JSON array of documents');
+      }
+      const ids = await agent.store.insertDocuments(request.body);
+      agent.notifyDocuments();
+      return reply.status(201).send({ status: 'success' as const, count: ids.length, ids });
+    },
+  );
+
+  app.get('/api/documents', { schema: { summary: 'How many documents are in each status' } }, async () => ({
+    counts: await agent.store.countDocuments(),
+  }));
+
+  app.get(
+    '/api/documents/:id',
+    { schema: { summary: 'One document', params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }) } },
+    async (request) => {
+      const doc = await agent.store.getDocument(request.params.id);
+      if (!doc) throw new PullingAgentError('PA_NOT_FOUND', `no document ${request.params.id}`);
+      return {
+        ...doc,
+        created_at: doc.created_at.toISOString(),
+        processed_at: doc.processed_at?.toISOString() ?? null,
+      };
+    },
+  );
+}

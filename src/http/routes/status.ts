@@ -1,0 +1,90 @@
+// Probes and status: /health (liveness), /readiness, /api/stats, /api/config and the store's
+// status (also under the seed's name /api/mongo/status).
+
+import type { FastifyReply } from 'fastify';
+import { Type } from 'typebox';
+
+import { describeError } from '../../errors.js';
+import { SOFTWARE_VERSION } from '../../version.js';
+import type { App, AppOptions } from '../app.js';
+
+export function registerStatusRoutes(app: App, { agent, publicConfig }: AppOptions): void {
+  app.get(
+    '/health',
+    { schema: { summary: 'Liveness: 200 while the process is alive, whatever its state' } },
+    async () => ({ status: 'ok', state: agent.state, timestamp: new Date().toISOString() }),
+  );
+
+  app.get(
+    '/readiness',
+    { schema: { summary: 'Readiness: 200 only while running, else 503' } },
+    async (_request, reply) => {
+      const ready = agent.ready;
+      return reply.status(ready ? 200 : 503).send({ ready, state: agent.state, timestamp: new Date().toISOString() });
+    },
+  );
+
+  app.get('/api/stats', { schema: { summary: 'This agent\'s counters' } }, async () => {
+    const s = agent.stats;
+    return {
+      agent_id: agent.settings.agentId,
+      state: agent.state,
+      version: SOFTWARE_VERSION,
+      uptime_seconds: Math.round((Date.now() - s.startedAt.getTime()) / 1000),
+      started_at: s.startedAt.toISOString(),
+      batches: s.batches,
+      claims: s.claims,
+      documents_processed: s.documentsProcessed,
+      documents_failed: s.documentsFailed,
+      documents_retried: s.documentsRetried,
+      errors: s.handlerErrors + s.storeErrors,
+      handler_errors: s.handlerErrors,
+      store_errors: s.storeErrors,
+      batch_in_flight: agent.batchInFlight,
+      last_batch_at: s.lastBatchAt?.toISOString() ?? null,
+      last_heartbeat: s.lastHeartbeatAt?.toISOString() ?? null,
+      applied_version: s.appliedVersion,
+      applied_at: s.appliedAt?.toISOString() ?? null,
+    };
+  });
+
+  app.get('/api/config', { schema: { summary: 'Effective settings (no secrets)' } }, async () => publicConfig);
+
+  const storeStatus = async (_request: unknown, reply: FastifyReply) => {
+    const base = { store: agent.settings.store.kind, description: safeDescription() };
+    const control = agent.controlStatus;
+    try {
+      const latency = await agent.store.ping();
+      return reply.send({
+        ...base,
+        status: 'connected',
+        reachable: true,
+        latency_ms: Math.round(latency * 100) / 100,
+        watch_mode: control?.watchMode ?? null,
+        control_error: control?.lastError ?? null,
+      });
+    } catch (error) {
+      return reply.status(503).send({
+        ...base,
+        status: 'unreachable',
+        reachable: false,
+        latency_ms: null,
+        error: describeError(error),
+        watch_mode: control?.watchMode ?? null,
+        control_error: control?.lastError ?? null,
+      });
+    }
+  };
+  const safeDescription = () => {
+    try {
+      return agent.store.description;
+    } catch {
+      return null;
+    }
+  };
+  const statusSchema = (summary: string) => ({
+    schema: { summary, response: { 200: Type.Object({ reachable: Type.Boolean() }, { additionalProperties: true }) } },
+  });
+  app.get('/api/store/status', statusSchema('Whether the store answers, and its latency'), storeStatus);
+  app.get('/api/mongo/status', statusSchema('The seed\'s name for /api/store/status'), storeStatus);
+}

@@ -1,0 +1,41 @@
+// Request and response schemas shared by the routes: they validate requests (Fastify + Ajv) and
+// describe responses; the same objects can feed an OpenAPI document.
+
+import { Type } from 'typebox';
+
+import { CONTROL_COMMANDS } from '../stores/types.js';
+
+/** Printable text: no control characters (a log or a terminal must not be fooled by a reason). */
+const NO_CONTROL_CHARS = '^[^\\u0000-\\u001f\\u007f]*$';
+
+export const AuditText = (description: string) =>
+  Type.String({ maxLength: 256, pattern: NO_CONTROL_CHARS, description });
+
+export const AuditQuery = Type.Object(
+  {
+    reason: Type.Optional(AuditText('Why (kept in the history).')),
+    updated_by: Type.Optional(AuditText('Who (kept in the history). Default: api.')),
+  },
+  { additionalProperties: true },
+);
+
+export const ControlCommandSchema = Type.Enum([...CONTROL_COMMANDS]);
+
+export const ControlStateJson = Type.Object({
+  command: ControlCommandSchema,
+  version: Type.Integer({ minimum: 0 }),
+  timestamp: Type.String({ format: 'date-time' }),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  updated_by: Type.String(),
+});
+
+export const WatchModeSchema = Type.Enum(['file_events', 'listen_notify', 'change_streams', 'polling']);
+
+export const ErrorBody = Type.Object(
+  {
+    status: Type.Literal('error'),
+    error: Type.String({ description: 'A stable code from docs/errors.md.' }),
+    message: Type.String(),
+  },
+  { additionalProperties: true },
+);

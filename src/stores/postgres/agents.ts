@@ -1,0 +1,73 @@
+// The agent registry: one row per agent, upserted by its heartbeat with the server's clock, so
+// that pruning compares times from one clock whatever the agents' clocks say.
+
+import type { AgentHeartbeat, AgentRecord, WatchMode } from '../types.js';
+import type { Queryable } from './connection.js';
+import type { Names } from './names.js';
+
+interface AgentRow {
+  agent_id: string;
+  host: string;
+  software_version: string;
+  state: string;
+  applied_version: string;
+  applied_at: Date | null;
+  batch_in_flight: boolean;
+  watch_mode: string;
+  started_at: Date;
+  counters: Record<string, number>;
+  heartbeat_at: Date;
+}
+
+export async function upsertAgent(db: Queryable, n: Names, h: AgentHeartbeat): Promise<void> {
+  await db.query(
+    `INSERT INTO ${n.agents} (agent_id, host, software_version, state, applied_version, applied_at,
+       batch_in_flight, watch_mode, started_at, counters, heartbeat_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp())
+     ON CONFLICT (agent_id) DO UPDATE SET host = excluded.host, software_version = excluded.software_version,
+       state = excluded.state, applied_version = excluded.applied_version, applied_at = excluded.applied_at,
+       batch_in_flight = excluded.batch_in_flight, watch_mode = excluded.watch_mode,
+       started_at = excluded.started_at, counters = excluded.counters, heartbeat_at = excluded.heartbeat_at`,
+    [
+      h.agent_id,
+      h.host,
+      h.software_version,
+      h.state,
+      h.applied_version,
+      h.applied_at,
+      h.batch_in_flight,
+      h.watch_mode,
+      h.started_at,
+      JSON.stringify(h.counters),
+    ],
+  );
+}
+
+export async function removeAgent(db: Queryable, n: Names, agentId: string): Promise<void> {
+  await db.query(`DELETE FROM ${n.agents} WHERE agent_id = $1`, [agentId]);
+}
+
+export async function listAgents(db: Queryable, n: Names): Promise<AgentRecord[]> {
+  const { rows } = await db.query<AgentRow>(`SELECT * FROM ${n.agents} ORDER BY agent_id`);
+  return rows.map((r) => ({
+    agent_id: r.agent_id,
+    host: r.host,
+    software_version: r.software_version,
+    state: r.state,
+    applied_version: Number(r.applied_version),
+    applied_at: r.applied_at,
+    batch_in_flight: r.batch_in_flight,
+    watch_mode: r.watch_mode as WatchMode,
+    started_at: r.started_at,
+    counters: r.counters,
+    heartbeat_at: r.heartbeat_at,
+  }));
+}
+
+export async function pruneAgents(db: Queryable, n: Names, olderThanMs: number): Promise<number> {
+  const result = await db.query(
+    `DELETE FROM ${n.agents} WHERE heartbeat_at < clock_timestamp() - $1::float8 * interval '1 millisecond'`,
+    [Math.max(0, olderThanMs)],
+  );
+  return result.rowCount ?? 0;
+}

@@ -1,0 +1,47 @@
+// The control row and its history. A command is one statement, hence one transaction: the UPDATE
+// bumps the version under the row lock (a concurrent command waits, then sees the new version),
+// the same statement appends the history entry, and the row's trigger sends the NOTIFY at commit.
+
+import { CONTROL_ID, parseControlState, parseControlVersion, tryParseControlState } from '../../control/state.js';
+import { VersionConflictError } from '../../errors.js';
+import type { CommandInput, ControlState } from '../types.js';
+import type { Queryable } from './connection.js';
+import type { Names } from './names.js';
+
+const FIELDS = 'command, version, timestamp, reason, updated_by';
+
+export async function readControlVersion(db: Queryable, n: Names): Promise<number> {
+  const { rows } = await db.query(`SELECT version FROM ${n.control} WHERE id = $1`, [CONTROL_ID]);
+  return parseControlVersion(rows[0]);
+}
+
+export async function readControl(db: Queryable, n: Names): Promise<ControlState> {
+  const { rows } = await db.query(`SELECT ${FIELDS} FROM ${n.control} WHERE id = $1`, [CONTROL_ID]);
+  return parseControlState(rows[0]);
+}
+
+export async function writeCommand(db: Queryable, n: Names, input: CommandInput): Promise<ControlState> {
+  const { rows } = await db.query(
+    `WITH updated AS (
+       UPDATE ${n.control}
+          SET command = $2, version = version + 1, timestamp = clock_timestamp(), reason = $3, updated_by = $4
+        WHERE id = $1 AND ($5::bigint IS NULL OR version = $5::bigint)
+       RETURNING ${FIELDS}
+     ), appended AS (
+       INSERT INTO ${n.history} (${FIELDS}) SELECT ${FIELDS} FROM updated
+     )
+     SELECT ${FIELDS} FROM updated`,
+    [CONTROL_ID, input.command, input.reason, input.updated_by, input.expectedVersion ?? null],
+  );
+  if (rows[0] !== undefined) return parseControlState(rows[0]);
+  // Nothing changed: the expected version had moved on (or the row is missing, which reads as such).
+  const current = await readControlVersion(db, n);
+  throw new VersionConflictError(input.expectedVersion ?? current, current);
+}
+
+export async function listHistory(db: Queryable, n: Names, limit: number): Promise<ControlState[]> {
+  const { rows } = await db.query(`SELECT ${FIELDS} FROM ${n.history} ORDER BY version DESC LIMIT $1`, [
+    Math.max(0, Math.floor(limit)),
+  ]);
+  return rows.map(tryParseControlState).filter((s): s is ControlState => s !== null);
+}

@@ -1,0 +1,48 @@
+// Which driver errors mean "the server cannot be reached right now". Those become
+// StoreUnavailableError, so that the agent keeps its state and retries; anything else (a bug, a
+// constraint, a dropped table) is rethrown unchanged.
+
+import { PullingAgentError, StoreUnavailableError } from '../../errors.js';
+
+/** Socket errors from Node while connecting or talking to the server. */
+const SOCKET_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+]);
+
+/**
+ * SQLSTATEs that a retry later can cure: connection exceptions (08), insufficient resources such
+ * as too many connections (53), shutdown and start-up (57P0x), authentication and a missing
+ * database while connecting (28, 3D000), and a read-only server during a failover (25006).
+ */
+const SQLSTATE = /^(08|53|57P0[1-4]|28|3D000$|25006$)/;
+
+/** Errors node-postgres raises itself, without a code, when a connection ends or cannot be had. */
+const DRIVER_MESSAGES =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|is not queryable|Query read timeout/i;
+
+export function isUnreachable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (SOCKET_CODES.has(code) || SQLSTATE.test(code))) return true;
+  if (error instanceof AggregateError) return error.errors.some(isUnreachable); // every address failed
+  return DRIVER_MESSAGES.test(error.message);
+}
+
+/** Runs one store operation and translates an unreachable server into StoreUnavailableError. */
+export async function guard<T>(what: string, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (error instanceof PullingAgentError || !isUnreachable(error)) throw error;
+    throw new StoreUnavailableError(what, error);
+  }
+}

@@ -1,0 +1,130 @@
+// The PostgreSQL store: a pg.Pool for queries, one dedicated LISTEN connection per control watch,
+// and one small module per concern (control, agents, documents, migrate, listen), each SQL
+// operation a function that takes the connection. Loaded by openStore only for postgres:// URLs.
+
+import { redactUrl } from '../../config.js';
+import type { Store, WatchHandlers } from '../types.js';
+import * as agents from './agents.js';
+import { createPool } from './connection.js';
+import * as control from './control.js';
+import * as documents from './documents.js';
+import { guard } from './driver-errors.js';
+import { openControlWatch } from './listen.js';
+import { migrate } from './migrate.js';
+import { makeNames } from './names.js';
+
+export { SCHEMA_VERSION } from './migrate.js';
+
+export interface PostgresStoreOptions {
+  /** postgres://user:password@host:port/database?… (libpq-style parameters as node-postgres reads them). */
+  url: string;
+  /** Schema holding the tables, created when missing (PG_SCHEMA, default pulling_agent). */
+  schema: string;
+  /** Pool size; each agent also holds one LISTEN connection while it watches. Default 4. */
+  poolSize?: number;
+  /** How long the LISTEN connection's test notification may take at start. Default 2000 ms. */
+  listenProbeTimeoutMs?: number;
+  /** Interval of the LISTEN connection's keep-alive query, 0 = none. Default 30000 ms. */
+  listenKeepAliveMs?: number;
+}
+
+/** The URL without its password, also when the password is given as a query parameter. */
+function describeUrl(url: string): string {
+  const redacted = redactUrl(url);
+  try {
+    const parsed = new URL(redacted);
+    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', '***');
+    return parsed.toString();
+  } catch {
+    return redacted.replace(/([?&]password=)[^&]*/, '$1***');
+  }
+}
+
+export function createPostgresStore(options: PostgresStoreOptions): Store {
+  const names = makeNames(options.schema);
+  const pool = createPool(options.url, options.poolSize ?? 4);
+  const watches = new Set<{ close(): Promise<void> }>();
+  let closing: Promise<void> | undefined;
+
+  return {
+    kind: 'postgres',
+    description: `${describeUrl(options.url)} (schema ${names.schema})`,
+
+    init: () =>
+      guard('migrating the schema', async () => {
+        const client = await pool.connect();
+        let failure: unknown;
+        try {
+          await migrate(client, names);
+        } catch (error) {
+          failure = error;
+          throw error;
+        } finally {
+          // A client that failed mid-migration may be in a transaction or broken: discard it.
+          client.release(failure instanceof Error ? failure : undefined);
+        }
+      }),
+
+    close() {
+      closing ??= (async () => {
+        await Promise.all([...watches].map((w) => w.close()));
+        await pool.end();
+      })();
+      return closing;
+    },
+
+    ping: () =>
+      guard('pinging', async () => {
+        const started = performance.now();
+        await pool.query('SELECT 1');
+        return performance.now() - started;
+      }),
+
+    readControlVersion: () => guard('reading the control version', () => control.readControlVersion(pool, names)),
+    readControl: () => guard('reading the control state', () => control.readControl(pool, names)),
+    writeCommand: (input) => guard('writing a command', () => control.writeCommand(pool, names, input)),
+    listHistory: (limit) => guard('reading the history', () => control.listHistory(pool, names, limit)),
+
+    async watchControl(handlers: WatchHandlers) {
+      const watch = await openControlWatch(
+        {
+          url: options.url,
+          names,
+          pool,
+          probeTimeoutMs: options.listenProbeTimeoutMs ?? 2_000,
+          keepAliveMs: options.listenKeepAliveMs ?? 30_000,
+        },
+        handlers,
+      );
+      watches.add(watch);
+      return {
+        mode: watch.mode,
+        description: watch.description,
+        async close() {
+          watches.delete(watch);
+          await watch.close();
+        },
+      };
+    },
+
+    upsertAgent: (heartbeat) => guard('writing a heartbeat', () => agents.upsertAgent(pool, names, heartbeat)),
+    removeAgent: (agentId) => guard('removing an agent', () => agents.removeAgent(pool, names, agentId)),
+    listAgents: () => guard('listing agents', () => agents.listAgents(pool, names)),
+    pruneAgents: (olderThanMs) => guard('pruning agents', () => agents.pruneAgents(pool, names, olderThanMs)),
+
+    insertDocuments: (payloads) =>
+      guard('inserting documents', () => documents.insertDocuments(pool, names, payloads)),
+    claimBatch: (agentId, limit, leaseMs) =>
+      guard('claiming documents', () => documents.claimBatch(pool, names, agentId, limit, leaseMs)),
+    extendLeases: (agentId, ids, leaseMs) =>
+      guard('extending leases', () => documents.extendLeases(pool, names, agentId, ids, leaseMs)),
+    completeDocuments: (agentId, ids) =>
+      guard('completing documents', () => documents.completeDocuments(pool, names, agentId, ids)),
+    failDocument: (agentId, id, error, maxRetries) =>
+      guard('recording a failure', () => documents.failDocument(pool, names, agentId, id, error, maxRetries)),
+    releaseDocuments: (agentId, ids) =>
+      guard('releasing documents', () => documents.releaseDocuments(pool, names, agentId, ids)),
+    getDocument: (id) => guard('reading a document', () => documents.getDocument(pool, names, id)),
+    countDocuments: () => guard('counting documents', () => documents.countDocuments(pool, names)),
+  };
+}

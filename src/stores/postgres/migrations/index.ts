@@ -1,0 +1,13 @@
+// The numbered migrations, in order. A migration is never edited once released: a change to the
+// schema is a new file here, and its number is the schema version recorded in schema_migrations.
+
+import type { Names } from '../names.js';
+import initial from './001-initial.js';
+
+export interface Migration {
+  version: number;
+  name: string;
+  sql(names: Names): string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: initial }];
