@@ -56,8 +56,10 @@ function toHttpError(error: FastifyError | Error): { status: number; code: Error
   if (fastifyError.validation) {
     const context = fastifyError.validationContext ?? 'request';
     const problems = fastifyError.validation.map((v) => {
-      const field = v.instancePath.replace(/^\//, '').replaceAll('/', '.') || (v.params as { missingProperty?: string }).missingProperty || context;
-      return `${context === 'querystring' ? 'query parameter ' : `${context} `}${field} ${v.message ?? 'is invalid'}`;
+      const path = v.instancePath.replace(/^\//, '').replaceAll('/', '.');
+      const field = path || (v.params as { missingProperty?: string }).missingProperty || '';
+      const where = context === 'querystring' ? `query parameter ${field}` : field ? `${context} ${field}` : context;
+      return `${where} ${v.message ?? 'is invalid'}`;
     });
     return { status: 400, code: 'PA_BAD_REQUEST', message: problems.join('; ') };
   }
@@ -77,9 +79,11 @@ export async function buildApp(options: AppOptions): Promise<App> {
     // Our own onResponse hook logs requests (mutations at info, reads at debug).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024,
-    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+    ajv: { customOptions: { coerceTypes: true, removeAdditional: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
 
+  // JSON only: a text/plain body is refused with 415 rather than parsed as a string.
+  app.removeContentTypeParser('text/plain');
   // An empty JSON body is no body (curl -X POST -H 'Content-Type: application/json' with no data).
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_request, body, done) => {
     const text = String(body);
