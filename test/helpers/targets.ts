@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { openStore } from '../../src/stores/index.js';
 import type { Store } from '../../src/stores/types.js';
+import { dropSchema, freshSchema, POSTGRES_HOW_TO, POSTGRES_URL } from './postgres.js';
 
 export interface TargetDatabase {
   /** Environment variables that point an agent process at this database. */
@@ -53,5 +54,23 @@ export const sqliteTarget: TestTarget = {
   },
 };
 
+export const postgresTarget: TestTarget = {
+  name: 'postgres',
+  // A getter, so that under CI=true a missing server fails the tests that use this target.
+  get skip() {
+    return POSTGRES_URL ? undefined : unavailable('PostgreSQL', 'PA_TEST_POSTGRES_URL', POSTGRES_HOW_TO);
+  },
+  async create() {
+    const url = POSTGRES_URL as string;
+    const schema = freshSchema();
+    const env = { STORE_URL: url, PG_SCHEMA: schema };
+    return {
+      env,
+      open: () => openFromEnv(env),
+      cleanup: () => dropSchema(url, schema),
+    };
+  },
+};
+
 /** Every target, in the order tests run them. Store issues add theirs here. */
-export const TARGETS: TestTarget[] = [sqliteTarget];
+export const TARGETS: TestTarget[] = [sqliteTarget, postgresTarget];
