@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 
 export const POSTGRES_URL = process.env.PA_TEST_POSTGRES_URL;
-export const POSTGRES_HOW_TO = 'start a throwaway server with `bash scripts/dev/postgres.sh` and export the line it prints';
+export const POSTGRES_HOW_TO =
+  'start a throwaway server with `bash scripts/dev/postgres.sh` and export the line it prints';
 
 /** A schema name no other test uses. */
 export function freshSchema(): string {

@@ -7,7 +7,11 @@ import { readFileSync } from 'node:fs';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import { PullingAgentError, StoreUnavailableError, WatchUnavailableError } from '../../src/errors.js';
-import { createPostgresStore, type PostgresStoreOptions, SCHEMA_VERSION } from '../../src/stores/postgres/index.js';
+import {
+  createPostgresStore,
+  type PostgresStoreOptions,
+  SCHEMA_VERSION,
+} from '../../src/stores/postgres/index.js';
 import type { ControlWatch, Store } from '../../src/stores/types.js';
 import { dropSchema, freshSchema, POSTGRES_HOW_TO, POSTGRES_URL, rawQuery } from '../helpers/postgres.js';
 import { unavailable } from '../helpers/targets.js';
@@ -80,9 +84,11 @@ describe('postgres store specifics', { skip }, () => {
 
     it('refuse to start against a schema newer than this agent knows', async () => {
       await store().init();
-      await rawQuery(url, `INSERT INTO "${schema}".schema_migrations (version, name) VALUES ($1, 'from the future')`, [
-        SCHEMA_VERSION + 1,
-      ]);
+      await rawQuery(
+        url,
+        `INSERT INTO "${schema}".schema_migrations (version, name) VALUES ($1, 'from the future')`,
+        [SCHEMA_VERSION + 1],
+      );
       await assert.rejects(store().init(), (error: unknown) => {
         assert.ok(error instanceof PullingAgentError);
         assert.equal(error.code, 'PA_SCHEMA_TOO_NEW');
@@ -108,7 +114,10 @@ describe('postgres store specifics', { skip }, () => {
       assert.equal(w.mode, 'listen_notify');
       assert.equal(w.description, 'PostgreSQL LISTEN/NOTIFY (event-driven, real-time)');
       const started = performance.now();
-      await rawQuery(url, `UPDATE "${schema}".agent_control SET version = version + 1 WHERE id = 'global_control'`);
+      await rawQuery(
+        url,
+        `UPDATE "${schema}".agent_control SET version = version + 1 WHERE id = 'global_control'`,
+      );
       await waitFor(() => counts.wakes > 0, { what: 'a wake-up after the manual UPDATE', intervalMs: 1 });
       t.diagnostic(`wake-up ${(performance.now() - started).toFixed(1)} ms after the manual UPDATE was sent`);
       assert.equal(await s.readControlVersion(), 1);
@@ -121,18 +130,24 @@ describe('postgres store specifics', { skip }, () => {
       await writer.init();
       let woken: () => void = () => undefined;
       const counts = { wakes: 0, documents: 0, errors: [] as Error[] };
-      await watcher.watchControl({
-        onWake: () => {
-          counts.wakes++;
-          woken();
-        },
-        onError: (error) => counts.errors.push(error),
-      }).then((w) => watches.push(w));
+      await watcher
+        .watchControl({
+          onWake: () => {
+            counts.wakes++;
+            woken();
+          },
+          onError: (error) => counts.errors.push(error),
+        })
+        .then((w) => watches.push(w));
       const latencies: number[] = [];
       for (let i = 0; i < 20; i++) {
         const wake = new Promise<void>((resolve) => (woken = resolve));
         const started = performance.now();
-        await writer.writeCommand({ command: i % 2 ? 'running' : 'pause', reason: null, updated_by: 'bench' });
+        await writer.writeCommand({
+          command: i % 2 ? 'running' : 'pause',
+          reason: null,
+          updated_by: 'bench',
+        });
         await wake;
         latencies.push(performance.now() - started);
       }
@@ -191,9 +206,7 @@ describe('postgres store specifics', { skip }, () => {
       // Still one report, no new listen connection, and the pool is unaffected.
       await waitFor(
         async () =>
-          (
-            await rawQuery(url, `SELECT 1 FROM pg_stat_activity WHERE pid = $1`, [pid])
-          ).length === 0,
+          (await rawQuery(url, `SELECT 1 FROM pg_stat_activity WHERE pid = $1`, [pid])).length === 0,
         { what: 'the terminated backend to go away' },
       );
       assert.equal(counts.errors.length, 1);
@@ -238,7 +251,8 @@ describe('postgres store specifics', { skip }, () => {
         process.kill(pid, 'SIGCONT');
       }
       await waitFor(
-        async () => (await rawQuery(url, `SELECT 1 FROM pg_stat_activity WHERE pid = $1`, [pid])).length === 0,
+        async () =>
+          (await rawQuery(url, `SELECT 1 FROM pg_stat_activity WHERE pid = $1`, [pid])).length === 0,
         { what: 'the frozen backend to go away once thawed' },
       );
       assert.equal(counts.errors.length, 1);
@@ -273,7 +287,10 @@ describe('postgres store specifics', { skip }, () => {
 
   describe('connections', () => {
     it('turns an unreachable server into StoreUnavailableError and never shows the password', async () => {
-      const down = createPostgresStore({ url: 'postgres://agent:s3cret@127.0.0.1:1/db?password=s3cret', schema });
+      const down = createPostgresStore({
+        url: 'postgres://agent:s3cret@127.0.0.1:1/db?password=s3cret',
+        schema,
+      });
       try {
         assert.ok(!down.description.includes('s3cret'), down.description);
         assert.match(down.description, /127\.0\.0\.1:1\/db/);
@@ -339,7 +356,11 @@ describe('postgres store specifics', { skip }, () => {
     it('keeps payloads as jsonb and ids in input order for a large insert', async () => {
       const s = store();
       await s.init();
-      const payloads = Array.from({ length: 1000 }, (_, i) => ({ i, nested: { list: [i, String(i)] }, nil: null }));
+      const payloads = Array.from({ length: 1000 }, (_, i) => ({
+        i,
+        nested: { list: [i, String(i)] },
+        nil: null,
+      }));
       const ids = await s.insertDocuments(payloads);
       assert.equal(ids.length, 1000);
       const numeric = ids.map(BigInt);
@@ -361,7 +382,13 @@ describe('postgres store specifics', { skip }, () => {
       const claimMs = performance.now() - started;
       assert.equal(batch.length, 100);
       const completeStarted = performance.now();
-      assert.equal(await agents[0]!.completeDocuments('bench', batch.map((d) => d.id)), 100);
+      assert.equal(
+        await agents[0]!.completeDocuments(
+          'bench',
+          batch.map((d) => d.id),
+        ),
+        100,
+      );
       t.diagnostic(
         `claimBatch(100) ${claimMs.toFixed(1)} ms, completeDocuments(100) ${(performance.now() - completeStarted).toFixed(1)} ms`,
       );
@@ -374,13 +401,21 @@ describe('postgres store specifics', { skip }, () => {
             const claimed = await s.claimBatch(`agent-${n}`, 37, 60_000);
             if (claimed.length === 0) return;
             seen.push(...claimed.map((d) => d.id));
-            await s.completeDocuments(`agent-${n}`, claimed.map((d) => d.id));
+            await s.completeDocuments(
+              `agent-${n}`,
+              claimed.map((d) => d.id),
+            );
           }
         }),
       );
       assert.equal(seen.length, 1000);
       assert.equal(new Set(seen).size, 1000);
-      assert.deepEqual(await agents[1]!.countDocuments(), { pending: 0, processing: 0, processed: 1100, failed: 0 });
+      assert.deepEqual(await agents[1]!.countDocuments(), {
+        pending: 0,
+        processing: 0,
+        processed: 1100,
+        failed: 0,
+      });
     });
   });
 });

@@ -23,7 +23,10 @@ describe('postgres target and store selection', { skip: postgresTarget.skip }, (
       } finally {
         await store.close();
       }
-      const rows = await rawQuery(POSTGRES_URL as string, `SELECT version FROM "${target.env.PG_SCHEMA}".agent_control`);
+      const rows = await rawQuery(
+        POSTGRES_URL as string,
+        `SELECT version FROM "${target.env.PG_SCHEMA}".agent_control`,
+      );
       assert.equal(Number(rows[0]?.version), 1);
     } finally {
       await target.cleanup();

@@ -20,7 +20,10 @@ describeStore(
         return store;
       },
       async manualBump() {
-        await rawQuery(url, `UPDATE "${schema}".agent_control SET version = version + 1 WHERE id = 'global_control'`);
+        await rawQuery(
+          url,
+          `UPDATE "${schema}".agent_control SET version = version + 1 WHERE id = 'global_control'`,
+        );
       },
       async cleanup() {
         await dropSchema(url, schema);

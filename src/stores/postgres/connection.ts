@@ -5,7 +5,10 @@ import pg from 'pg';
 
 /** What the SQL functions need from a pool or a client: one query, one round trip. */
 export interface Queryable {
-  query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
 }
 
 export function clientConfig(url: string, applicationName: string): pg.ClientConfig {

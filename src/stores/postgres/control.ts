@@ -2,7 +2,12 @@
 // bumps the version under the row lock (a concurrent command waits, then sees the new version),
 // the same statement appends the history entry, and the row's trigger sends the NOTIFY at commit.
 
-import { CONTROL_ID, parseControlState, parseControlVersion, tryParseControlState } from '../../control/state.js';
+import {
+  CONTROL_ID,
+  parseControlState,
+  parseControlVersion,
+  tryParseControlState,
+} from '../../control/state.js';
 import { VersionConflictError } from '../../errors.js';
 import type { CommandInput, ControlState } from '../types.js';
 import type { Queryable } from './connection.js';

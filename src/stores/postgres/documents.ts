@@ -76,7 +76,12 @@ export async function extendLeases(
   );
 }
 
-export async function completeDocuments(db: Queryable, n: Names, agentId: string, ids: string[]): Promise<number> {
+export async function completeDocuments(
+  db: Queryable,
+  n: Names,
+  agentId: string,
+  ids: string[],
+): Promise<number> {
   const valid = bigintIds(ids);
   if (valid.length === 0) return 0;
   const result = await db.query(
@@ -111,7 +116,12 @@ export async function failDocument(
   return rows[0]?.status ?? null;
 }
 
-export async function releaseDocuments(db: Queryable, n: Names, agentId: string, ids: string[]): Promise<number> {
+export async function releaseDocuments(
+  db: Queryable,
+  n: Names,
+  agentId: string,
+  ids: string[],
+): Promise<number> {
   const valid = bigintIds(ids);
   if (valid.length === 0) return 0;
   const result = await db.query(

@@ -80,7 +80,8 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return performance.now() - started;
       }),
 
-    readControlVersion: () => guard('reading the control version', () => control.readControlVersion(pool, names)),
+    readControlVersion: () =>
+      guard('reading the control version', () => control.readControlVersion(pool, names)),
     readControl: () => guard('reading the control state', () => control.readControl(pool, names)),
     writeCommand: (input) => guard('writing a command', () => control.writeCommand(pool, names, input)),
     listHistory: (limit) => guard('reading the history', () => control.listHistory(pool, names, limit)),
@@ -107,7 +108,8 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       };
     },
 
-    upsertAgent: (heartbeat) => guard('writing a heartbeat', () => agents.upsertAgent(pool, names, heartbeat)),
+    upsertAgent: (heartbeat) =>
+      guard('writing a heartbeat', () => agents.upsertAgent(pool, names, heartbeat)),
     removeAgent: (agentId) => guard('removing an agent', () => agents.removeAgent(pool, names, agentId)),
     listAgents: () => guard('listing agents', () => agents.listAgents(pool, names)),
     pruneAgents: (olderThanMs) => guard('pruning agents', () => agents.pruneAgents(pool, names, olderThanMs)),

@@ -43,7 +43,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
-export async function openControlWatch(options: ListenOptions, handlers: WatchHandlers): Promise<ControlWatch> {
+export async function openControlWatch(
+  options: ListenOptions,
+  handlers: WatchHandlers,
+): Promise<ControlWatch> {
   const { names } = options;
   const client = new pg.Client(clientConfig(options.url, 'pulling-agent listen'));
   const probeToken = `${PROBE_PREFIX}${randomUUID()}`;
@@ -89,7 +92,9 @@ export async function openControlWatch(options: ListenOptions, handlers: WatchHa
         (error: unknown) =>
           broken(
             error instanceof Timeout
-              ? new Error(`the listen connection did not answer a keep-alive query within ${options.keepAliveMs} ms`)
+              ? new Error(
+                  `the listen connection did not answer a keep-alive query within ${options.keepAliveMs} ms`,
+                )
               : (error as Error),
           ),
       );
@@ -99,14 +104,19 @@ export async function openControlWatch(options: ListenOptions, handlers: WatchHa
 
   try {
     await client.connect();
-    await client.query(`LISTEN ${quoteIdent(names.controlChannel)}; LISTEN ${quoteIdent(names.documentsChannel)}`);
+    await client.query(
+      `LISTEN ${quoteIdent(names.controlChannel)}; LISTEN ${quoteIdent(names.documentsChannel)}`,
+    );
     await options.pool.query('SELECT pg_notify($1, $2)', [names.controlChannel, probeToken]);
     await withTimeout(probe, options.probeTimeoutMs);
   } catch (error) {
     state = 'closed';
     await client.end().catch(() => undefined);
     if (error instanceof Timeout) {
-      throw new WatchUnavailableError(FEATURE, PGBOUNCER_REASON.replace('%s', String(options.probeTimeoutMs)));
+      throw new WatchUnavailableError(
+        FEATURE,
+        PGBOUNCER_REASON.replace('%s', String(options.probeTimeoutMs)),
+      );
     }
     throw new WatchUnavailableError(FEATURE, `could not open the listen connection: ${describeError(error)}`);
   }
