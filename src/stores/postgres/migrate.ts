@@ -1,6 +1,8 @@
-// Brings the schema up to the newest migration this agent knows. The whole check runs under a
-// session advisory lock keyed by the schema, so ten agents starting together migrate once and the
-// other nine find nothing to do; an agent older than the schema refuses to start.
+// Brings the schema up to the newest migration this agent knows, in one transaction under a
+// transaction-level advisory lock keyed by the schema: ten agents starting together migrate once
+// (the other nine wait, then find nothing to do), a failed migration leaves nothing behind, and
+// the lock cannot leak even through a pooler in transaction mode, since it ends with the
+// transaction. An agent older than the schema refuses to start.
 
 import type pg from 'pg';
 
@@ -15,9 +17,9 @@ const LOCK_CLASS = 0x5041;
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
 
 export async function migrate(client: pg.ClientBase, n: Names): Promise<void> {
-  const lockArgs = [LOCK_CLASS, n.schema];
-  await client.query('SELECT pg_advisory_lock($1, hashtext($2))', lockArgs);
+  await client.query('BEGIN');
   try {
+    await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_CLASS, n.schema]);
     // Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege even when the schema
     // exists, and a DBA may have created it for a role that lacks it.
     const exists = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [n.schema]);
@@ -42,18 +44,11 @@ export async function migrate(client: pg.ClientBase, n: Names): Promise<void> {
     }
     for (const migration of MIGRATIONS) {
       if (migration.version <= current) continue;
-      await client.query('BEGIN');
-      try {
-        await client.query(migration.sql(n));
-        await client.query(`INSERT INTO ${n.migrations} (version, name) VALUES ($1, $2)`, [
-          migration.version,
-          migration.name,
-        ]);
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      }
+      await client.query(migration.sql(n));
+      await client.query(`INSERT INTO ${n.migrations} (version, name) VALUES ($1, $2)`, [
+        migration.version,
+        migration.name,
+      ]);
     }
     // Every start, not only in a migration: someone may have deleted the row by hand.
     await client.query(
@@ -61,8 +56,9 @@ export async function migrate(client: pg.ClientBase, n: Names): Promise<void> {
        VALUES ($1, 'running', 0, NULL, 'system') ON CONFLICT (id) DO NOTHING`,
       [CONTROL_ID],
     );
-  } finally {
-    // A broken connection has already dropped its session locks.
-    await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', lockArgs).catch(() => undefined);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
   }
 }
