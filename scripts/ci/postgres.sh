@@ -1,5 +1,6 @@
-# Installs PostgreSQL from Debian's packages when it is missing, starts a throwaway server on
-# 127.0.0.1 (data, socket and log under $CI_TMP) and exports PA_TEST_POSTGRES_URL for the tests.
+# Installs PostgreSQL (and PgBouncer) from Debian's packages when they are missing, starts a
+# throwaway server on 127.0.0.1 (data, socket and logs under $CI_TMP) with PgBouncer in transaction
+# pooling mode in front of it, and exports PA_TEST_POSTGRES_URL and PA_TEST_PGBOUNCER_URL.
 # Sourced by .ci/run (set -euo pipefail, $CI_TMP set; every $CI_TMP/*.stop runs at exit) and by
 # scripts/dev/postgres.sh. Only pa_pg_* names are left behind in the sourcing shell.
 
@@ -15,15 +16,25 @@ pa_pg_bindir() {
 }
 
 pa_pg_install() {
+  # Usage: pa_pg_install PACKAGE...; `apt-get update` runs once per shell.
   if [ "$(id -u)" != 0 ]; then
-    echo "PostgreSQL is not installed; run: sudo apt-get install -y postgresql" >&2
+    echo "missing $*; run: sudo apt-get install -y $*" >&2
     return 1
   fi
-  # The package would create and start a 'main' cluster on port 5432; we only want the binaries.
+  # The postgresql package would create and start a 'main' cluster on port 5432; we only want
+  # the binaries.
   mkdir -p /etc/postgresql-common/createcluster.d
   echo 'create_main_cluster = false' >/etc/postgresql-common/createcluster.d/pulling-agent.conf
-  apt-get update
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql
+  if [ -z "${pa_pg_apt_updated:-}" ]; then
+    apt-get update
+    pa_pg_apt_updated=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"
+}
+
+pa_pg_bouncer() {
+  # Debian installs it in /usr/sbin, which a non-login shell may not have in PATH.
+  command -v pgbouncer 2>/dev/null || { [ -x /usr/sbin/pgbouncer ] && echo /usr/sbin/pgbouncer; } || true
 }
 
 pa_pg_free_port() {
@@ -43,15 +54,15 @@ pa_pg_start() {
   local bin dir port as_pg user=pulling_agent password=pulling_agent db=pulling_agent_test
   bin=$(pa_pg_bindir)
   if [ -z "$bin" ]; then
-    pa_pg_install
+    if [ -n "$(pa_pg_bouncer)" ]; then pa_pg_install postgresql; else pa_pg_install postgresql pgbouncer; fi
     bin=$(pa_pg_bindir)
     [ -n "$bin" ] || { echo "PostgreSQL install did not provide initdb" >&2; return 1; }
   fi
   dir="$CI_TMP/postgres"
   mkdir -p "$dir"
   if [ "$(id -u)" = 0 ]; then
-    # initdb refuses to run as root: the cluster belongs to the postgres OS user, which must be
-    # able to reach its data directory inside the (0700) temp dir.
+    # initdb and PgBouncer refuse to run as root: they run as the postgres OS user, which must be
+    # able to reach its directory inside the (0700) temp dir.
     id -u postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/false postgres
     chmod 711 "$CI_TMP"
     chown postgres: "$dir"
@@ -68,9 +79,9 @@ pa_pg_start() {
     -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c fsync=off \
         -c synchronous_commit=off -c full_page_writes=off" >/dev/null) ||
     { cat "$dir/server.log" >&2; return 1; }
-  cat >"$CI_TMP/postgres.stop" <<EOF
+  cat >"$CI_TMP/postgres.stop" <<STOP
 cd / && $as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null && echo "PostgreSQL on port $port stopped"
-EOF
+STOP
 
   # A password-authenticated owner of the test database, as an agent would connect.
   (cd / && $as_pg "$bin/psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres \
@@ -78,6 +89,52 @@ EOF
   export PA_TEST_POSTGRES_URL="postgres://$user:$password@127.0.0.1:$port/$db"
   echo "PostgreSQL $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$port (data in $dir)"
   echo "export PA_TEST_POSTGRES_URL=$PA_TEST_POSTGRES_URL"
+  pa_pg_start_pgbouncer "$dir" "$port" "$user" "$password" "$db" "$as_pg"
+}
+
+pa_pg_start_pgbouncer() {
+  # PgBouncer in transaction pooling mode in front of the server, for the test that the store
+  # detects it (LISTEN cannot work there) and says so, while everything else still works.
+  local dir=$1 pg_port=$2 user=$3 password=$4 db=$5 as_pg=$6 port bouncer
+  bouncer=$(pa_pg_bouncer)
+  if [ -z "$bouncer" ]; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "PgBouncer is not installed: its test is skipped (sudo apt-get install -y pgbouncer)" >&2
+      return 0
+    fi
+    pa_pg_install pgbouncer
+    bouncer=$(pa_pg_bouncer)
+  fi
+  port=$(pa_pg_free_port)
+  cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+$db = host=127.0.0.1 port=$pg_port dbname=$db
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $port
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $dir/pgbouncer.users
+pool_mode = transaction
+default_pool_size = 5
+logfile = $dir/pgbouncer.log
+pidfile = $dir/pgbouncer.pid
+INI
+  printf '"%s" "%s"\n' "$user" "$password" >"$dir/pgbouncer.users"
+  [ -z "$as_pg" ] || chown postgres: "$dir/pgbouncer.ini" "$dir/pgbouncer.users"
+  (cd / && $as_pg "$bouncer" -d -q "$dir/pgbouncer.ini") || { cat "$dir/pgbouncer.log" >&2; return 1; }
+  cat >>"$CI_TMP/postgres.stop" <<STOP
+[ -f "$dir/pgbouncer.pid" ] && kill "\$(cat "$dir/pgbouncer.pid")" && echo "PgBouncer on port $port stopped"
+STOP
+  local tries=0
+  until (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
+    tries=$((tries + 1))
+    [ "$tries" -lt 100 ] || { echo "PgBouncer did not listen on $port" >&2; cat "$dir/pgbouncer.log" >&2; return 1; }
+    sleep 0.1
+  done
+  export PA_TEST_PGBOUNCER_URL="postgres://$user:$password@127.0.0.1:$port/$db"
+  echo "PgBouncer $("$bouncer" --version | head -n 1 | awk '{print $2}') (transaction pooling) on 127.0.0.1:$port"
+  echo "export PA_TEST_PGBOUNCER_URL=$PA_TEST_PGBOUNCER_URL"
 }
 
 pa_pg_start
