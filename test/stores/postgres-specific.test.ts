@@ -12,6 +12,8 @@ import {
   type PostgresStoreOptions,
   SCHEMA_VERSION,
 } from '../../src/stores/postgres/index.js';
+import { claimableIds } from '../../src/stores/postgres/documents.js';
+import { makeNames } from '../../src/stores/postgres/names.js';
 import type { ControlWatch, Store } from '../../src/stores/types.js';
 import { dropSchema, freshSchema, POSTGRES_HOW_TO, POSTGRES_URL, rawQuery } from '../helpers/postgres.js';
 import { unavailable } from '../helpers/targets.js';
@@ -371,6 +373,30 @@ describe('postgres store specifics', { skip }, () => {
         `SELECT pg_typeof(payload)::text AS type FROM "${schema}".documents LIMIT 1`,
       );
       assert.equal(rows[0]?.type, 'jsonb');
+    });
+
+    it('claims through the claimable index, without scanning the processed history', async (t) => {
+      const s = store();
+      await s.init();
+      await rawQuery(
+        url,
+        `INSERT INTO "${schema}".documents (payload, status, processed_at)
+         SELECT jsonb_build_object('i', g), 'processed', now() FROM generate_series(1, 50000) AS g`,
+      );
+      await s.insertDocuments(Array.from({ length: 500 }, (_, i) => i));
+      await s.claimBatch('in-flight', 100, 60_000);
+      await rawQuery(url, `ANALYZE "${schema}".documents`);
+      const [row] = await rawQuery<{ plan: unknown }>(
+        url,
+        `EXPLAIN (FORMAT JSON) ${claimableIds(makeNames(schema), '100')}`,
+      );
+      const plan = JSON.stringify(row?.plan ?? row);
+      assert.match(plan, /documents_claimable_idx/, plan);
+      const started = performance.now();
+      assert.equal((await s.claimBatch('agent', 100, 60_000)).length, 100);
+      t.diagnostic(
+        `claimBatch(100) beside 50,000 processed documents: ${(performance.now() - started).toFixed(1)} ms`,
+      );
     });
 
     it('claims 100 documents in one statement, and five agents share 1000 without overlap', async (t) => {

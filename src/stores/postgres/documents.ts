@@ -37,6 +37,15 @@ export async function insertDocuments(db: Queryable, n: Names, payloads: unknown
   return rows.map((r) => String(r.id));
 }
 
+/** The ids a claim takes: the oldest claimable rows that no other claim has locked. */
+export function claimableIds(n: Names, limit: string): string {
+  return `SELECT id FROM ${n.documents}
+           WHERE status = 'pending' OR (status = 'processing' AND lease_until < now())
+           ORDER BY id
+           LIMIT ${limit}
+           FOR UPDATE SKIP LOCKED`;
+}
+
 export async function claimBatch(
   db: Queryable,
   n: Names,
@@ -48,12 +57,7 @@ export async function claimBatch(
   const { rows } = await db.query<{ id: string; payload: unknown; attempts: number }>(
     `UPDATE ${n.documents}
         SET status = 'processing', claimed_by = $1, lease_until = ${LEASE}, updated_at = now()
-      WHERE id = ANY(ARRAY(
-        SELECT id FROM ${n.documents}
-         WHERE status = 'pending' OR (status = 'processing' AND lease_until < now())
-         ORDER BY id
-         LIMIT $3
-         FOR UPDATE SKIP LOCKED))
+      WHERE id = ANY(ARRAY(${claimableIds(n, '$3')}))
      RETURNING id, payload, attempts`,
     [agentId, leaseMs, Math.max(0, Math.floor(limit))],
   );

@@ -52,9 +52,10 @@ export default function initial(n: Names): string {
       updated_at timestamptz NOT NULL DEFAULT clock_timestamp(),
       processed_at timestamptz
     );
-    -- What claimBatch scans: pending documents in id order, and processing ones by lease expiry.
-    CREATE INDEX documents_pending_idx ON ${n.documents} (id) WHERE status = 'pending';
-    CREATE INDEX documents_lease_idx ON ${n.documents} (lease_until) WHERE status = 'processing';
+    -- What claimBatch scans, in id order: the pending documents and the few in flight (whose
+    -- lease it checks), never the processed history. One index for both, because the claim's
+    -- "pending OR expired" condition cannot use a pending-only index in id order.
+    CREATE INDEX documents_claimable_idx ON ${n.documents} (id) WHERE status IN ('pending', 'processing');
 
     CREATE FUNCTION ${s}.notify_control() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
