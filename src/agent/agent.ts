@@ -199,6 +199,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   /** Shuts this agent down (drain, then stop everything); resolves when stopped. */
   stop(): Promise<void> {
+    if (this.#stopping) return this.#stopping;
     if (this.#state !== 'stopping') this.shutdown('stop()');
     return this.#finish();
   }
@@ -243,6 +244,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   #transition(event: Parameters<typeof nextState>[1], source: string): void {
+    // A finished agent takes no more commands.
+    if (this.#stopping && event.type === 'command') return;
     const previous = this.#state;
     const { state } = nextState(previous, event);
     if (state === previous) return;

@@ -3,6 +3,7 @@
 import { Type } from 'typebox';
 
 import { AGENT_STATES } from '../../agent/lifecycle.js';
+import { PullingAgentError } from '../../errors.js';
 import type { App, AppOptions } from '../app.js';
 import { ErrorBody } from '../schemas.js';
 
@@ -42,6 +43,9 @@ export function registerAgentRoutes(app: App, { agent }: AppOptions): void {
         },
       },
       async () => {
+        if (agent.state === 'stopping' && name !== 'shutdown') {
+          throw new PullingAgentError('PA_AGENT_STOPPING', `agent ${agent.settings.agentId} is shutting down; ${name} has no effect`);
+        }
         act();
         return { status: 'success' as const, message: `Agent ${agent.settings.agentId}: ${name}`, ...view() };
       },

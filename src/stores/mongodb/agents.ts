@@ -1,0 +1,78 @@
+// The agent registry: one document per agent in agent_registry, `_id` = agent id, rewritten by each
+// heartbeat with `heartbeat_at` from the server's clock ($currentDate).
+
+import type { Collection, Document } from 'mongodb';
+
+import type { AgentHeartbeat, AgentRecord, WatchMode } from '../types.js';
+import type { ServerClock } from './clock.js';
+import { isDuplicateKey } from './connection.js';
+import { ensureIndexes } from './indexes.js';
+
+export const REGISTRY_COLLECTION = 'agent_registry';
+
+export async function ensureRegistry(registry: Collection<Document>): Promise<void> {
+  await ensureIndexes(registry, [{ key: { heartbeat_at: 1 }, name: 'pa_by_heartbeat' }]);
+}
+
+export async function upsertAgent(registry: Collection<Document>, heartbeat: AgentHeartbeat): Promise<void> {
+  const write = () =>
+    registry.updateOne(
+      { _id: heartbeat.agent_id as never },
+      { $set: { ...heartbeat }, $currentDate: { heartbeat_at: true } },
+      { upsert: true },
+    );
+  try {
+    await write();
+  } catch (error) {
+    // Two first heartbeats of one agent raced to insert: the second one is now an update.
+    if (!isDuplicateKey(error)) throw error;
+    await write();
+  }
+}
+
+export async function removeAgent(registry: Collection<Document>, agentId: string): Promise<void> {
+  await registry.deleteOne({ _id: agentId as never });
+}
+
+function toDate(value: unknown): Date | null {
+  return value instanceof Date ? value : typeof value === 'string' ? new Date(value) : null;
+}
+
+function toRecord(doc: Document): AgentRecord | null {
+  const heartbeatAt = toDate(doc.heartbeat_at);
+  const startedAt = toDate(doc.started_at);
+  if (typeof doc.agent_id !== 'string' || heartbeatAt === null || startedAt === null) return null;
+  const counters: Record<string, number> = {};
+  for (const [name, value] of Object.entries((doc.counters ?? {}) as Record<string, unknown>)) {
+    if (typeof value === 'number') counters[name] = value;
+  }
+  return {
+    agent_id: doc.agent_id,
+    host: String(doc.host ?? ''),
+    software_version: String(doc.software_version ?? ''),
+    state: String(doc.state ?? ''),
+    applied_version: Number(doc.applied_version ?? 0),
+    applied_at: toDate(doc.applied_at),
+    batch_in_flight: doc.batch_in_flight === true,
+    watch_mode: String(doc.watch_mode ?? 'polling') as WatchMode,
+    started_at: startedAt,
+    counters,
+    heartbeat_at: heartbeatAt,
+  };
+}
+
+/** Every registered agent, by id; documents that do not read as a heartbeat are skipped. */
+export async function listAgents(registry: Collection<Document>): Promise<AgentRecord[]> {
+  const docs = await registry.find({}, { sort: { _id: 1 } }).toArray();
+  return docs.map(toRecord).filter((r): r is AgentRecord => r !== null);
+}
+
+export async function pruneAgents(
+  registry: Collection<Document>,
+  clock: ServerClock,
+  olderThanMs: number,
+): Promise<number> {
+  const cutoff = new Date((await clock.now()).getTime() - olderThanMs);
+  const result = await registry.deleteMany({ heartbeat_at: { $lt: cutoff } });
+  return result.deletedCount;
+}

@@ -1,0 +1,104 @@
+// The one MongoClient a store holds, the database name it uses, and which driver errors mean "the
+// server cannot be reached right now" (those become StoreUnavailableError, so that the agent keeps
+// its state and retries; anything else is rethrown unchanged).
+
+import {
+  MongoClient,
+  type MongoClientOptions,
+  MongoError,
+  MongoNetworkError,
+  MongoServerSelectionError,
+  MongoTopologyClosedError,
+} from 'mongodb';
+
+import { ConfigError, PullingAgentError, StoreUnavailableError } from '../../errors.js';
+
+/** Defaults that keep an agent's footprint small; a value given in the URL's query wins. */
+const CLIENT_DEFAULTS: MongoClientOptions = {
+  appName: 'pulling-agent',
+  maxPoolSize: 5,
+  minPoolSize: 0,
+  serverSelectionTimeoutMS: 5_000,
+  connectTimeoutMS: 5_000,
+};
+
+export function createClient(url: string, overrides: MongoClientOptions = {}): MongoClient {
+  const query = url.includes('?') ? url.slice(url.indexOf('?') + 1).toLowerCase() : '';
+  const inUrl = new Set(query.split('&').map((pair) => pair.split('=')[0] ?? ''));
+  const defaults = Object.fromEntries(
+    Object.entries(CLIENT_DEFAULTS).filter(([key]) => !inUrl.has(key.toLowerCase())),
+  );
+  return new MongoClient(url, { ...defaults, ...overrides });
+}
+
+/** The database named in the URL's path (`mongodb://host/db?…`), if any. */
+export function databaseFromUrl(url: string): string | undefined {
+  // Not `new URL()`: a MongoDB URL may list several hosts (`h1:27017,h2:27017`).
+  const match = /^mongodb(?:\+srv)?:\/\/[^/?]*\/([^?#]*)/.exec(url);
+  const name = match?.[1] ? decodeURIComponent(match[1]) : '';
+  return name === '' ? undefined : name;
+}
+
+/** MONGODB_DATABASE wins over the URL's path, which is often only the authentication database. */
+export function resolveDatabase(url: string, database: string | undefined): string {
+  const name = database ?? databaseFromUrl(url);
+  if (name === undefined || name === '') {
+    throw new ConfigError([
+      'MongoDB needs a database: set MONGODB_DATABASE or name it in the URL path (mongodb://host:27017/mydb)',
+    ]);
+  }
+  if (/[/\\. "$\0]/.test(name) || name.length > 63) {
+    throw new ConfigError([`MONGODB_DATABASE=${JSON.stringify(name)} is not a valid MongoDB database name`]);
+  }
+  return name;
+}
+
+/** Server codes that a retry later can cure (from the driver's list of resumable and retryable errors). */
+const TRANSIENT_CODES = new Set([
+  6, // HostUnreachable
+  7, // HostNotFound
+  18, // AuthenticationFailed: the credentials or the user may be fixed without restarting us
+  89, // NetworkTimeout
+  91, // ShutdownInProgress
+  189, // PrimarySteppedDown
+  9001, // SocketException
+  10107, // NotWritablePrimary
+  11600, // InterruptedAtShutdown
+  11602, // InterruptedDueToReplStateChange
+  13435, // NotPrimaryNoSecondaryOk
+  13436, // NotPrimaryOrSecondary
+  133, // FailedToSatisfyReadPreference
+]);
+
+export function isUnreachable(error: unknown): boolean {
+  if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError) return true;
+  if (!(error instanceof MongoError)) return false;
+  if (error instanceof MongoTopologyClosedError) return false; // we closed it ourselves
+  if (typeof error.code === 'number' && TRANSIENT_CODES.has(error.code)) return true;
+  return error.hasErrorLabel('RetryableWriteError') || error.hasErrorLabel('ResumableChangeStreamError');
+}
+
+/** E11000: an insert (or upsert) whose _id, or another unique key, is already taken. */
+export function isDuplicateKey(error: unknown): boolean {
+  return error instanceof MongoError && error.code === 11000;
+}
+
+/** Runs one store operation and translates an unreachable server into StoreUnavailableError. */
+export async function guard<T>(what: string, operation: () => Promise<T>): Promise<T> {
+  try {
+    return await operation();
+  } catch (error) {
+    if (error instanceof PullingAgentError || !isUnreachable(error)) throw error;
+    throw new StoreUnavailableError(what, error);
+  }
+}
+
+/** MONGODB_COLLECTION must be a usable name and not one of the agents' own collections. */
+export function checkCollectionName(name: string, reserved: readonly string[]): void {
+  if (name === '' || name.startsWith('system.') || name.includes('$') || name.includes('\0')) {
+    throw new ConfigError([`MONGODB_COLLECTION=${JSON.stringify(name)} is not a valid collection name`]);
+  }
+  if (reserved.includes(name)) {
+    throw new ConfigError([`MONGODB_COLLECTION=${JSON.stringify(name)} is a collection the agents use for themselves`]);
+  }
+}

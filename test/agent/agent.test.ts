@@ -1,0 +1,181 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+
+import type { HandlerContext } from '../../src/agent/batch.js';
+import type { ClaimedDocument } from '../../src/stores/types.js';
+import { type Sandbox, sandbox } from '../helpers/agents.js';
+import { waitFor } from '../helpers/wait.js';
+
+/** A handler whose calls wait until the test lets them go. */
+function gatedHandler() {
+  const started: string[] = [];
+  const signals: AbortSignal[] = [];
+  let open!: () => void;
+  let gate = new Promise<void>((resolve) => (open = resolve));
+  return {
+    started,
+    signals,
+    release: () => open(),
+    reset: () => (gate = new Promise<void>((resolve) => (open = resolve))),
+    handler: async (doc: ClaimedDocument, ctx: HandlerContext) => {
+      started.push(doc.id);
+      signals.push(ctx.signal);
+      await gate;
+    },
+  };
+}
+
+describe('one agent', () => {
+  let box: Sandbox;
+  beforeEach(async () => {
+    box = await sandbox();
+  });
+  afterEach(async () => {
+    await box.cleanup();
+  });
+
+  it('processes documents and marks them processed', async () => {
+    const seen: unknown[] = [];
+    const agent = box.agent({ handler: (doc) => void seen.push(doc.payload) });
+    await box.store.insertDocuments([{ n: 1 }, { n: 2 }, { n: 3 }]);
+    await agent.start();
+    await waitFor(async () => (await box.store.countDocuments()).processed === 3, { what: 'three processed' });
+    assert.deepEqual(seen, [{ n: 1 }, { n: 2 }, { n: 3 }]);
+    assert.equal(agent.stats.documentsProcessed, 3);
+  });
+
+  it('on pause lets the running document finish and releases the rest of the batch at once', async () => {
+    const gated = gatedHandler();
+    const agent = box.agent({ handler: gated.handler, batchSize: 5, concurrency: 1 });
+    await box.store.insertDocuments([1, 2, 3, 4, 5]);
+    await agent.start();
+    await waitFor(() => gated.started.length === 1, { what: 'the first handler to start' });
+    agent.pause('test');
+    // The four not started go back to pending while the first is still running.
+    await waitFor(async () => (await box.store.countDocuments()).pending === 4, { what: 'four documents released' });
+    assert.equal((await box.store.countDocuments()).processing, 1);
+    assert.equal(agent.batchInFlight, true);
+    gated.release();
+    await waitFor(() => !agent.batchInFlight, { what: 'the batch to drain' });
+    assert.deepEqual(await box.store.countDocuments(), { pending: 4, processing: 0, processed: 1, failed: 0 });
+    assert.equal(gated.started.length, 1, 'nothing starts while paused');
+    assert.equal(gated.signals[0]?.aborted, false, 'a pause never interrupts a handler');
+    agent.resume('test');
+    await waitFor(async () => (await box.store.countDocuments()).processed === 5, { what: 'the rest after resume' });
+  });
+
+  it('retries a throwing handler MAX_RETRIES times, then marks the document failed with the error', async () => {
+    let calls = 0;
+    const agent = box.agent({
+      maxRetries: 2,
+      handler: () => {
+        calls++;
+        throw new Error('cannot parse invoice');
+      },
+    });
+    const [id] = await box.store.insertDocuments([{ bad: true }]);
+    await agent.start();
+    await waitFor(async () => (await box.store.getDocument(id!))?.status === 'failed', { what: 'the document to fail' });
+    const doc = await box.store.getDocument(id!);
+    assert.equal(calls, 3);
+    assert.equal(doc?.attempts, 3);
+    assert.equal(doc?.error, 'cannot parse invoice');
+    assert.equal(agent.stats.documentsFailed, 1);
+  });
+
+  it('adopts a paused cluster before pulling anything', async () => {
+    await box.store.writeCommand({ command: 'pause', reason: 'before start', updated_by: 't' });
+    await box.store.insertDocuments([1, 2]);
+    let calls = 0;
+    const agent = box.agent({ handler: () => void calls++ });
+    await agent.start();
+    assert.equal(agent.state, 'paused');
+    assert.equal(agent.ready, false);
+    // Give it several poll intervals' worth of chances to (wrongly) claim.
+    await waitFor(() => agent.stats.lastHeartbeatAt !== null, { what: 'a heartbeat' });
+    assert.equal(calls, 0);
+    assert.deepEqual(await box.store.countDocuments(), { pending: 2, processing: 0, processed: 0, failed: 0 });
+  });
+
+  it('starts stopped into a shut-down cluster, stays up, and works after a resume', async () => {
+    await box.store.writeCommand({ command: 'shutdown', reason: null, updated_by: 't' });
+    const agent = box.agent();
+    await agent.start();
+    assert.equal(agent.state, 'stopped');
+    let finished = false;
+    void agent.done.then(() => (finished = true));
+    await box.store.writeCommand({ command: 'shutdown', reason: 'again', updated_by: 't' });
+    await waitFor(() => agent.controlStatus?.appliedVersion === 2, { what: 'the second shutdown seen' });
+    assert.equal(agent.state, 'stopped');
+    assert.equal(finished, false);
+    await box.store.writeCommand({ command: 'running', reason: null, updated_by: 't' });
+    await waitFor(() => agent.state === 'running', { what: 'running after resume' });
+  });
+
+  it('a cluster shutdown drains and finishes the agent', async () => {
+    const agent = box.agent();
+    await agent.start();
+    await box.store.writeCommand({ command: 'shutdown', reason: null, updated_by: 't' });
+    await agent.done;
+    assert.equal(agent.state, 'stopped');
+    assert.deepEqual(await box.store.listAgents(), [], 'a clean shutdown removes the agent from the registry');
+  });
+
+  it('re-applies a command when only the version moves (the manual bump)', async () => {
+    const agent = box.agent();
+    await agent.start();
+    await box.store.writeCommand({ command: 'pause', reason: null, updated_by: 't' });
+    await waitFor(() => agent.state === 'paused', { what: 'paused' });
+    agent.resume('local override');
+    assert.equal(agent.state, 'running');
+    // Same as the seed's $inc recipe: version + 1, same command.
+    const { default: Database } = await import('better-sqlite3');
+    const raw = new Database(box.dbPath);
+    raw.prepare(`UPDATE agent_control SET version = version + 1 WHERE id = 'global_control'`).run();
+    raw.close();
+    await waitFor(() => agent.state === 'paused', { what: 'the pause re-applied' });
+  });
+
+  it('aborts handlers after SHUTDOWN_TIMEOUT and gives their documents back', async () => {
+    const gated = gatedHandler();
+    const agent = box.agent({ handler: gated.handler, shutdownTimeoutMs: 300, concurrency: 2 });
+    await box.store.insertDocuments([1, 2, 3]);
+    await agent.start();
+    await waitFor(() => gated.started.length === 2, { what: 'two handlers running' });
+    const started = Date.now();
+    await agent.stop();
+    const took = Date.now() - started;
+    assert.ok(took < 10_000, `stop took ${took} ms`);
+    assert.ok(gated.signals.every((s) => s.aborted), 'handlers got their abort signal');
+    assert.deepEqual(await box.store.countDocuments(), { pending: 3, processing: 0, processed: 0, failed: 0 });
+    gated.release();
+  });
+
+  it('keeps its state and keeps running while the control document is malformed', async () => {
+    const agent = box.agent();
+    await agent.start();
+    await box.store.writeCommand({ command: 'pause', reason: null, updated_by: 't' });
+    await waitFor(() => agent.state === 'paused', { what: 'paused' });
+    const { default: Database } = await import('better-sqlite3');
+    const raw = new Database(box.dbPath);
+    raw.prepare(`UPDATE agent_control SET command = 'explode', version = version + 1 WHERE id = 'global_control'`).run();
+    await waitFor(() => agent.controlStatus?.lastError?.includes('explode'), { what: 'the problem reported' });
+    assert.equal(agent.state, 'paused');
+    raw.prepare(`UPDATE agent_control SET command = 'running', version = version + 1 WHERE id = 'global_control'`).run();
+    raw.close();
+    await waitFor(() => agent.state === 'running', { what: 'running once the document is fixed' });
+    assert.equal(agent.controlStatus?.lastError, null);
+  });
+
+  it('follows the control file', async () => {
+    const { writeFileSync } = await import('node:fs');
+    const agent = box.agent();
+    await agent.start();
+    const file = agent.settings.controlFile;
+    writeFileSync(file, 'pause\n');
+    await waitFor(() => agent.state === 'paused', { what: 'paused by the control file' });
+    writeFileSync(file, 'gibberish');
+    writeFileSync(file, 'resume');
+    await waitFor(() => agent.state === 'running', { what: 'resumed by the control file' });
+  });
+});
