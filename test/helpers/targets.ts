@@ -24,6 +24,11 @@ export interface TestTarget {
   name: string;
   /** Why this target is skipped, or undefined when it runs. */
   skip: string | undefined;
+  /**
+   * False for a server known to have no event-driven watch (FerretDB: no change streams), where
+   * agents are expected to fall back to polling. Default: the store pushes.
+   */
+  pushes?: boolean;
   create(): Promise<TargetDatabase>;
 }
 
