@@ -23,11 +23,16 @@ export const ENV_SCHEMA = Type.Object({
   STORE_URL: Type.Optional(
     Type.String({
       minLength: 1,
-      description: 'Where the store is: sqlite:<path>, postgres://…, mongodb://… (default sqlite:$DATA_DIR/pulling-agent.db).',
+      description:
+        'Where the store is: sqlite:<path>, postgres://…, mongodb://… (default sqlite:$DATA_DIR/pulling-agent.db).',
     }),
   ),
-  DATABASE_URL: Type.Optional(Type.String({ minLength: 1, description: 'Alias of STORE_URL for postgres:// URLs.' })),
-  MONGODB_URI: Type.Optional(Type.String({ minLength: 1, description: 'Alias of STORE_URL for mongodb:// URLs.' })),
+  DATABASE_URL: Type.Optional(
+    Type.String({ minLength: 1, description: 'Alias of STORE_URL for postgres:// URLs.' }),
+  ),
+  MONGODB_URI: Type.Optional(
+    Type.String({ minLength: 1, description: 'Alias of STORE_URL for mongodb:// URLs.' }),
+  ),
   MONGODB_DATABASE: Type.Optional(
     Type.String({ minLength: 1, description: 'MongoDB database (when the URL does not name one).' }),
   ),
@@ -42,7 +47,10 @@ export const ENV_SCHEMA = Type.Object({
     description: 'PostgreSQL schema that holds the tables (lower-case identifier).',
   }),
   ENABLE_DISTRIBUTED_CONTROL: Bool(true, 'Watch the cluster control document; false = local control only.'),
-  ENABLE_CHANGE_STREAMS: Bool(true, 'Use the store\'s event-driven watch when it has one; false forces polling.'),
+  ENABLE_CHANGE_STREAMS: Bool(
+    true,
+    "Use the store's event-driven watch when it has one; false forces polling.",
+  ),
   CONTROL_POLLING_INTERVAL: Seconds(10, 'Seconds between control polls in polling mode (±10 % jitter).'),
   CONTROL_RECONCILE_INTERVAL: Seconds(
     300,
@@ -56,13 +64,17 @@ export const ENV_SCHEMA = Type.Object({
   LEASE_TIMEOUT: Seconds(60, 'Seconds a claim is held without renewal before other agents may take it.', 1),
   SHUTDOWN_TIMEOUT: Seconds(30, 'Seconds a shutdown waits for running handlers before aborting them.', 0),
   HEARTBEAT_INTERVAL: Seconds(5, 'Seconds between registry heartbeats.', 0.1),
-  AGENT_RETENTION: Seconds(3600, 'Seconds after its last heartbeat before a lost agent leaves the registry.', 1),
+  AGENT_RETENTION: Seconds(
+    3600,
+    'Seconds after its last heartbeat before a lost agent leaves the registry.',
+    1,
+  ),
   AGENT_ID: Type.Optional(
     Type.String({
       minLength: 1,
       maxLength: 128,
       pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]*$',
-      description: 'This agent\'s id (default: the host name, the pod name in Kubernetes).',
+      description: "This agent's id (default: the host name, the pod name in Kubernetes).",
     }),
   ),
   HANDLER: Type.Optional(
@@ -144,16 +156,31 @@ export function redactUrl(url: string): string {
 }
 
 function parseStore(env: Env): { target?: StoreTarget; problem?: string } {
-  const url = env.STORE_URL ?? env.DATABASE_URL ?? env.MONGODB_URI ?? `sqlite:${join(env.DATA_DIR, 'pulling-agent.db')}`;
-  const source = env.STORE_URL ? 'STORE_URL' : env.DATABASE_URL ? 'DATABASE_URL' : env.MONGODB_URI ? 'MONGODB_URI' : 'STORE_URL';
+  const url =
+    env.STORE_URL ??
+    env.DATABASE_URL ??
+    env.MONGODB_URI ??
+    `sqlite:${join(env.DATA_DIR, 'pulling-agent.db')}`;
+  const source = env.STORE_URL
+    ? 'STORE_URL'
+    : env.DATABASE_URL
+      ? 'DATABASE_URL'
+      : env.MONGODB_URI
+        ? 'MONGODB_URI'
+        : 'STORE_URL';
   if (url.startsWith('sqlite:')) {
     const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
-    if (path === '') return { problem: `${source}=${url}: a sqlite: URL needs a file path, e.g. sqlite:./data/pulling-agent.db` };
+    if (path === '')
+      return {
+        problem: `${source}=${url}: a sqlite: URL needs a file path, e.g. sqlite:./data/pulling-agent.db`,
+      };
     return { target: { kind: 'sqlite', path } };
   }
   if (/^postgres(ql)?:\/\//.test(url)) return { target: { kind: 'postgres', url, schema: env.PG_SCHEMA } };
   if (/^mongodb(\+srv)?:\/\//.test(url)) {
-    return { target: { kind: 'mongodb', url, database: env.MONGODB_DATABASE, collection: env.MONGODB_COLLECTION } };
+    return {
+      target: { kind: 'mongodb', url, database: env.MONGODB_DATABASE, collection: env.MONGODB_COLLECTION },
+    };
   }
   return {
     problem: `${source}=${redactUrl(url)}: must start with sqlite:, postgres://, postgresql://, mongodb:// or mongodb+srv://`,
@@ -183,7 +210,10 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Readon
       const name = error.instancePath.replace(/^\//, '').split('/')[0] ?? '';
       if (seen.has(name)) continue;
       seen.add(name);
-      const shown = name.includes('URL') || name.includes('URI') ? redactUrl(String(environment[name])) : environment[name];
+      const shown =
+        name.includes('URL') || name.includes('URI')
+          ? redactUrl(String(environment[name]))
+          : environment[name];
       problems.push(`${name}=${JSON.stringify(shown)} must be ${describeAllowed(name)}`);
     }
   }

@@ -58,7 +58,12 @@ export class VersionConflictError extends PullingAgentError {
 
 export class StoreUnavailableError extends PullingAgentError {
   constructor(what: string, cause: unknown) {
-    super('PA_STORE_UNAVAILABLE', `store unavailable while ${what}: ${describeError(cause)}`, undefined, cause);
+    super(
+      'PA_STORE_UNAVAILABLE',
+      `store unavailable while ${what}: ${describeError(cause)}`,
+      undefined,
+      cause,
+    );
     this.name = 'StoreUnavailableError';
   }
 }

@@ -1,5 +1,12 @@
 // The library: create agents from code, build the HTTP API, open stores.
-export { Agent, type AgentOptions, type AgentSettings, type AgentStats, createAgent, logOnlyHandler } from './agent/agent.js';
+export {
+  Agent,
+  type AgentOptions,
+  type AgentSettings,
+  type AgentStats,
+  createAgent,
+  logOnlyHandler,
+} from './agent/agent.js';
 export type { DocumentHandler, HandlerContext } from './agent/batch.js';
 export { type AgentState, nextState } from './agent/lifecycle.js';
 export { type Config, loadConfig, publicConfig, type StoreTarget } from './config.js';

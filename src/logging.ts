@@ -4,9 +4,16 @@
 
 import { Writable } from 'node:stream';
 
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
-const LABELS: Record<number, string> = { 10: 'TRACE', 20: 'DEBUG', 30: 'INFO', 40: 'WARNING', 50: 'ERROR', 60: 'FATAL' };
+const LABELS: Record<number, string> = {
+  10: 'TRACE',
+  20: 'DEBUG',
+  30: 'INFO',
+  40: 'WARNING',
+  50: 'ERROR',
+  60: 'FATAL',
+};
 const HIDDEN = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'agent']);
 
 export const REDACT_PATHS = [

@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 
-import { pino, type Logger } from 'pino';
+import { type Logger, pino } from 'pino';
 
 import { type Config, loadConfig } from '../config.js';
 import { ControlWatcher, type ControlWatcherStatus } from '../control/watcher.js';
@@ -110,7 +110,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.#adopted;
   }
   get store(): Store {
-    if (!this.#store) throw new PullingAgentError('PA_STORE_UNAVAILABLE', 'the agent has not opened its store yet');
+    if (!this.#store)
+      throw new PullingAgentError('PA_STORE_UNAVAILABLE', 'the agent has not opened its store yet');
     return this.#store;
   }
   get batchInFlight(): boolean {
@@ -148,12 +149,18 @@ export class Agent extends EventEmitter<AgentEvents> {
       });
       await this.#watcher.start();
     } else {
-      this.logger.info('[Distributed Control] Disabled (ENABLE_DISTRIBUTED_CONTROL=false): local control only');
+      this.logger.info(
+        '[Distributed Control] Disabled (ENABLE_DISTRIBUTED_CONTROL=false): local control only',
+      );
       this.#transition({ type: 'command', command: 'running', source: 'local' }, 'start');
     }
     if (this.#exiting) return;
     this.#adopted = true;
-    this.#controlFile = watchControlFile(s.controlFile, (command) => this.command(command, 'control file'), this.logger);
+    this.#controlFile = watchControlFile(
+      s.controlFile,
+      (command) => this.command(command, 'control file'),
+      this.logger,
+    );
     this.#heartbeat = new Heartbeat({
       store: this.store,
       intervalMs: s.heartbeatIntervalMs,
@@ -341,7 +348,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       } catch (error) {
         if ((error as { code?: string }).code === 'PA_SCHEMA_TOO_NEW') throw error;
         this.#stats.storeErrors++;
-        this.logger.warn(`Store unavailable while ${what} (attempt ${attempt}), retrying: ${describeError(error)}`);
+        this.logger.warn(
+          `Store unavailable while ${what} (attempt ${attempt}), retrying: ${describeError(error)}`,
+        );
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay = Math.min(delay * 2, 10_000);
       }

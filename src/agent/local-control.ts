@@ -56,7 +56,12 @@ export function watchControlFile(
     });
   };
   const listener = (current: Stats, previous: Stats) => {
-    if (current.mtimeMs !== previous.mtimeMs || current.ino !== previous.ino || current.size !== previous.size) read();
+    if (
+      current.mtimeMs !== previous.mtimeMs ||
+      current.ino !== previous.ino ||
+      current.size !== previous.size
+    )
+      read();
   };
   watchFile(path, { interval: intervalMs, persistent: false }, listener);
   read();
@@ -80,8 +85,14 @@ export interface SignalTarget {
 /** SIGTERM/SIGINT = graceful shutdown (twice = abort handlers), SIGUSR1 = pause, SIGUSR2 = resume. */
 export function installSignalHandlers(target: SignalTarget): () => void {
   const handlers: [NodeJS.Signals, () => void][] = [
-    ['SIGTERM', () => (target.state === 'stopping' ? target.forceShutdown('SIGTERM') : target.shutdown('SIGTERM'))],
-    ['SIGINT', () => (target.state === 'stopping' ? target.forceShutdown('SIGINT') : target.shutdown('SIGINT'))],
+    [
+      'SIGTERM',
+      () => (target.state === 'stopping' ? target.forceShutdown('SIGTERM') : target.shutdown('SIGTERM')),
+    ],
+    [
+      'SIGINT',
+      () => (target.state === 'stopping' ? target.forceShutdown('SIGINT') : target.shutdown('SIGINT')),
+    ],
     ['SIGUSR1', () => target.pause('SIGUSR1')],
     ['SIGUSR2', () => target.resume('SIGUSR2')],
   ];

@@ -4,14 +4,14 @@
 // listens, wires signals, and exits 0 after a graceful shutdown.
 
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 
 import { createAgent } from '../agent/agent.js';
 import type { DocumentHandler } from '../agent/batch.js';
 import { installSignalHandlers } from '../agent/local-control.js';
-import { ConfigError, describeError } from '../errors.js';
 import { loadConfig, publicConfig } from '../config.js';
+import { ConfigError, describeError } from '../errors.js';
 import { buildApp } from '../http/app.js';
 import { createLogger } from '../logging.js';
 import { openStore } from '../stores/index.js';
@@ -26,7 +26,9 @@ async function loadHandler(path: string): Promise<DocumentHandler> {
   const module = (await import(pathToFileURL(resolve(path)).href)) as { default?: unknown; handle?: unknown };
   const handler = module.default ?? module.handle;
   if (typeof handler !== 'function') {
-    throw new ConfigError([`HANDLER=${path}: the module has no default export function (document, context) => …`]);
+    throw new ConfigError([
+      `HANDLER=${path}: the module has no default export function (document, context) => …`,
+    ]);
   }
   return handler as DocumentHandler;
 }
@@ -39,7 +41,9 @@ async function main(): Promise<number> {
   }
   const config = loadConfig();
   const logger = createLogger({ level: config.logLevel, format: config.logFormat });
-  process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'Unhandled rejection (the agent keeps running)'));
+  process.on('unhandledRejection', (reason) =>
+    logger.error({ err: reason }, 'Unhandled rejection (the agent keeps running)'),
+  );
 
   const { handler: handlerPath, ...settings } = config;
   const handler = handlerPath ? await loadHandler(handlerPath) : undefined;
@@ -69,6 +73,10 @@ main().then(
   (error: unknown) => {
     if (error instanceof ConfigError) console.error(error.message);
     else console.error(`pulling-agent: ${describeError(error)}`);
-    process.exit(error instanceof ConfigError || (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? 2 : 1);
+    process.exit(
+      error instanceof ConfigError || (error as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION'
+        ? 2
+        : 1,
+    );
   },
 );

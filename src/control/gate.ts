@@ -27,7 +27,8 @@ export class VersionGate {
 
   offer(state: ControlState): GateDecision {
     const applied = this.appliedVersion;
-    if (state.version === applied) return { apply: false, reason: 'already-applied', appliedVersion: applied };
+    if (state.version === applied)
+      return { apply: false, reason: 'already-applied', appliedVersion: applied };
     if (state.version < applied) return { apply: false, reason: 'older', appliedVersion: applied };
     this.#applied = state;
     return { apply: true, state };

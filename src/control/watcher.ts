@@ -262,9 +262,12 @@ export class ControlWatcher {
     const max = this.#o.retryMaxMs ?? 300_000;
     const delay = Math.min(max, base * 2 ** this.#upgradeAttempts);
     this.#upgradeAttempts++;
-    this.#upgradeTimer = setTimeout(() => {
-      this.#upgradeTimer = null;
-      void this.#openWatch();
-    }, jitter(delay, 0.25));
+    this.#upgradeTimer = setTimeout(
+      () => {
+        this.#upgradeTimer = null;
+        void this.#openWatch();
+      },
+      jitter(delay, 0.25),
+    );
   }
 }

@@ -6,10 +6,10 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, {
-  LogController,
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  LogController,
   type RawReplyDefaultExpression,
   type RawRequestDefaultExpression,
   type RawServerDefault,
@@ -48,9 +48,19 @@ export function errorBody(code: ErrorCode, message: string, details?: Record<str
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
 /** Maps anything thrown in a request to a code, status and message that are safe to show. */
-function toHttpError(error: FastifyError | Error): { status: number; code: ErrorCode; message: string; details?: Record<string, unknown> } {
+function toHttpError(error: FastifyError | Error): {
+  status: number;
+  code: ErrorCode;
+  message: string;
+  details?: Record<string, unknown>;
+} {
   if (error instanceof PullingAgentError) {
-    return { status: error.statusCode, code: error.code, message: error.message, ...(error.details ? { details: error.details } : {}) };
+    return {
+      status: error.statusCode,
+      code: error.code,
+      message: error.message,
+      ...(error.details ? { details: error.details } : {}),
+    };
   }
   const fastifyError = error as FastifyError;
   if (fastifyError.validation) {
@@ -58,13 +68,15 @@ function toHttpError(error: FastifyError | Error): { status: number; code: Error
     const problems = fastifyError.validation.map((v) => {
       const path = v.instancePath.replace(/^\//, '').replaceAll('/', '.');
       const field = path || (v.params as { missingProperty?: string }).missingProperty || '';
-      const where = context === 'querystring' ? `query parameter ${field}` : field ? `${context} ${field}` : context;
+      const where =
+        context === 'querystring' ? `query parameter ${field}` : field ? `${context} ${field}` : context;
       return `${where} ${v.message ?? 'is invalid'}`;
     });
     return { status: 400, code: 'PA_BAD_REQUEST', message: problems.join('; ') };
   }
   const status = fastifyError.statusCode ?? 500;
-  if (status === 413) return { status, code: 'PA_PAYLOAD_TOO_LARGE', message: 'request body is larger than the limit' };
+  if (status === 413)
+    return { status, code: 'PA_PAYLOAD_TOO_LARGE', message: 'request body is larger than the limit' };
   if (status === 415) return { status, code: 'PA_UNSUPPORTED_MEDIA_TYPE', message: fastifyError.message };
   if (status >= 400 && status < 500) {
     const json = error instanceof SyntaxError || fastifyError.code?.includes('JSON');
@@ -91,31 +103,47 @@ export async function buildApp(options: AppOptions): Promise<App> {
     try {
       done(null, JSON.parse(text));
     } catch (error) {
-      done(new PullingAgentError('PA_INVALID_JSON', `malformed JSON body: ${(error as Error).message}`), undefined);
+      done(
+        new PullingAgentError('PA_INVALID_JSON', `malformed JSON body: ${(error as Error).message}`),
+        undefined,
+      );
     }
   });
 
   app.setErrorHandler((error, request, reply) => {
     const mapped = toHttpError(error as FastifyError);
-    if (mapped.status >= 500 && mapped.code === 'PA_INTERNAL') request.log.error({ err: error }, 'Request failed');
+    if (mapped.status >= 500 && mapped.code === 'PA_INTERNAL')
+      request.log.error({ err: error }, 'Request failed');
     else request.log.info({ code: mapped.code, status: mapped.status }, mapped.message);
     return reply.status(mapped.status).send(errorBody(mapped.code, mapped.message, mapped.details));
   });
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0] ?? '/';
-    const allowed = METHODS.filter((method) => method !== request.method && app.hasRoute({ method, url: path }));
+    const allowed = METHODS.filter(
+      (method) => method !== request.method && app.hasRoute({ method, url: path }),
+    );
     if (allowed.length > 0) {
       return reply
         .status(405)
         .header('allow', allowed.join(', '))
-        .send(errorBody('PA_METHOD_NOT_ALLOWED', `${request.method} is not allowed on ${path}; use ${allowed.join(' or ')}`));
+        .send(
+          errorBody(
+            'PA_METHOD_NOT_ALLOWED',
+            `${request.method} is not allowed on ${path}; use ${allowed.join(' or ')}`,
+          ),
+        );
     }
     return reply.status(404).send(errorBody('PA_NOT_FOUND', `no endpoint ${request.method} ${path}`));
   });
 
   app.addHook('onResponse', (request, reply, done) => {
-    const line = { method: request.method, url: request.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) };
+    const line = {
+      method: request.method,
+      url: request.url,
+      status: reply.statusCode,
+      ms: Math.round(reply.elapsedTime),
+    };
     if (request.method === 'GET' || request.method === 'HEAD') request.log.debug(line, 'request');
     else request.log.info(line, 'request');
     done();

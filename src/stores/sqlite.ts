@@ -9,7 +9,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import Database from 'better-sqlite3';
 
-import { CONTROL_ID, parseControlState, parseControlVersion, tryParseControlState } from '../control/state.js';
+import {
+  CONTROL_ID,
+  parseControlState,
+  parseControlVersion,
+  tryParseControlState,
+} from '../control/state.js';
 import {
   describeError,
   PullingAgentError,
@@ -146,7 +151,9 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   }
 
   function readControlRow(d: Database.Database): unknown {
-    return d.prepare('SELECT command, version, timestamp, reason, updated_by FROM agent_control WHERE id = ?').get(CONTROL_ID);
+    return d
+      .prepare('SELECT command, version, timestamp, reason, updated_by FROM agent_control WHERE id = ?')
+      .get(CONTROL_ID);
   }
 
   const store: Store = {
@@ -181,25 +188,33 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
 
     async writeCommand(input: CommandInput) {
       return run('writing a command', (d) =>
-        d.transaction((): ControlState => {
-          const current = parseControlState(readControlRow(d));
-          if (input.expectedVersion !== undefined && input.expectedVersion !== current.version) {
-            throw new VersionConflictError(input.expectedVersion, current.version);
-          }
-          const row = d
-            .prepare(
-              `UPDATE agent_control SET command = ?, version = version + 1, timestamp = ${NOW_ISO},
+        d
+          .transaction((): ControlState => {
+            const current = parseControlState(readControlRow(d));
+            if (input.expectedVersion !== undefined && input.expectedVersion !== current.version) {
+              throw new VersionConflictError(input.expectedVersion, current.version);
+            }
+            const row = d
+              .prepare(
+                `UPDATE agent_control SET command = ?, version = version + 1, timestamp = ${NOW_ISO},
                  reason = ?, updated_by = ?
                WHERE id = ? RETURNING command, version, timestamp, reason, updated_by`,
-            )
-            .get(input.command, input.reason, input.updated_by, CONTROL_ID);
-          const state = parseControlState(row);
-          d.prepare(
-            `INSERT INTO agent_control_history (version, command, timestamp, reason, updated_by)
+              )
+              .get(input.command, input.reason, input.updated_by, CONTROL_ID);
+            const state = parseControlState(row);
+            d.prepare(
+              `INSERT INTO agent_control_history (version, command, timestamp, reason, updated_by)
              VALUES (?, ?, ?, ?, ?)`,
-          ).run(state.version, state.command, state.timestamp.toISOString(), state.reason, state.updated_by);
-          return state;
-        }).immediate(),
+            ).run(
+              state.version,
+              state.command,
+              state.timestamp.toISOString(),
+              state.reason,
+              state.updated_by,
+            );
+            return state;
+          })
+          .immediate(),
       );
     },
 
@@ -313,7 +328,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       );
       return (rows as { id: number; payload: string; attempts: number }[])
         .sort((a, b) => a.id - b.id)
-        .map((r): ClaimedDocument => ({ id: String(r.id), payload: JSON.parse(r.payload), attempts: r.attempts }));
+        .map((r): ClaimedDocument => ({
+          id: String(r.id),
+          payload: JSON.parse(r.payload),
+          attempts: r.attempts,
+        }));
     },
 
     async extendLeases(agentId: string, ids: string[], leaseMs: number) {
@@ -354,7 +373,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
           )
           .get(error, maxRetries, maxRetries, maxRetries, Number(id), agentId),
       );
-      return row ? ((row as { status: DocumentStatus }).status) : null;
+      return row ? (row as { status: DocumentStatus }).status : null;
     },
 
     async releaseDocuments(agentId: string, ids: string[]) {

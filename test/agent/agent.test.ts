@@ -39,7 +39,9 @@ describe('one agent', () => {
     const agent = box.agent({ handler: (doc) => void seen.push(doc.payload) });
     await box.store.insertDocuments([{ n: 1 }, { n: 2 }, { n: 3 }]);
     await agent.start();
-    await waitFor(async () => (await box.store.countDocuments()).processed === 3, { what: 'three processed' });
+    await waitFor(async () => (await box.store.countDocuments()).processed === 3, {
+      what: 'three processed',
+    });
     assert.deepEqual(seen, [{ n: 1 }, { n: 2 }, { n: 3 }]);
     assert.equal(agent.stats.documentsProcessed, 3);
   });
@@ -52,16 +54,25 @@ describe('one agent', () => {
     await waitFor(() => gated.started.length === 1, { what: 'the first handler to start' });
     agent.pause('test');
     // The four not started go back to pending while the first is still running.
-    await waitFor(async () => (await box.store.countDocuments()).pending === 4, { what: 'four documents released' });
+    await waitFor(async () => (await box.store.countDocuments()).pending === 4, {
+      what: 'four documents released',
+    });
     assert.equal((await box.store.countDocuments()).processing, 1);
     assert.equal(agent.batchInFlight, true);
     gated.release();
     await waitFor(() => !agent.batchInFlight, { what: 'the batch to drain' });
-    assert.deepEqual(await box.store.countDocuments(), { pending: 4, processing: 0, processed: 1, failed: 0 });
+    assert.deepEqual(await box.store.countDocuments(), {
+      pending: 4,
+      processing: 0,
+      processed: 1,
+      failed: 0,
+    });
     assert.equal(gated.started.length, 1, 'nothing starts while paused');
     assert.equal(gated.signals[0]?.aborted, false, 'a pause never interrupts a handler');
     agent.resume('test');
-    await waitFor(async () => (await box.store.countDocuments()).processed === 5, { what: 'the rest after resume' });
+    await waitFor(async () => (await box.store.countDocuments()).processed === 5, {
+      what: 'the rest after resume',
+    });
   });
 
   it('retries a throwing handler MAX_RETRIES times, then marks the document failed with the error', async () => {
@@ -75,7 +86,9 @@ describe('one agent', () => {
     });
     const [id] = await box.store.insertDocuments([{ bad: true }]);
     await agent.start();
-    await waitFor(async () => (await box.store.getDocument(id!))?.status === 'failed', { what: 'the document to fail' });
+    await waitFor(async () => (await box.store.getDocument(id!))?.status === 'failed', {
+      what: 'the document to fail',
+    });
     const doc = await box.store.getDocument(id!);
     assert.equal(calls, 3);
     assert.equal(doc?.attempts, 3);
@@ -94,7 +107,12 @@ describe('one agent', () => {
     // Give it several poll intervals' worth of chances to (wrongly) claim.
     await waitFor(() => agent.stats.lastHeartbeatAt !== null, { what: 'a heartbeat' });
     assert.equal(calls, 0);
-    assert.deepEqual(await box.store.countDocuments(), { pending: 2, processing: 0, processed: 0, failed: 0 });
+    assert.deepEqual(await box.store.countDocuments(), {
+      pending: 2,
+      processing: 0,
+      processed: 0,
+      failed: 0,
+    });
   });
 
   it('starts stopped into a shut-down cluster, stays up, and works after a resume', async () => {
@@ -118,7 +136,11 @@ describe('one agent', () => {
     await box.store.writeCommand({ command: 'shutdown', reason: null, updated_by: 't' });
     await agent.done;
     assert.equal(agent.state, 'stopped');
-    assert.deepEqual(await box.store.listAgents(), [], 'a clean shutdown removes the agent from the registry');
+    assert.deepEqual(
+      await box.store.listAgents(),
+      [],
+      'a clean shutdown removes the agent from the registry',
+    );
   });
 
   it('re-applies a command when only the version moves (the manual bump)', async () => {
@@ -146,8 +168,16 @@ describe('one agent', () => {
     await agent.stop();
     const took = Date.now() - started;
     assert.ok(took < 10_000, `stop took ${took} ms`);
-    assert.ok(gated.signals.every((s) => s.aborted), 'handlers got their abort signal');
-    assert.deepEqual(await box.store.countDocuments(), { pending: 3, processing: 0, processed: 0, failed: 0 });
+    assert.ok(
+      gated.signals.every((s) => s.aborted),
+      'handlers got their abort signal',
+    );
+    assert.deepEqual(await box.store.countDocuments(), {
+      pending: 3,
+      processing: 0,
+      processed: 0,
+      failed: 0,
+    });
     gated.release();
   });
 
@@ -158,10 +188,20 @@ describe('one agent', () => {
     await waitFor(() => agent.state === 'paused', { what: 'paused' });
     const { default: Database } = await import('better-sqlite3');
     const raw = new Database(box.dbPath);
-    raw.prepare(`UPDATE agent_control SET command = 'explode', version = version + 1 WHERE id = 'global_control'`).run();
-    await waitFor(() => agent.controlStatus?.lastError?.includes('explode'), { what: 'the problem reported' });
+    raw
+      .prepare(
+        `UPDATE agent_control SET command = 'explode', version = version + 1 WHERE id = 'global_control'`,
+      )
+      .run();
+    await waitFor(() => agent.controlStatus?.lastError?.includes('explode'), {
+      what: 'the problem reported',
+    });
     assert.equal(agent.state, 'paused');
-    raw.prepare(`UPDATE agent_control SET command = 'running', version = version + 1 WHERE id = 'global_control'`).run();
+    raw
+      .prepare(
+        `UPDATE agent_control SET command = 'running', version = version + 1 WHERE id = 'global_control'`,
+      )
+      .run();
     raw.close();
     await waitFor(() => agent.state === 'running', { what: 'running once the document is fixed' });
     assert.equal(agent.controlStatus?.lastError, null);

@@ -14,7 +14,10 @@ import { waitFor } from '../helpers/wait.js';
 async function allReach(agents: AgentProcess[], state: string, since: number): Promise<number[]> {
   return Promise.all(
     agents.map(async (agent) => {
-      await waitFor(async () => (await agent.state()) === state, { what: `${agent.id} to be ${state}`, intervalMs: 10 });
+      await waitFor(async () => (await agent.state()) === state, {
+        what: `${agent.id} to be ${state}`,
+        intervalMs: 10,
+      });
       return Date.now() - since;
     }),
   );
@@ -45,12 +48,16 @@ for (const target of TARGETS) {
       }
     });
 
-    it('propagates a pause through one agent to all three by the store\'s own events, and readiness follows', async (t: TestContext) => {
+    it("propagates a pause through one agent to all three by the store's own events, and readiness follows", async (t: TestContext) => {
       const pushes = target.pushes !== false;
       // With a 60 s polling interval, a pause that arrives in seconds can only have come by events.
       const interval = pushes ? '60' : '1';
-      const agents = await fleet.startMany(3, { CONTROL_POLLING_INTERVAL: interval, CONTROL_RECONCILE_INTERVAL: '0' });
-      const mode = (await agents[0]!.get<{ watch_mode: string }>('/api/cluster/control-state')).body.watch_mode;
+      const agents = await fleet.startMany(3, {
+        CONTROL_POLLING_INTERVAL: interval,
+        CONTROL_RECONCILE_INTERVAL: '0',
+      });
+      const mode = (await agents[0]!.get<{ watch_mode: string }>('/api/cluster/control-state')).body
+        .watch_mode;
       if (pushes) assert.notEqual(mode, 'polling', `${target.name} should watch event-driven`);
       else assert.equal(mode, 'polling', `${target.name} has no event-driven watch and should poll`);
       assert.deepEqual(await readiness(agents), [200, 200, 200]);
@@ -69,19 +76,30 @@ for (const target of TARGETS) {
       for (const agent of agents) {
         const log = agent.output();
         assert.match(log, /\[INFO\] \[Distributed Control\] Initializing cluster coordination/);
-        assert.match(log, pushes ? /\[INFO\] Using .+ \(event-driven, real-time\)/ : /\[INFO\] Using polling fallback \(interval: 1s\)/);
+        assert.match(
+          log,
+          pushes
+            ? /\[INFO\] Using .+ \(event-driven, real-time\)/
+            : /\[INFO\] Using polling fallback \(interval: 1s\)/,
+        );
       }
     });
 
     it('propagates by polling when event-driven watching is turned off', async (t) => {
-      const agents = await fleet.startMany(3, { ENABLE_CHANGE_STREAMS: 'false', CONTROL_POLLING_INTERVAL: '0.5' });
-      for (const agent of agents) assert.match(agent.output(), /\[INFO\] Using polling fallback \(interval: 0\.5s\)/);
+      const agents = await fleet.startMany(3, {
+        ENABLE_CHANGE_STREAMS: 'false',
+        CONTROL_POLLING_INTERVAL: '0.5',
+      });
+      for (const agent of agents)
+        assert.match(agent.output(), /\[INFO\] Using polling fallback \(interval: 0\.5s\)/);
       const mode = (await agents[1]!.get<{ watch_mode: string }>('/api/cluster/stats')).body.watch_mode;
       assert.equal(mode, 'polling');
       const sent = Date.now();
       await agents[1]!.post('/api/cluster/pause');
       const delays = await allReach(agents, 'paused', sent);
-      t.diagnostic(`${target.name} polling every 0.5 s: pause reached the agents after ${delays.join(', ')} ms`);
+      t.diagnostic(
+        `${target.name} polling every 0.5 s: pause reached the agents after ${delays.join(', ')} ms`,
+      );
       await agents[0]!.post('/api/cluster/resume');
       await allReach(agents, 'running', Date.now());
     });
@@ -99,7 +117,10 @@ for (const target of TARGETS) {
         assert.equal(response.status, 201);
         ids.push(...((await response.json()) as { ids: string[] }).ids);
       }
-      await waitFor(async () => (await store.countDocuments()).processed === 300, { what: '300 documents processed', timeoutMs: 60_000 });
+      await waitFor(async () => (await store.countDocuments()).processed === 300, {
+        what: '300 documents processed',
+        timeoutMs: 60_000,
+      });
       const records = await fleet.processedRecords();
       assert.equal(records.length, 300, 'each document handled once');
       assert.deepEqual(new Set(records.map((r) => r.id)), new Set(ids));
@@ -107,7 +128,7 @@ for (const target of TARGETS) {
       assert.ok(byAgent.size >= 2, `work should spread across agents, got ${[...byAgent].join(', ')}`);
     });
 
-    it('gives a SIGKILLed agent\'s claimed documents to the others after the lease', async (t) => {
+    it("gives a SIGKILLed agent's claimed documents to the others after the lease", async (t) => {
       const env = { BATCH_SIZE: '5', LEASE_TIMEOUT: '2', HANDLER_DELAY_MS: '150' };
       const [victim, ...others] = await fleet.startMany(3, env);
       await Promise.all(others.map((a) => a.post('/api/agent/pause')));
@@ -127,8 +148,13 @@ for (const target of TARGETS) {
       assert.ok(held.length > 0);
       const killedAt = Date.now();
       await Promise.all(others.map((a) => a.post('/api/agent/resume')));
-      await waitFor(async () => (await store.countDocuments()).processed === 40, { what: 'all 40 processed', timeoutMs: 60_000 });
-      t.diagnostic(`${held.length} leased documents recovered; all done ${Date.now() - killedAt} ms after the kill`);
+      await waitFor(async () => (await store.countDocuments()).processed === 40, {
+        what: 'all 40 processed',
+        timeoutMs: 60_000,
+      });
+      t.diagnostic(
+        `${held.length} leased documents recovered; all done ${Date.now() - killedAt} ms after the kill`,
+      );
       const records = await fleet.processedRecords();
       const seen = new Map<string, number>();
       for (const r of records) seen.set(r.id, (seen.get(r.id) ?? 0) + 1);

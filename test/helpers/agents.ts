@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 import { pino } from 'pino';
 
-import { Agent, type AgentOptions, createAgent } from '../../src/agent/agent.js';
+import { type Agent, type AgentOptions, createAgent } from '../../src/agent/agent.js';
 import { createSqliteStore } from '../../src/stores/sqlite.js';
 import type { Store } from '../../src/stores/types.js';
 

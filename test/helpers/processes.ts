@@ -56,7 +56,10 @@ export class Fleet {
     child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const port = await Promise.race([
-      waitFor(() => /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1], { what: `${id} to listen`, timeoutMs: 30_000 }),
+      waitFor(() => /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1], {
+        what: `${id} to listen`,
+        timeoutMs: 30_000,
+      }),
       exited.then((code) => {
         throw new Error(`${id} exited with ${code} before listening:\n${output}`);
       }),
@@ -83,7 +86,9 @@ export class Fleet {
   /** Starts n agents and waits until each has adopted the cluster state. */
   async startMany(n: number, env: Record<string, string> = {}): Promise<AgentProcess[]> {
     const agents = await Promise.all(Array.from({ length: n }, () => this.start(env)));
-    await Promise.all(agents.map((a) => waitFor(() => /Agent \S+ started/.test(a.output()), { what: `${a.id} started` })));
+    await Promise.all(
+      agents.map((a) => waitFor(() => /Agent \S+ started/.test(a.output()), { what: `${a.id} started` })),
+    );
     return agents;
   }
 

@@ -10,7 +10,11 @@ import { type Sandbox, sandbox } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** No error answer may carry a stack trace or be a 5xx for bad input. */
-function assertCleanError(response: { statusCode: number; body: string }, status: number, code: string): Record<string, unknown> {
+function assertCleanError(
+  response: { statusCode: number; body: string },
+  status: number,
+  code: string,
+): Record<string, unknown> {
   assert.equal(response.statusCode, status, response.body);
   const body = JSON.parse(response.body) as Record<string, unknown>;
   assert.equal(body.status, 'error');
@@ -43,8 +47,11 @@ describe('HTTP API on the embedded store', () => {
 
   const version = async () => (await box.store.readControl()).version;
 
-  it('pauses the cluster with the seed\'s query parameters and answers with every field', async () => {
-    const response = await app.inject({ method: 'POST', url: '/api/cluster/pause?reason=Maintenance&updated_by=admin' });
+  it("pauses the cluster with the seed's query parameters and answers with every field", async () => {
+    const response = await app.inject({
+      method: 'POST',
+      url: '/api/cluster/pause?reason=Maintenance&updated_by=admin',
+    });
     assert.equal(response.statusCode, 200, response.body);
     const body = response.json();
     assert.equal(body.status, 'success');
@@ -61,7 +68,14 @@ describe('HTTP API on the embedded store', () => {
     const state = (await app.inject('/api/cluster/control-state')).json();
     assert.deepEqual(
       { ...state, timestamp: undefined },
-      { command: 'pause', version: 1, reason: 'Maintenance', updated_by: 'admin', watch_mode: 'file_events', timestamp: undefined },
+      {
+        command: 'pause',
+        version: 1,
+        reason: 'Maintenance',
+        updated_by: 'admin',
+        watch_mode: 'file_events',
+        timestamp: undefined,
+      },
     );
     assert.equal((await app.inject('/readiness')).statusCode, 503);
     assert.equal((await app.inject('/health')).statusCode, 200);
@@ -69,7 +83,12 @@ describe('HTTP API on the embedded store', () => {
   });
 
   it('resumes (command running), and readiness follows', async () => {
-    const body = (await app.inject({ method: 'POST', url: '/api/cluster/resume?reason=Maintenance+complete&updated_by=admin' })).json();
+    const body = (
+      await app.inject({
+        method: 'POST',
+        url: '/api/cluster/resume?reason=Maintenance+complete&updated_by=admin',
+      })
+    ).json();
     assert.equal(body.command, 'running');
     assert.equal(body.reason, 'Maintenance complete');
     assert.equal(agent.state, 'running');
@@ -78,18 +97,29 @@ describe('HTTP API on the embedded store', () => {
 
   it('lists the history newest first, with a limit', async () => {
     const all = (await app.inject('/api/cluster/history')).json();
-    assert.deepEqual(all.history.map((h: { version: number; command: string }) => [h.version, h.command]), [
-      [2, 'running'],
-      [1, 'pause'],
-    ]);
+    assert.deepEqual(
+      all.history.map((h: { version: number; command: string }) => [h.version, h.command]),
+      [
+        [2, 'running'],
+        [1, 'pause'],
+      ],
+    );
     assert.equal((await app.inject('/api/cluster/history?limit=1')).json().history.length, 1);
     assertCleanError(await app.inject('/api/cluster/history?limit=0'), 400, 'PA_BAD_REQUEST');
     assertCleanError(await app.inject('/api/cluster/history?limit=abc'), 400, 'PA_BAD_REQUEST');
   });
 
-  it('reports cluster stats with the seed\'s fields', async () => {
+  it("reports cluster stats with the seed's fields", async () => {
     const stats = (await app.inject('/api/cluster/stats')).json();
-    for (const field of ['watch_mode', 'polling_interval', 'current_command', 'current_version', 'last_updated', 'updated_by', 'reason']) {
+    for (const field of [
+      'watch_mode',
+      'polling_interval',
+      'current_command',
+      'current_version',
+      'last_updated',
+      'updated_by',
+      'reason',
+    ]) {
       assert.ok(field in stats, field);
     }
     assert.equal(stats.watch_mode, 'file_events');
@@ -105,8 +135,16 @@ describe('HTTP API on the embedded store', () => {
       'PA_BAD_REQUEST',
     );
     assert.match(String(long.message), /reason/);
-    assertCleanError(await app.inject({ method: 'POST', url: '/api/cluster/pause?updated_by=a%0Ab' }), 400, 'PA_BAD_REQUEST');
-    assertCleanError(await app.inject({ method: 'POST', url: '/api/cluster/pause?reason=%1B%5B31m' }), 400, 'PA_BAD_REQUEST');
+    assertCleanError(
+      await app.inject({ method: 'POST', url: '/api/cluster/pause?updated_by=a%0Ab' }),
+      400,
+      'PA_BAD_REQUEST',
+    );
+    assertCleanError(
+      await app.inject({ method: 'POST', url: '/api/cluster/pause?reason=%1B%5B31m' }),
+      400,
+      'PA_BAD_REQUEST',
+    );
     assert.equal(await version(), before);
     assert.equal(agent.state, 'running');
   });
@@ -120,7 +158,11 @@ describe('HTTP API on the embedded store', () => {
     );
     assert.equal(conflict.current_version, current);
     assert.equal(await version(), current);
-    const ok = await app.inject({ method: 'POST', url: '/api/cluster/resume', headers: { 'if-match': `"${current}"` } });
+    const ok = await app.inject({
+      method: 'POST',
+      url: '/api/cluster/resume',
+      headers: { 'if-match': `"${current}"` },
+    });
     assert.equal(ok.statusCode, 200, ok.body);
     assert.equal(ok.json().version, current + 1);
   });
@@ -135,7 +177,11 @@ describe('HTTP API on the embedded store', () => {
 
   it('stores documents from a JSON array and answers with their ids', async () => {
     await app.inject({ method: 'POST', url: '/api/agent/pause' });
-    const response = await app.inject({ method: 'POST', url: '/api/documents', payload: [{ a: 1 }, 'two', [3]] });
+    const response = await app.inject({
+      method: 'POST',
+      url: '/api/documents',
+      payload: [{ a: 1 }, 'two', [3]],
+    });
     assert.equal(response.statusCode, 201, response.body);
     const { ids, count } = response.json();
     assert.equal(count, 3);
@@ -144,7 +190,9 @@ describe('HTTP API on the embedded store', () => {
     assert.equal(doc.status, 'pending');
     assertCleanError(await app.inject('/api/documents/999999'), 404, 'PA_NOT_FOUND');
     await app.inject({ method: 'POST', url: '/api/agent/resume' });
-    await waitFor(async () => (await app.inject('/api/documents')).json().counts.processed === 3, { what: 'three documents processed' });
+    await waitFor(async () => (await app.inject('/api/documents')).json().counts.processed === 3, {
+      what: 'three documents processed',
+    });
   });
 
   it('refuses bad document bodies with a clear 4xx and stores nothing', async () => {
@@ -156,8 +204,16 @@ describe('HTTP API on the embedded store', () => {
     assertCleanError(await post('[1, 2'), 400, 'PA_INVALID_JSON');
     assertCleanError(await post(''), 400, 'PA_BAD_REQUEST');
     assertCleanError(await post('hello', 'text/plain'), 415, 'PA_UNSUPPORTED_MEDIA_TYPE');
-    assertCleanError(await post(JSON.stringify([{ big: 'x'.repeat(70 * 1024) }])), 413, 'PA_PAYLOAD_TOO_LARGE');
-    assertCleanError(await post(JSON.stringify(Array.from({ length: 10_001 }, () => 1))), 400, 'PA_BAD_REQUEST');
+    assertCleanError(
+      await post(JSON.stringify([{ big: 'x'.repeat(70 * 1024) }])),
+      413,
+      'PA_PAYLOAD_TOO_LARGE',
+    );
+    assertCleanError(
+      await post(JSON.stringify(Array.from({ length: 10_001 }, () => 1))),
+      400,
+      'PA_BAD_REQUEST',
+    );
     assert.deepEqual(await box.store.countDocuments(), before);
   });
 
@@ -174,7 +230,14 @@ describe('HTTP API on the embedded store', () => {
     const config = (await app.inject('/api/config')).body;
     assert.ok(!config.includes('s3cret'));
     const stats = (await app.inject('/api/stats')).json();
-    for (const field of ['batches', 'documents_processed', 'documents_failed', 'errors', 'uptime_seconds', 'last_heartbeat']) {
+    for (const field of [
+      'batches',
+      'documents_processed',
+      'documents_failed',
+      'errors',
+      'uptime_seconds',
+      'last_heartbeat',
+    ]) {
       assert.ok(field in stats, field);
     }
     assert.ok(stats.documents_processed >= 3);
@@ -187,7 +250,9 @@ describe('HTTP API on the embedded store', () => {
   });
 
   it('lists the registered agents with a summary', async () => {
-    await waitFor(async () => (await app.inject('/api/cluster/agents')).json().agents.length === 1, { what: 'the heartbeat' });
+    await waitFor(async () => (await app.inject('/api/cluster/agents')).json().agents.length === 1, {
+      what: 'the heartbeat',
+    });
     const { summary, desired, agents } = (await app.inject('/api/cluster/agents')).json();
     assert.equal(agents[0].agent_id, agent.settings.agentId);
     assert.equal(desired.version, await version());
@@ -198,7 +263,13 @@ describe('HTTP API on the embedded store', () => {
   it('serves its OpenAPI document, generated from the route schemas', async () => {
     const doc = (await app.inject('/openapi.json')).json();
     assert.equal(doc.openapi.startsWith('3.'), true);
-    for (const path of ['/api/cluster/pause', '/api/cluster/control-state', '/api/agent/state', '/api/documents', '/health']) {
+    for (const path of [
+      '/api/cluster/pause',
+      '/api/cluster/control-state',
+      '/api/agent/state',
+      '/api/documents',
+      '/health',
+    ]) {
       assert.ok(path in doc.paths, path);
     }
     assert.equal((await app.inject('/docs')).statusCode < 400, true);

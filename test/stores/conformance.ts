@@ -75,7 +75,11 @@ export function describeStore(
 
       it('writes a command atomically: version + 1, store timestamp, history entry', async () => {
         const before = Date.now();
-        const written = await a.writeCommand({ command: 'pause', reason: 'Maintenance', updated_by: 'admin' });
+        const written = await a.writeCommand({
+          command: 'pause',
+          reason: 'Maintenance',
+          updated_by: 'admin',
+        });
         assert.equal(written.command, 'pause');
         assert.equal(written.version, 1);
         assert.equal(written.reason, 'Maintenance');
@@ -104,11 +108,20 @@ export function describeStore(
         const writes = [];
         for (let i = 0; i < 20; i++) {
           const store = i % 2 === 0 ? a : b;
-          writes.push(store.writeCommand({ command: i % 3 === 0 ? 'pause' : 'running', reason: `w${i}`, updated_by: 't' }));
+          writes.push(
+            store.writeCommand({
+              command: i % 3 === 0 ? 'pause' : 'running',
+              reason: `w${i}`,
+              updated_by: 't',
+            }),
+          );
         }
         const results = await Promise.all(writes);
         const versions = results.map((r) => r.version).sort((x, y) => x - y);
-        assert.deepEqual(versions, Array.from({ length: 20 }, (_, i) => i + 1));
+        assert.deepEqual(
+          versions,
+          Array.from({ length: 20 }, (_, i) => i + 1),
+        );
         const history = await a.listHistory(100);
         assert.equal(history.length, 20);
         assert.deepEqual(
@@ -122,13 +135,19 @@ export function describeStore(
         await a.writeCommand({ command: 'pause', reason: null, updated_by: 'x' });
         await assert.rejects(
           b.writeCommand({ command: 'shutdown', reason: null, updated_by: 'y', expectedVersion: 0 }),
-          (error: unknown) => error instanceof VersionConflictError && /current version is 1/.test(error.message),
+          (error: unknown) =>
+            error instanceof VersionConflictError && /current version is 1/.test(error.message),
         );
         const state = await a.readControl();
         assert.equal(state.version, 1);
         assert.equal(state.command, 'pause');
         assert.equal((await a.listHistory(10)).length, 1);
-        const ok = await b.writeCommand({ command: 'running', reason: null, updated_by: 'y', expectedVersion: 1 });
+        const ok = await b.writeCommand({
+          command: 'running',
+          reason: null,
+          updated_by: 'y',
+          expectedVersion: 1,
+        });
         assert.equal(ok.version, 2);
       });
 
@@ -170,7 +189,9 @@ export function describeStore(
     describe('agent registry', () => {
       it('upserts, lists with the store heartbeat time, removes and prunes', async () => {
         await a.upsertAgent(heartbeat('agent-1'));
-        await b.upsertAgent(heartbeat('agent-2', { state: 'paused', applied_version: 4, applied_at: new Date() }));
+        await b.upsertAgent(
+          heartbeat('agent-2', { state: 'paused', applied_version: 4, applied_at: new Date() }),
+        );
         await a.upsertAgent(heartbeat('agent-1', { batch_in_flight: true }));
         const agents = await b.listAgents();
         assert.deepEqual(
@@ -181,14 +202,19 @@ export function describeStore(
           ],
         );
         const first = agents[0]!;
-        assert.ok(first.heartbeat_at instanceof Date && Math.abs(first.heartbeat_at.getTime() - Date.now()) < 60_000);
+        assert.ok(
+          first.heartbeat_at instanceof Date && Math.abs(first.heartbeat_at.getTime() - Date.now()) < 60_000,
+        );
         assert.ok(first.started_at instanceof Date);
         assert.equal(first.started_at.toISOString(), '2026-01-01T00:00:00.000Z');
         assert.ok(agents[1]!.applied_at instanceof Date);
         assert.deepEqual(first.counters, { documents_processed: 3 });
 
         await a.removeAgent('agent-1');
-        assert.deepEqual((await b.listAgents()).map((r) => r.agent_id), ['agent-2']);
+        assert.deepEqual(
+          (await b.listAgents()).map((r) => r.agent_id),
+          ['agent-2'],
+        );
         assert.equal(await a.pruneAgents(60_000), 0);
         await waitFor(async () => (await a.pruneAgents(1)) === 1, { what: 'agent-2 pruned' });
         assert.deepEqual(await b.listAgents(), []);
@@ -263,7 +289,10 @@ export function describeStore(
         assert.equal(await b.releaseDocuments('agent-b', ids), 0);
         assert.equal(await a.releaseDocuments('agent-a', ids), 2);
         const again = await b.claimBatch('agent-b', 10, 60_000);
-        assert.deepEqual(again.map((d) => [d.id, d.attempts]), ids.map((id) => [id, 0]));
+        assert.deepEqual(
+          again.map((d) => [d.id, d.attempts]),
+          ids.map((id) => [id, 0]),
+        );
       });
 
       it('returns documents with an expired lease to another agent; an extended lease holds', async () => {

@@ -56,13 +56,22 @@ describe('configuration', () => {
   });
 
   it('names every bad variable and what it allows, all at once', () => {
-    const found = problems({ BATCH_SIZE: 'abc', ENABLE_CHANGE_STREAMS: 'maybe', LOG_LEVEL: 'loud', PORT: '70000' });
+    const found = problems({
+      BATCH_SIZE: 'abc',
+      ENABLE_CHANGE_STREAMS: 'maybe',
+      LOG_LEVEL: 'loud',
+      PORT: '70000',
+    });
     assert.equal(found.length, 4);
     assert.ok(found.some((p) => p === 'BATCH_SIZE="abc" must be a whole number from 1 to 10000'));
     assert.ok(found.some((p) => p === 'ENABLE_CHANGE_STREAMS="maybe" must be true or false'));
     assert.ok(found.some((p) => p.startsWith('LOG_LEVEL="loud" must be fatal, error, warn')));
     assert.ok(found.some((p) => p.startsWith('PORT="70000" must be a whole number from 0 to 65535')));
-    assert.ok(problems({ CONTROL_POLLING_INTERVAL: '0' })[0]?.startsWith('CONTROL_POLLING_INTERVAL="0" must be a number of seconds'));
+    assert.ok(
+      problems({ CONTROL_POLLING_INTERVAL: '0' })[0]?.startsWith(
+        'CONTROL_POLLING_INTERVAL="0" must be a number of seconds',
+      ),
+    );
     assert.ok(problems({ BATCH_SIZE: '1.5' })[0]?.startsWith('BATCH_SIZE="1.5"'));
   });
 
@@ -71,8 +80,14 @@ describe('configuration', () => {
     assert.equal(loadConfig({ DATABASE_URL: 'postgresql://h/db' }).store.kind, 'postgres');
     assert.equal(loadConfig({ MONGODB_URI: 'mongodb://h:27017/app' }).store.kind, 'mongodb');
     assert.equal(loadConfig({ STORE_URL: 'mongodb+srv://cluster/app' }).store.kind, 'mongodb');
-    assert.deepEqual(loadConfig({ STORE_URL: 'sqlite:/tmp/x.db' }).store, { kind: 'sqlite', path: '/tmp/x.db' });
-    assert.match(problems({ STORE_URL: 'redis://user:secret@h' })[0] ?? '', /STORE_URL=redis:\/\/user:\*\*\*@h.*must start with sqlite:/);
+    assert.deepEqual(loadConfig({ STORE_URL: 'sqlite:/tmp/x.db' }).store, {
+      kind: 'sqlite',
+      path: '/tmp/x.db',
+    });
+    assert.match(
+      problems({ STORE_URL: 'redis://user:secret@h' })[0] ?? '',
+      /STORE_URL=redis:\/\/user:\*\*\*@h.*must start with sqlite:/,
+    );
     assert.match(problems({ STORE_URL: 'sqlite:' })[0] ?? '', /needs a file path/);
   });
 

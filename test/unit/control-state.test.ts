@@ -4,7 +4,13 @@ import { describe, it } from 'node:test';
 import { parseControlState, parseControlVersion, tryParseControlState } from '../../src/control/state.js';
 import { InvalidControlStateError } from '../../src/errors.js';
 
-const good = { command: 'pause', version: 3, timestamp: '2026-01-11T10:30:00Z', reason: 'r', updated_by: 'admin' };
+const good = {
+  command: 'pause',
+  version: 3,
+  timestamp: '2026-01-11T10:30:00Z',
+  reason: 'r',
+  updated_by: 'admin',
+};
 
 describe('control document parsing', () => {
   it('accepts a well-formed document, with versions as numbers, numeric strings, bigints or Longs', () => {
@@ -19,7 +25,11 @@ describe('control document parsing', () => {
   for (const [what, doc, pattern] of [
     ['a missing document', null, /missing/],
     ['a non-object', 'pause', /not an object/],
-    ['an unknown command', { ...good, command: 'explode' }, /command "explode" is not one of running, pause, shutdown/],
+    [
+      'an unknown command',
+      { ...good, command: 'explode' },
+      /command "explode" is not one of running, pause, shutdown/,
+    ],
     ['a command of the wrong type', { ...good, command: 1 }, /command 1 is not one of/],
     ['a missing version', { ...good, version: undefined }, /version "missing"/],
     ['a negative version', { ...good, version: -1 }, /version "-1"/],

@@ -11,12 +11,16 @@ describe('error registry', () => {
     for (const [code, { status }] of Object.entries(ERROR_CODES)) {
       const row = doc.split('\n').find((line) => line.startsWith(`| \`${code}\` |`));
       assert.ok(row, `${code} is not documented in docs/errors.md`);
-      if (code !== 'PA_CONFIG_INVALID') assert.ok(row.includes(`| ${status} |`), `${code} should say ${status}: ${row}`);
+      if (code !== 'PA_CONFIG_INVALID')
+        assert.ok(row.includes(`| ${status} |`), `${code} should say ${status}: ${row}`);
     }
   });
 
   it('documents no code that does not exist', () => {
     const documented = [...doc.matchAll(/^\| `(PA_[A-Z_]+)` \|/gm)].map((m) => m[1]);
-    assert.deepEqual(documented.filter((code) => !(code! in ERROR_CODES)), []);
+    assert.deepEqual(
+      documented.filter((code) => !(code! in ERROR_CODES)),
+      [],
+    );
   });
 });

@@ -23,7 +23,10 @@ describe('agent lifecycle state machine', () => {
   });
 
   it('an agent that starts into a shut-down cluster stays up, stopped, and does not exit again', () => {
-    assert.deepEqual(nextState('paused', cmd('shutdown', 'cluster', true)), { state: 'stopped', exit: false });
+    assert.deepEqual(nextState('paused', cmd('shutdown', 'cluster', true)), {
+      state: 'stopped',
+      exit: false,
+    });
     assert.deepEqual(nextState('stopped', cmd('shutdown')), { state: 'stopped', exit: false });
     assert.deepEqual(nextState('stopped', cmd('running')), { state: 'running', exit: false });
   });

@@ -26,7 +26,11 @@ export function registerAgentRoutes(app: App, { agent }: AppOptions): void {
     batch_in_flight: agent.batchInFlight,
   });
 
-  app.get('/api/agent/state', { schema: { summary: 'This agent\'s state', response: { 200: AgentStateJson } } }, async () => view());
+  app.get(
+    '/api/agent/state',
+    { schema: { summary: "This agent's state", response: { 200: AgentStateJson } } },
+    async () => view(),
+  );
 
   const actions = [
     ['pause', () => agent.pause('api')],
@@ -39,12 +43,21 @@ export function registerAgentRoutes(app: App, { agent }: AppOptions): void {
       {
         schema: {
           summary: `${name} this agent only (not persisted)`,
-          response: { 200: Type.Intersect([Type.Object({ status: Type.Literal('success'), message: Type.String() }), AgentStateJson]), '4xx': ErrorBody },
+          response: {
+            200: Type.Intersect([
+              Type.Object({ status: Type.Literal('success'), message: Type.String() }),
+              AgentStateJson,
+            ]),
+            '4xx': ErrorBody,
+          },
         },
       },
       async () => {
         if (agent.state === 'stopping' && name !== 'shutdown') {
-          throw new PullingAgentError('PA_AGENT_STOPPING', `agent ${agent.settings.agentId} is shutting down; ${name} has no effect`);
+          throw new PullingAgentError(
+            'PA_AGENT_STOPPING',
+            `agent ${agent.settings.agentId} is shutting down; ${name} has no effect`,
+          );
         }
         act();
         return { status: 'success' as const, message: `Agent ${agent.settings.agentId}: ${name}`, ...view() };

@@ -50,13 +50,18 @@ export function registerClusterRoutes(app: App, { agent }: AppOptions): void {
           summary: `${verb[0]!.toUpperCase()}${verb.slice(1)} every agent of the cluster`,
           querystring: CommandQuery,
           headers: Type.Object({ 'if-match': Type.Optional(Type.String({ pattern: '^"?\\d+"?$' })) }),
-          response: { 200: Type.Object({ status: Type.Literal('success') }, { additionalProperties: true }), '4xx': ErrorBody, '5xx': ErrorBody },
+          response: {
+            200: Type.Object({ status: Type.Literal('success') }, { additionalProperties: true }),
+            '4xx': ErrorBody,
+            '5xx': ErrorBody,
+          },
         },
       },
       async (request) => {
         const query = request.query;
         const ifMatch = request.headers['if-match'];
-        const expectedVersion = query.expected_version ?? (ifMatch ? Number(ifMatch.replaceAll('"', '')) : undefined);
+        const expectedVersion =
+          query.expected_version ?? (ifMatch ? Number(ifMatch.replaceAll('"', '')) : undefined);
         const state = await agent.store.writeCommand({
           command,
           reason: query.reason ?? null,
@@ -89,29 +94,36 @@ export function registerClusterRoutes(app: App, { agent }: AppOptions): void {
     {
       schema: {
         summary: 'The current cluster command, as stored',
-        response: { 200: Type.Intersect([ControlStateJson, Type.Object({ watch_mode: WatchModeSchema })]), '5xx': ErrorBody },
+        response: {
+          200: Type.Intersect([ControlStateJson, Type.Object({ watch_mode: WatchModeSchema })]),
+          '5xx': ErrorBody,
+        },
       },
     },
     async () => ({ ...controlStateToJson(await agent.store.readControl()), watch_mode: watchMode() }),
   );
 
-  app.get('/api/cluster/stats', { schema: { summary: 'Cluster control statistics of this agent' } }, async () => {
-    const state = await agent.store.readControl();
-    const status = agent.controlStatus;
-    return {
-      watch_mode: watchMode(),
-      polling_interval: settings.controlPollingIntervalMs / 1000,
-      reconcile_interval: settings.controlReconcileIntervalMs / 1000,
-      current_command: state.command,
-      current_version: state.version,
-      last_updated: state.timestamp.toISOString(),
-      updated_by: state.updated_by,
-      reason: state.reason,
-      applied_version: status?.appliedVersion ?? null,
-      last_check: status?.lastCheckAt?.toISOString() ?? null,
-      control_error: status?.lastError ?? null,
-    };
-  });
+  app.get(
+    '/api/cluster/stats',
+    { schema: { summary: 'Cluster control statistics of this agent' } },
+    async () => {
+      const state = await agent.store.readControl();
+      const status = agent.controlStatus;
+      return {
+        watch_mode: watchMode(),
+        polling_interval: settings.controlPollingIntervalMs / 1000,
+        reconcile_interval: settings.controlReconcileIntervalMs / 1000,
+        current_command: state.command,
+        current_version: state.version,
+        last_updated: state.timestamp.toISOString(),
+        updated_by: state.updated_by,
+        reason: state.reason,
+        applied_version: status?.appliedVersion ?? null,
+        last_check: status?.lastCheckAt?.toISOString() ?? null,
+        control_error: status?.lastError ?? null,
+      };
+    },
+  );
 
   app.get(
     '/api/cluster/history',
@@ -127,41 +139,45 @@ export function registerClusterRoutes(app: App, { agent }: AppOptions): void {
     },
   );
 
-  app.get('/api/cluster/agents', { schema: { summary: 'The agents of the cluster, from the registry' } }, async () => {
-    const [state, records] = await Promise.all([agent.store.readControl(), agent.store.listAgents()]);
-    const lostAfterMs = settings.heartbeatIntervalMs * 3;
-    const now = Date.now();
-    const agents = records.map((r) => {
-      const age = now - r.heartbeat_at.getTime();
+  app.get(
+    '/api/cluster/agents',
+    { schema: { summary: 'The agents of the cluster, from the registry' } },
+    async () => {
+      const [state, records] = await Promise.all([agent.store.readControl(), agent.store.listAgents()]);
+      const lostAfterMs = settings.heartbeatIntervalMs * 3;
+      const now = Date.now();
+      const agents = records.map((r) => {
+        const age = now - r.heartbeat_at.getTime();
+        return {
+          agent_id: r.agent_id,
+          host: r.host,
+          software_version: r.software_version,
+          state: age > lostAfterMs ? 'lost' : r.state,
+          reported_state: r.state,
+          applied_version: r.applied_version,
+          applied_at: r.applied_at?.toISOString() ?? null,
+          batch_in_flight: r.batch_in_flight,
+          watch_mode: r.watch_mode,
+          started_at: r.started_at.toISOString(),
+          heartbeat_at: r.heartbeat_at.toISOString(),
+          heartbeat_age_seconds: Math.max(0, Math.round(age / 100) / 10),
+          counters: r.counters,
+        };
+      });
+      const live = agents.filter((a) => a.state !== 'lost');
+      const applied = live.filter((a) => a.applied_version >= state.version);
       return {
-        agent_id: r.agent_id,
-        host: r.host,
-        software_version: r.software_version,
-        state: age > lostAfterMs ? 'lost' : r.state,
-        reported_state: r.state,
-        applied_version: r.applied_version,
-        applied_at: r.applied_at?.toISOString() ?? null,
-        batch_in_flight: r.batch_in_flight,
-        watch_mode: r.watch_mode,
-        started_at: r.started_at.toISOString(),
-        heartbeat_at: r.heartbeat_at.toISOString(),
-        heartbeat_age_seconds: Math.max(0, Math.round(age / 100) / 10),
-        counters: r.counters,
+        desired: { command: state.command, version: state.version },
+        summary: {
+          total: agents.length,
+          live: live.length,
+          lost: agents.length - live.length,
+          applied: applied.length,
+          drained: live.filter((a) => !a.batch_in_flight).length,
+          stragglers: live.filter((a) => a.applied_version < state.version).map((a) => a.agent_id),
+        },
+        agents,
       };
-    });
-    const live = agents.filter((a) => a.state !== 'lost');
-    const applied = live.filter((a) => a.applied_version >= state.version);
-    return {
-      desired: { command: state.command, version: state.version },
-      summary: {
-        total: agents.length,
-        live: live.length,
-        lost: agents.length - live.length,
-        applied: applied.length,
-        drained: live.filter((a) => !a.batch_in_flight).length,
-        stragglers: live.filter((a) => a.applied_version < state.version).map((a) => a.agent_id),
-      },
-      agents,
-    };
-  });
+    },
+  );
 }

@@ -14,9 +14,17 @@ export function registerDocumentRoutes(app: App, { agent }: AppOptions): void {
     {
       schema: {
         summary: 'Store documents as pending; answers with their ids in order',
-        body: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_DOCUMENTS_PER_REQUEST, description: 'The documents (any JSON values).' }),
+        body: Type.Array(Type.Unknown(), {
+          minItems: 1,
+          maxItems: MAX_DOCUMENTS_PER_REQUEST,
+          description: 'The documents (any JSON values).',
+        }),
         response: {
-          201: Type.Object({ status: Type.Literal('success'), count: Type.Integer(), ids: Type.Array(Type.String()) }),
+          201: Type.Object({
+            status: Type.Literal('success'),
+            count: Type.Integer(),
+            ids: Type.Array(Type.String()),
+          }),
           '4xx': ErrorBody,
           '5xx': ErrorBody,
         },
@@ -38,7 +46,12 @@ export function registerDocumentRoutes(app: App, { agent }: AppOptions): void {
 
   app.get(
     '/api/documents/:id',
-    { schema: { summary: 'One document', params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }) } },
+    {
+      schema: {
+        summary: 'One document',
+        params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
+      },
+    },
     async (request) => {
       const doc = await agent.store.getDocument(request.params.id);
       if (!doc) throw new PullingAgentError('PA_NOT_FOUND', `no document ${request.params.id}`);

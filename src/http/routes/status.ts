@@ -20,11 +20,13 @@ export function registerStatusRoutes(app: App, { agent, publicConfig }: AppOptio
     { schema: { summary: 'Readiness: 200 only while running, else 503' } },
     async (_request, reply) => {
       const ready = agent.ready;
-      return reply.status(ready ? 200 : 503).send({ ready, state: agent.state, timestamp: new Date().toISOString() });
+      return reply
+        .status(ready ? 200 : 503)
+        .send({ ready, state: agent.state, timestamp: new Date().toISOString() });
     },
   );
 
-  app.get('/api/stats', { schema: { summary: 'This agent\'s counters' } }, async () => {
+  app.get('/api/stats', { schema: { summary: "This agent's counters" } }, async () => {
     const s = agent.stats;
     return {
       agent_id: agent.settings.agentId,
@@ -48,7 +50,11 @@ export function registerStatusRoutes(app: App, { agent, publicConfig }: AppOptio
     };
   });
 
-  app.get('/api/config', { schema: { summary: 'Effective settings (no secrets)' } }, async () => publicConfig);
+  app.get(
+    '/api/config',
+    { schema: { summary: 'Effective settings (no secrets)' } },
+    async () => publicConfig,
+  );
 
   const storeStatus = async (_request: unknown, reply: FastifyReply) => {
     const base = { store: agent.settings.store.kind, description: safeDescription() };
@@ -83,8 +89,11 @@ export function registerStatusRoutes(app: App, { agent, publicConfig }: AppOptio
     }
   };
   const statusSchema = (summary: string) => ({
-    schema: { summary, response: { 200: Type.Object({ reachable: Type.Boolean() }, { additionalProperties: true }) } },
+    schema: {
+      summary,
+      response: { 200: Type.Object({ reachable: Type.Boolean() }, { additionalProperties: true }) },
+    },
   });
   app.get('/api/store/status', statusSchema('Whether the store answers, and its latency'), storeStatus);
-  app.get('/api/mongo/status', statusSchema('The seed\'s name for /api/store/status'), storeStatus);
+  app.get('/api/mongo/status', statusSchema("The seed's name for /api/store/status"), storeStatus);
 }
