@@ -16,7 +16,9 @@ export async function openStore(target: StoreTarget): Promise<Store> {
       const { createPostgresStore } = await import('./postgres/index.js');
       return createPostgresStore({ url: target.url, schema: target.schema });
     }
-    case 'mongodb':
-      throw new Error(`the ${target.kind} store is not built yet`);
+    case 'mongodb': {
+      const { createMongoStore } = await import('./mongodb/index.js');
+      return createMongoStore({ url: target.url, database: target.database, collection: target.collection });
+    }
   }
 }

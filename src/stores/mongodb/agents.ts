@@ -5,19 +5,19 @@ import type { Collection, Document } from 'mongodb';
 
 import type { AgentHeartbeat, AgentRecord, WatchMode } from '../types.js';
 import type { ServerClock } from './clock.js';
-import { isDuplicateKey } from './connection.js';
+import { isDuplicateKey, type LooseDocument } from './connection.js';
 import { ensureIndexes } from './indexes.js';
 
 export const REGISTRY_COLLECTION = 'agent_registry';
 
-export async function ensureRegistry(registry: Collection<Document>): Promise<void> {
+export async function ensureRegistry(registry: Collection<LooseDocument>): Promise<void> {
   await ensureIndexes(registry, [{ key: { heartbeat_at: 1 }, name: 'pa_by_heartbeat' }]);
 }
 
-export async function upsertAgent(registry: Collection<Document>, heartbeat: AgentHeartbeat): Promise<void> {
+export async function upsertAgent(registry: Collection<LooseDocument>, heartbeat: AgentHeartbeat): Promise<void> {
   const write = () =>
     registry.updateOne(
-      { _id: heartbeat.agent_id as never },
+      { _id: heartbeat.agent_id },
       { $set: { ...heartbeat }, $currentDate: { heartbeat_at: true } },
       { upsert: true },
     );
@@ -30,8 +30,8 @@ export async function upsertAgent(registry: Collection<Document>, heartbeat: Age
   }
 }
 
-export async function removeAgent(registry: Collection<Document>, agentId: string): Promise<void> {
-  await registry.deleteOne({ _id: agentId as never });
+export async function removeAgent(registry: Collection<LooseDocument>, agentId: string): Promise<void> {
+  await registry.deleteOne({ _id: agentId });
 }
 
 function toDate(value: unknown): Date | null {
@@ -62,13 +62,13 @@ function toRecord(doc: Document): AgentRecord | null {
 }
 
 /** Every registered agent, by id; documents that do not read as a heartbeat are skipped. */
-export async function listAgents(registry: Collection<Document>): Promise<AgentRecord[]> {
+export async function listAgents(registry: Collection<LooseDocument>): Promise<AgentRecord[]> {
   const docs = await registry.find({}, { sort: { _id: 1 } }).toArray();
   return docs.map(toRecord).filter((r): r is AgentRecord => r !== null);
 }
 
 export async function pruneAgents(
-  registry: Collection<Document>,
+  registry: Collection<LooseDocument>,
   clock: ServerClock,
   olderThanMs: number,
 ): Promise<number> {

@@ -4,7 +4,7 @@
 // `hello` (corrected by half the round trip) and refresh that estimate once a minute. Where a
 // write can say `$currentDate`, it does, and the server's own clock is exact.
 
-import type { Db } from 'mongodb';
+import { type Db, MongoServerError } from 'mongodb';
 
 export class ServerClock {
   readonly #db: Db;
@@ -38,6 +38,10 @@ export class ServerClock {
         const serverTime = reply.localTime;
         // A server without localTime leaves the agent's own clock in use (offset 0).
         if (serverTime instanceof Date) this.#offsetMs = serverTime.getTime() - (sent + received) / 2;
+        this.#sampledAt = performance.now();
+      } catch (error) {
+        // A server that refuses `hello` leaves the agent's clock in use; one that is down is news.
+        if (!(error instanceof MongoServerError)) throw error;
         this.#sampledAt = performance.now();
       } finally {
         this.#sampling = null;

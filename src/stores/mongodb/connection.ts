@@ -9,9 +9,23 @@ import {
   MongoNetworkError,
   MongoServerSelectionError,
   MongoTopologyClosedError,
+  type ObjectId,
 } from 'mongodb';
 
 import { ConfigError, PullingAgentError, StoreUnavailableError } from '../../errors.js';
+
+/** An _id the store can name: ObjectId, string or integer. */
+export type DocId = ObjectId | string | number;
+
+/**
+ * What the store's collections hold: a string _id for the control and registry documents, an
+ * ObjectId, string or integer one in the user's collection, and fields of any BSON type.
+ */
+export interface LooseDocument {
+  _id: DocId;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- BSON fields of any type, checked where read
+  [field: string]: any;
+}
 
 /** Defaults that keep an agent's footprint small; a value given in the URL's query wins. */
 const CLIENT_DEFAULTS: MongoClientOptions = {

@@ -19,8 +19,8 @@ import { CONTROL_ID, parseControlState, parseControlVersion, tryParseControlStat
 import { StoreUnavailableError, VersionConflictError } from '../../errors.js';
 import type { CommandInput, ControlState } from '../types.js';
 import type { ServerClock } from './clock.js';
+import { isDuplicateKey, type LooseDocument } from './connection.js';
 import { ensureIndexes } from './indexes.js';
-import { isDuplicateKey } from './connection.js';
 
 export const CONTROL_COLLECTION = 'agent_control';
 const HISTORY_KIND = 'history';
@@ -37,7 +37,7 @@ export function historyId(version: number): string {
   return `history:${version}`;
 }
 
-export async function ensureControl(control: Collection<Document>): Promise<void> {
+export async function ensureControl(control: Collection<LooseDocument>): Promise<void> {
   await ensureIndexes(control, [{ key: { kind: 1, version: -1 }, name: 'pa_history_by_version' }]);
   await seedControl(control);
 }
@@ -47,8 +47,8 @@ export async function ensureControl(control: Collection<Document>): Promise<void
  * continues after the newest history entry (0 in a new database), so that a control document
  * deleted by hand does not make versions go backwards.
  */
-export async function seedControl(control: Collection<Document>): Promise<void> {
-  if (await control.findOne({ _id: CONTROL_ID as never }, { projection: { _id: 1 } })) return;
+export async function seedControl(control: Collection<LooseDocument>): Promise<void> {
+  if (await control.findOne({ _id: CONTROL_ID }, { projection: { _id: 1 } })) return;
   const [newest] = await control
     .find({ kind: HISTORY_KIND }, { projection: { version: 1 }, sort: { version: -1 }, limit: 1 })
     .toArray();
@@ -56,7 +56,7 @@ export async function seedControl(control: Collection<Document>): Promise<void> 
   try {
     // `$set` rather than `$setOnInsert`: FerretDB drops a null reason from `$setOnInsert`.
     await control.updateOne(
-      { _id: CONTROL_ID as never, version: NEVER },
+      { _id: CONTROL_ID, version: NEVER },
       {
         $set: { command: 'running', version, reason: null, updated_by: 'system' },
         $currentDate: { timestamp: true },
@@ -77,17 +77,17 @@ function tryVersion(raw: unknown): number | undefined {
   }
 }
 
-export async function readControlVersion(control: Collection<Document>): Promise<number> {
+export async function readControlVersion(control: Collection<LooseDocument>): Promise<number> {
   return parseControlVersion(
-    await control.findOne({ _id: CONTROL_ID as never }, { projection: { version: 1, _id: 0 } }),
+    await control.findOne({ _id: CONTROL_ID }, { projection: { version: 1, _id: 0 } }),
   );
 }
 
-export async function readControl(control: Collection<Document>): Promise<ControlState> {
-  return parseControlState(await control.findOne({ _id: CONTROL_ID as never }));
+export async function readControl(control: Collection<LooseDocument>): Promise<ControlState> {
+  return parseControlState(await control.findOne({ _id: CONTROL_ID }));
 }
 
-export async function listHistory(control: Collection<Document>, limit: number): Promise<ControlState[]> {
+export async function listHistory(control: Collection<LooseDocument>, limit: number): Promise<ControlState[]> {
   if (limit <= 0) return []; // limit(0) means "no limit" to MongoDB
   const entries = await control
     .find({ kind: HISTORY_KIND }, { sort: { version: -1 }, limit: Math.floor(limit) })
@@ -97,14 +97,14 @@ export async function listHistory(control: Collection<Document>, limit: number):
 
 /** Inserts history:<version> for this writer; null when another writer holds that version. */
 async function claimVersion(
-  control: Collection<Document>,
+  control: Collection<LooseDocument>,
   version: number,
   input: CommandInput,
   token: string,
 ): Promise<Document | null> {
   try {
     return await control.findOneAndUpdate(
-      { _id: historyId(version) as never, version: NEVER },
+      { _id: historyId(version), version: NEVER },
       {
         $set: {
           kind: HISTORY_KIND,
@@ -130,29 +130,30 @@ async function claimVersion(
  * and never confirmed, so it is withdrawn rather than applied late.
  */
 async function withdrawAbandoned(
-  control: Collection<Document>,
+  control: Collection<LooseDocument>,
   clock: ServerClock,
   version: number,
 ): Promise<void> {
-  const entry = await control.findOne({ _id: historyId(version) as never });
+  const entry = await control.findOne({ _id: historyId(version) });
   if (!(entry?.timestamp instanceof Date)) return;
   const age = (await clock.now()).getTime() - entry.timestamp.getTime();
   if (age < ABANDONED_AFTER_MS) return;
   if ((await readControlVersion(control)) !== version - 1) return;
-  await control.deleteOne({ _id: historyId(version) as never, write_token: entry.write_token });
+  await control.deleteOne({ _id: historyId(version), write_token: entry.write_token });
 }
 
 export async function writeCommand(
-  control: Collection<Document>,
+  control: Collection<LooseDocument>,
   clock: ServerClock,
   input: CommandInput,
 ): Promise<ControlState> {
   const token = randomUUID();
   const deadline = performance.now() + WRITE_BUDGET_MS;
   let backoffMs = 2;
-  let contended: { version: number; since: number } | null = null;
+  let contendedVersion = -1; // the version other writers held at our last try, and since when
+  let contendedSince = 0;
   for (;;) {
-    const raw = await control.findOne({ _id: CONTROL_ID as never }, { projection: { version: 1 } });
+    const raw = await control.findOne({ _id: CONTROL_ID }, { projection: { version: 1 } });
     if (raw === null) {
       await seedControl(control); // deleted by hand: recreate it, then write
       continue;
@@ -171,19 +172,23 @@ export async function writeCommand(
         reason: input.reason,
         updated_by: input.updated_by,
       };
-      const moved = await control.updateOne({ _id: CONTROL_ID as never, version: current }, { $set: { ...state } });
+      const moved = await control.updateOne({ _id: CONTROL_ID, version: current }, { $set: { ...state } });
       if (moved.matchedCount === 1) return state;
       // The state moved under us without a history entry (the seed's manual version bump):
       // withdraw ours and write on top of the new version.
-      await control.deleteOne({ _id: historyId(next) as never, write_token: token });
+      await control.deleteOne({ _id: historyId(next), write_token: token });
       if (input.expectedVersion !== undefined) {
         throw new VersionConflictError(input.expectedVersion, await readControlVersion(control));
       }
     } else {
       if (input.expectedVersion !== undefined) throw new VersionConflictError(input.expectedVersion, next);
       const now = performance.now();
-      if (contended?.version !== next) contended = { version: next, since: now };
-      else if (now - contended.since > SUSPECT_AFTER_MS) await withdrawAbandoned(control, clock, next);
+      if (contendedVersion !== next) {
+        contendedVersion = next;
+        contendedSince = now;
+      } else if (now - contendedSince > SUSPECT_AFTER_MS) {
+        await withdrawAbandoned(control, clock, next);
+      }
     }
     if (performance.now() > deadline) {
       throw new StoreUnavailableError(

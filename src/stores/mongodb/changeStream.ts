@@ -1,0 +1,262 @@
+// The event-driven control watch: a change stream on agent_control filtered to the control
+// document. Every event only wakes the caller, who re-reads the version; so does every resume, so
+// that a command written while the stream was down is read, never lost.
+//
+// Resuming is layered. The driver resumes by itself, with the last resume token, after a network
+// error or a getMore error that the server labels ResumableChangeStreamError (or CursorNotFound);
+// we learn of it from the stream's second `init` and wake the caller. Any other error closes the
+// driver's stream: we reopen it with `resumeAfter` and the token we kept, a few times, and give up
+// with onError once when the server keeps refusing. An `invalidate` (the collection was dropped or
+// renamed) ends the stream for good, so it is reopened without the token. Polling while the stream
+// is down, and upgrading back, are the control watcher's job, not this file's.
+
+import { setTimeout as sleep } from 'node:timers/promises';
+
+import {
+  type ChangeStream,
+  type ChangeStreamDocument,
+  type Collection,
+  type Document,
+  MongoServerError,
+  type ResumeToken,
+} from 'mongodb';
+
+import { CONTROL_ID } from '../../control/state.js';
+import { describeError, StoreUnavailableError, WatchUnavailableError } from '../../errors.js';
+import type { ControlWatch, WatchHandlers } from '../types.js';
+import { isUnreachable, type LooseDocument } from './connection.js';
+
+export const CHANGE_STREAMS = 'MongoDB Change Streams';
+export const CHANGE_STREAMS_DESCRIPTION = 'MongoDB Change Streams (event-driven, real-time)';
+
+export interface ChangeStreamOptions {
+  /** How long the first round trip (the `$changeStream` aggregate) may take. Default 10 s. */
+  establishTimeoutMs?: number;
+  /** Attempts to reopen a broken stream before onError. Default 3. */
+  reopenAttempts?: number;
+  /** Pause before the second attempt, doubled for each further one. Default 500 ms. */
+  reopenDelayMs?: number;
+  /** Server-side wait of each getMore; the server's default is 1 s. */
+  maxAwaitTimeMS?: number;
+}
+
+const PIPELINE: Document[] = [
+  {
+    $match: {
+      $or: [
+        { 'documentKey._id': CONTROL_ID },
+        { operationType: { $in: ['drop', 'rename', 'dropDatabase', 'invalidate'] } },
+      ],
+    },
+  },
+];
+
+/** Server codes that say the resume token itself is unusable: reopen without it. */
+const TOKEN_UNUSABLE = new Set([
+  260, // InvalidResumeToken
+  280, // ChangeStreamFatalError
+  286, // ChangeStreamHistoryLost
+]);
+
+class EstablishTimeout extends Error {}
+
+interface Opened {
+  stream: ChangeStream;
+  /** The stream's pending first next(); the loop awaits it. */
+  next: Promise<ChangeStreamDocument>;
+}
+
+/** Why the server will not give us a change stream, as the log line shows it. */
+function refusalReason(error: MongoServerError): string {
+  const message = error.message.replace(/\.\s*$/, '');
+  if (error.code === 40573) return `Replica set required: ${message} (code 40573)`;
+  return error.code === undefined ? message : `${message} (code ${error.code})`;
+}
+
+function classify(error: unknown, timeoutMs: number): Error {
+  if (error instanceof EstablishTimeout) {
+    return new WatchUnavailableError(
+      CHANGE_STREAMS,
+      `the server did not answer the $changeStream aggregate within ${timeoutMs / 1000} s`,
+    );
+  }
+  if (isUnreachable(error)) return new StoreUnavailableError('opening a change stream', error);
+  if (error instanceof MongoServerError) return new WatchUnavailableError(CHANGE_STREAMS, refusalReason(error));
+  return new WatchUnavailableError(CHANGE_STREAMS, describeError(error));
+}
+
+/** Opens the watch and resolves once the server accepted it; rejects with why it cannot. */
+export async function watchControlChanges(
+  control: Collection<LooseDocument>,
+  handlers: WatchHandlers,
+  options: ChangeStreamOptions = {},
+): Promise<ControlWatch> {
+  const watch = new ControlChangeStream(control, handlers, options);
+  await watch.establish();
+  return watch;
+}
+
+class ControlChangeStream implements ControlWatch {
+  readonly mode = 'change_streams' as const;
+  readonly description = CHANGE_STREAMS_DESCRIPTION;
+  readonly #control: Collection<LooseDocument>;
+  readonly #handlers: WatchHandlers;
+  readonly #timeoutMs: number;
+  readonly #attempts: number;
+  readonly #delayMs: number;
+  readonly #maxAwaitTimeMS: number | undefined;
+  readonly #stop = new AbortController();
+  #stream: ChangeStream | null = null;
+  #token: ResumeToken | undefined;
+  #stopped = false;
+  #loop: Promise<void> = Promise.resolve();
+  #closing: Promise<void> | null = null;
+
+  constructor(control: Collection<LooseDocument>, handlers: WatchHandlers, options: ChangeStreamOptions) {
+    this.#control = control;
+    this.#handlers = handlers;
+    this.#timeoutMs = options.establishTimeoutMs ?? 10_000;
+    this.#attempts = Math.max(1, options.reopenAttempts ?? 3);
+    this.#delayMs = options.reopenDelayMs ?? 500;
+    this.#maxAwaitTimeMS = options.maxAwaitTimeMS;
+  }
+
+  async establish(): Promise<void> {
+    let first: Opened;
+    try {
+      first = await this.#open(undefined);
+    } catch (error) {
+      this.#stopped = true;
+      throw classify(error, this.#timeoutMs);
+    }
+    this.#loop = this.#run(first);
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#stopped = true;
+      this.#stop.abort();
+      await this.#stream?.close().catch(() => undefined);
+      await this.#loop;
+    })();
+    return this.#closing;
+  }
+
+  #wake(): void {
+    if (this.#stopped) return;
+    try {
+      this.#handlers.onWake();
+    } catch {
+      // A throwing handler must not end the watch; the caller's next read will tell.
+    }
+  }
+
+  /** Opens a stream and waits for the server's answer to its aggregate: watch() alone is lazy. */
+  async #open(resumeAfter: ResumeToken | undefined): Promise<Opened> {
+    const stream = this.#control.watch(PIPELINE, {
+      ...(resumeAfter !== undefined && { resumeAfter }),
+      ...(this.#maxAwaitTimeMS !== undefined && { maxAwaitTimeMS: this.#maxAwaitTimeMS }),
+    });
+    this.#stream = stream;
+    if (resumeAfter !== undefined) this.#token = resumeAfter;
+    let inits = 0;
+    let answered!: () => void;
+    const accepted = new Promise<void>((resolve) => (answered = resolve));
+    stream.on('init', () => {
+      inits++;
+      if (inits === 1) answered();
+      else this.#wake(); // the driver resumed by itself after a resumable error: read again
+    });
+    stream.on('resumeTokenChanged', (token: ResumeToken) => {
+      this.#token = token;
+    });
+    const next = stream.next();
+    next.catch(() => undefined); // awaited by the loop; this only keeps an early failure handled
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        accepted,
+        next.then(() => undefined),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new EstablishTimeout()), this.#timeoutMs);
+        }),
+      ]);
+    } catch (error) {
+      await stream.close().catch(() => undefined);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    return { stream, next };
+  }
+
+  async #run(first: Opened): Promise<void> {
+    let { stream, next } = first;
+    for (;;) {
+      let change: ChangeStreamDocument;
+      try {
+        change = await next;
+      } catch (error) {
+        if (this.#stopped) return;
+        await stream.close().catch(() => undefined);
+        const reopened = await this.#reopen(error);
+        if (reopened === null) return;
+        ({ stream, next } = reopened);
+        this.#wake();
+        continue;
+      }
+      if (this.#stopped) return;
+      if (change.operationType === 'invalidate') {
+        await stream.close().catch(() => undefined);
+        this.#token = undefined; // an invalidated stream cannot be resumed; the re-read covers the gap
+        const reopened = await this.#reopen(null);
+        if (reopened === null) return;
+        ({ stream, next } = reopened);
+      } else {
+        next = stream.next();
+        next.catch(() => undefined);
+      }
+      this.#wake();
+    }
+  }
+
+  /** Reopens after the last token, a few times; after the last failure, onError once and stop. */
+  async #reopen(cause: unknown): Promise<Opened | null> {
+    let lastError = cause;
+    let delayMs = this.#delayMs;
+    for (let attempt = 1; attempt <= this.#attempts; attempt++) {
+      if (attempt > 1) {
+        try {
+          await sleep(delayMs * (0.75 + Math.random() / 2), undefined, { signal: this.#stop.signal });
+        } catch {
+          return null; // closed while waiting
+        }
+        delayMs *= 2;
+      }
+      if (this.#stopped) return null;
+      try {
+        const opened = await this.#open(this.#token);
+        if (this.#stopped) {
+          await opened.stream.close().catch(() => undefined);
+          return null;
+        }
+        return opened;
+      } catch (error) {
+        lastError = error;
+        if (error instanceof MongoServerError && TOKEN_UNUSABLE.has(Number(error.code))) this.#token = undefined;
+      }
+    }
+    this.#stopped = true;
+    const reason = lastError instanceof EstablishTimeout ? 'no answer from the server' : describeError(lastError);
+    try {
+      this.#handlers.onError(
+        new Error(`the change stream could not be re-established after ${this.#attempts} attempts: ${reason}`, {
+          cause: lastError,
+        }),
+      );
+    } catch {
+      // nothing more to tell anyone
+    }
+    return null;
+  }
+}
