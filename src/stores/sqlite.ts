@@ -190,15 +190,20 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       return run('writing a command', (d) =>
         d
           .transaction((): ControlState => {
-            const current = parseControlState(readControlRow(d));
-            if (input.expectedVersion !== undefined && input.expectedVersion !== current.version) {
-              throw new VersionConflictError(input.expectedVersion, current.version);
+            if (input.expectedVersion !== undefined) {
+              const current = parseControlVersion(readControlRow(d));
+              if (input.expectedVersion !== current)
+                throw new VersionConflictError(input.expectedVersion, current);
             }
+            // One above both the stored version and the newest history entry, so that a command
+            // also repairs a control row broken by hand (a text version, an unknown command).
             const row = d
               .prepare(
-                `UPDATE agent_control SET command = ?, version = version + 1, timestamp = ${NOW_ISO},
-                 reason = ?, updated_by = ?
-               WHERE id = ? RETURNING command, version, timestamp, reason, updated_by`,
+                `UPDATE agent_control SET command = ?, timestamp = ${NOW_ISO}, reason = ?, updated_by = ?,
+                   version = MAX(
+                     CASE WHEN typeof(version) = 'integer' AND version >= 0 THEN version ELSE 0 END,
+                     COALESCE((SELECT MAX(version) FROM agent_control_history), 0)) + 1
+                 WHERE id = ? RETURNING command, version, timestamp, reason, updated_by`,
               )
               .get(input.command, input.reason, input.updated_by, CONTROL_ID);
             const state = parseControlState(row);

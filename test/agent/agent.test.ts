@@ -219,3 +219,28 @@ describe('one agent', () => {
     await waitFor(() => agent.state === 'running', { what: 'resumed by the control file' });
   });
 });
+
+describe('a control document broken by hand', () => {
+  it('is repaired by the next command, which gets a version above everything seen', async () => {
+    const box = await sandbox();
+    try {
+      const agent = box.agent();
+      await agent.start();
+      await box.store.writeCommand({ command: 'pause', reason: null, updated_by: 't' });
+      const { default: Database } = await import('better-sqlite3');
+      const raw = new Database(box.dbPath);
+      raw
+        .prepare(`UPDATE agent_control SET command = 'explode', version = 'ten' WHERE id = 'global_control'`)
+        .run();
+      raw.close();
+      await waitFor(() => agent.controlStatus?.lastError?.includes('ten'), { what: 'the problem reported' });
+      const written = await box.store.writeCommand({ command: 'running', reason: 'repair', updated_by: 't' });
+      assert.equal(written.version, 2);
+      await waitFor(() => agent.state === 'running' && agent.controlStatus?.lastError === null, {
+        what: 'the agent to apply the repaired document',
+      });
+    } finally {
+      await box.cleanup();
+    }
+  });
+});
