@@ -34,6 +34,8 @@ export async function dropDatabase(url: string, database: string): Promise<void>
 /** The seed's manual wake-up, verbatim: `db.agent_control.updateOne({_id:"global_control"}, {$inc:{version:1}})`. */
 export async function manualBump(url: string, database: string): Promise<void> {
   await withDb(url, database, async (db) => {
-    await db.collection<{ _id: string }>('agent_control').updateOne({ _id: 'global_control' }, { $inc: { version: 1 } });
+    await db
+      .collection<{ _id: string }>('agent_control')
+      .updateOne({ _id: 'global_control' }, { $inc: { version: 1 } });
   });
 }

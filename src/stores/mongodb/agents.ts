@@ -14,7 +14,10 @@ export async function ensureRegistry(registry: Collection<LooseDocument>): Promi
   await ensureIndexes(registry, [{ key: { heartbeat_at: 1 }, name: 'pa_by_heartbeat' }]);
 }
 
-export async function upsertAgent(registry: Collection<LooseDocument>, heartbeat: AgentHeartbeat): Promise<void> {
+export async function upsertAgent(
+  registry: Collection<LooseDocument>,
+  heartbeat: AgentHeartbeat,
+): Promise<void> {
   const write = () =>
     registry.updateOne(
       { _id: heartbeat.agent_id },

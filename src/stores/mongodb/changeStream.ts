@@ -81,7 +81,8 @@ function classify(error: unknown, timeoutMs: number): Error {
     );
   }
   if (isUnreachable(error)) return new StoreUnavailableError('opening a change stream', error);
-  if (error instanceof MongoServerError) return new WatchUnavailableError(CHANGE_STREAMS, refusalReason(error));
+  if (error instanceof MongoServerError)
+    return new WatchUnavailableError(CHANGE_STREAMS, refusalReason(error));
   return new WatchUnavailableError(CHANGE_STREAMS, describeError(error));
 }
 
@@ -243,16 +244,21 @@ class ControlChangeStream implements ControlWatch {
         return opened;
       } catch (error) {
         lastError = error;
-        if (error instanceof MongoServerError && TOKEN_UNUSABLE.has(Number(error.code))) this.#token = undefined;
+        if (error instanceof MongoServerError && TOKEN_UNUSABLE.has(Number(error.code)))
+          this.#token = undefined;
       }
     }
     this.#stopped = true;
-    const reason = lastError instanceof EstablishTimeout ? 'no answer from the server' : describeError(lastError);
+    const reason =
+      lastError instanceof EstablishTimeout ? 'no answer from the server' : describeError(lastError);
     try {
       this.#handlers.onError(
-        new Error(`the change stream could not be re-established after ${this.#attempts} attempts: ${reason}`, {
-          cause: lastError,
-        }),
+        new Error(
+          `the change stream could not be re-established after ${this.#attempts} attempts: ${reason}`,
+          {
+            cause: lastError,
+          },
+        ),
       );
     } catch {
       // nothing more to tell anyone

@@ -113,6 +113,8 @@ export function checkCollectionName(name: string, reserved: readonly string[]): 
     throw new ConfigError([`MONGODB_COLLECTION=${JSON.stringify(name)} is not a valid collection name`]);
   }
   if (reserved.includes(name)) {
-    throw new ConfigError([`MONGODB_COLLECTION=${JSON.stringify(name)} is a collection the agents use for themselves`]);
+    throw new ConfigError([
+      `MONGODB_COLLECTION=${JSON.stringify(name)} is a collection the agents use for themselves`,
+    ]);
   }
 }

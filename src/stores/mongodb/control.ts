@@ -15,7 +15,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Collection, Document } from 'mongodb';
 
-import { CONTROL_ID, parseControlState, parseControlVersion, tryParseControlState } from '../../control/state.js';
+import {
+  CONTROL_ID,
+  parseControlState,
+  parseControlVersion,
+  tryParseControlState,
+} from '../../control/state.js';
 import { StoreUnavailableError, VersionConflictError } from '../../errors.js';
 import type { CommandInput, ControlState } from '../types.js';
 import type { ServerClock } from './clock.js';
@@ -87,7 +92,10 @@ export async function readControl(control: Collection<LooseDocument>): Promise<C
   return parseControlState(await control.findOne({ _id: CONTROL_ID }));
 }
 
-export async function listHistory(control: Collection<LooseDocument>, limit: number): Promise<ControlState[]> {
+export async function listHistory(
+  control: Collection<LooseDocument>,
+  limit: number,
+): Promise<ControlState[]> {
   if (limit <= 0) return []; // limit(0) means "no limit" to MongoDB
   const entries = await control
     .find({ kind: HISTORY_KIND }, { sort: { version: -1 }, limit: Math.floor(limit) })

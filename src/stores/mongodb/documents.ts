@@ -92,7 +92,8 @@ function anyOf(ids: string[]): { $in: DocId[] } {
 
 /** A marker key that tells `ObjectId(x)`, `"x"` and `5` apart. */
 function markerId(collection: string, id: DocId, seq: number): string {
-  const key = id instanceof ObjectId ? `o:${id.toHexString()}` : typeof id === 'number' ? `n:${id}` : `s:${id}`;
+  const key =
+    id instanceof ObjectId ? `o:${id.toHexString()}` : typeof id === 'number' ? `n:${id}` : `s:${id}`;
   return `${collection}|${key}|${seq}`;
 }
 
@@ -110,7 +111,10 @@ function attemptsOf(doc: Document): number {
   return Number.isFinite(attempts) ? attempts : 0;
 }
 
-export async function insertDocuments({ documents, clock }: DocumentCollections, payloads: unknown[]): Promise<string[]> {
+export async function insertDocuments(
+  { documents, clock }: DocumentCollections,
+  payloads: unknown[],
+): Promise<string[]> {
   if (payloads.length === 0) return [];
   const now = await clock.now();
   const docs = payloads.map((payload) => ({
@@ -170,10 +174,11 @@ export async function claimBatch(
     const now = await clock.now();
     const requested = wanted;
     const candidates = await documents
-      .find(
-        { ...claimable(now), _id: ADDRESSABLE_ID } as Filter<LooseDocument>,
-        { projection: { _id: 1, claim_seq: 1 }, sort: { _id: 1 }, limit: wanted },
-      )
+      .find({ ...claimable(now), _id: ADDRESSABLE_ID } as Filter<LooseDocument>, {
+        projection: { _id: 1, claim_seq: 1 },
+        sort: { _id: 1 },
+        limit: wanted,
+      })
       .toArray();
     if (candidates.length === 0) break;
     const won = await placeMarkers(
@@ -295,7 +300,10 @@ function toDateOrNull(value: unknown): Date | null {
   return value instanceof Date ? value : null;
 }
 
-export async function getDocument({ documents }: DocumentCollections, id: string): Promise<DocumentRecord | null> {
+export async function getDocument(
+  { documents }: DocumentCollections,
+  id: string,
+): Promise<DocumentRecord | null> {
   const doc = await documents.findOne({ _id: anyOf([id]) });
   if (doc === null) return null;
   const created =

@@ -12,14 +12,20 @@ import type { ControlWatch, Store, WatchHandlers } from '../types.js';
 import * as agents from './agents.js';
 import { type ChangeStreamOptions, watchControlChanges } from './changeStream.js';
 import { ServerClock } from './clock.js';
-import { checkCollectionName, createClient, guard, type LooseDocument, resolveDatabase } from './connection.js';
+import {
+  checkCollectionName,
+  createClient,
+  guard,
+  type LooseDocument,
+  resolveDatabase,
+} from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
 
-export { CHANGE_STREAMS_DESCRIPTION } from './changeStream.js';
-export { CLAIMS_COLLECTION } from './documents.js';
-export { CONTROL_COLLECTION } from './control.js';
 export { REGISTRY_COLLECTION } from './agents.js';
+export { CHANGE_STREAMS_DESCRIPTION } from './changeStream.js';
+export { CONTROL_COLLECTION } from './control.js';
+export { CLAIMS_COLLECTION } from './documents.js';
 
 export interface MongoStoreOptions {
   /** mongodb:// or mongodb+srv:// URL; its query options (e.g. replicaSet, authSource) apply. */
@@ -92,13 +98,16 @@ export function createMongoStore(options: MongoStoreOptions): Store {
         return performance.now() - started;
       }),
 
-    readControlVersion: () => run('reading the control version', () => control.readControlVersion(controlCollection)),
+    readControlVersion: () =>
+      run('reading the control version', () => control.readControlVersion(controlCollection)),
     readControl: () => run('reading the control state', () => control.readControl(controlCollection)),
-    writeCommand: (input) => run('writing a command', () => control.writeCommand(controlCollection, clock, input)),
+    writeCommand: (input) =>
+      run('writing a command', () => control.writeCommand(controlCollection, clock, input)),
     listHistory: (limit) => run('reading the history', () => control.listHistory(controlCollection, limit)),
 
     async watchControl(handlers: WatchHandlers) {
-      if (closing) throw new StoreUnavailableError('opening a change stream', new Error('the store is closed'));
+      if (closing)
+        throw new StoreUnavailableError('opening a change stream', new Error('the store is closed'));
       const watch = await watchControlChanges(controlCollection, handlers, options.changeStream);
       watches.add(watch);
       return {
@@ -114,9 +123,11 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     upsertAgent: (heartbeat) => run('writing a heartbeat', () => agents.upsertAgent(registry, heartbeat)),
     removeAgent: (agentId) => run('removing an agent', () => agents.removeAgent(registry, agentId)),
     listAgents: () => run('listing agents', () => agents.listAgents(registry)),
-    pruneAgents: (olderThanMs) => run('pruning agents', () => agents.pruneAgents(registry, clock, olderThanMs)),
+    pruneAgents: (olderThanMs) =>
+      run('pruning agents', () => agents.pruneAgents(registry, clock, olderThanMs)),
 
-    insertDocuments: (payloads) => run('inserting documents', () => documents.insertDocuments(docs, payloads)),
+    insertDocuments: (payloads) =>
+      run('inserting documents', () => documents.insertDocuments(docs, payloads)),
     claimBatch: (agentId, limit, leaseMs) =>
       run('claiming documents', () => documents.claimBatch(docs, agentId, limit, leaseMs)),
     extendLeases: (agentId, ids, leaseMs) =>

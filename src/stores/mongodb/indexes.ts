@@ -10,7 +10,10 @@ const EQUIVALENT_EXISTS = new Set([
   86, // IndexKeySpecsConflict: the name exists with another key
 ]);
 
-export async function ensureIndexes(collection: Collection<LooseDocument>, indexes: IndexDescription[]): Promise<void> {
+export async function ensureIndexes(
+  collection: Collection<LooseDocument>,
+  indexes: IndexDescription[],
+): Promise<void> {
   for (const index of indexes) {
     try {
       await collection.createIndexes([index]);
