@@ -75,9 +75,18 @@ pa_pg_start() {
   (cd / && $as_pg "$bin/initdb" -D "$dir/data" -U postgres -E UTF8 --no-sync \
     --auth-local=trust --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1) ||
     { cat "$dir/initdb.log" >&2; return 1; }
-  (cd / && $as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=300 -c fsync=off \
-        -c synchronous_commit=off -c full_page_writes=off" >/dev/null) ||
+  # In the cluster's own configuration, so that a `pg_ctl restart` (a test of server restarts, or
+  # a developer's) keeps them. Durability is not needed for a throwaway test server.
+  $as_pg tee -a "$dir/data/postgresql.conf" >/dev/null <<CONF
+listen_addresses = '127.0.0.1'
+port = $port
+unix_socket_directories = '$dir'
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+CONF
+  (cd / && $as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null) ||
     { cat "$dir/server.log" >&2; return 1; }
   cat >"$CI_TMP/postgres.stop" <<STOP
 cd / && $as_pg "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null && echo "PostgreSQL on port $port stopped"
