@@ -72,7 +72,7 @@ pa_pg_start() {
   fi
   port=$(pa_pg_free_port)
 
-  (cd / && $as_pg "$bin/initdb" -D "$dir/data" -U postgres -E UTF8 --no-sync \
+  (cd / && $as_pg "$bin/initdb" -D "$dir/data" -U postgres -E UTF8 --no-locale --no-sync \
     --auth-local=trust --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1) ||
     { cat "$dir/initdb.log" >&2; return 1; }
   # In the cluster's own configuration, so that a `pg_ctl restart` (a test of server restarts, or
