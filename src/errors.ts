@@ -13,6 +13,7 @@ export const ERROR_CODES = {
   PA_DISTRIBUTED_CONTROL_DISABLED: { status: 503, title: 'Distributed control is disabled' },
   PA_VERSION_CONFLICT: { status: 409, title: 'Control version moved' },
   PA_STORE_UNAVAILABLE: { status: 503, title: 'Store unavailable' },
+  PA_WAIT_TIMEOUT: { status: 504, title: 'Command written, agents did not all apply it in time' },
   PA_INVALID_CONTROL_STATE: { status: 500, title: 'Control document is malformed' },
   PA_SCHEMA_TOO_NEW: { status: 500, title: 'Store schema is newer than this agent' },
   PA_AGENT_STOPPING: { status: 409, title: 'Agent is shutting down' },

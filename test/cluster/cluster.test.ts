@@ -166,6 +166,51 @@ for (const target of TARGETS) {
       }
     });
 
+    it('pause with wait=true answers once every agent applied it and drained; a short timeout gives 504 and the stragglers', async (t) => {
+      const agents = await fleet.startMany(3, { BATCH_SIZE: '2', HANDLER_DELAY_MS: '700' });
+      await store.insertDocuments(Array.from({ length: 30 }, (_, n) => ({ n })));
+      await waitFor(async () => (await store.listAgents()).filter((a) => a.batch_in_flight).length >= 2, {
+        what: 'batches in flight',
+      });
+      const timedOut = await agents[0]!.post<{
+        error: string;
+        barrier: { timed_out: boolean; summary: { stragglers: string[] } };
+      }>('/api/cluster/pause?wait=true&timeout=0.1');
+      assert.equal(timedOut.status, 504);
+      assert.equal(timedOut.body.error, 'PA_WAIT_TIMEOUT');
+      assert.equal(timedOut.body.barrier.timed_out, true);
+      assert.ok(timedOut.body.barrier.summary.stragglers.length > 0);
+
+      await agents[1]!.post('/api/cluster/resume?wait=true');
+      await waitFor(async () => (await store.listAgents()).some((a) => a.batch_in_flight), {
+        what: 'work again',
+      });
+      const sent = Date.now();
+      const paused = await agents[2]!.post<{
+        status: string;
+        version: number;
+        barrier: {
+          complete: boolean;
+          waited_ms: number;
+          agents: { state: string; batch_in_flight: boolean; applied_version: number }[];
+        };
+      }>('/api/cluster/pause?wait=true&timeout=30&reason=deploy');
+      const took = Date.now() - sent;
+      assert.equal(paused.status, 200);
+      assert.equal(paused.body.barrier.complete, true);
+      assert.equal(paused.body.barrier.agents.length, 3);
+      for (const row of paused.body.barrier.agents) {
+        assert.equal(row.state, 'paused');
+        assert.equal(row.batch_in_flight, false);
+        assert.equal(row.applied_version, paused.body.version);
+      }
+      // Drained means drained: nothing is processing once the answer arrives.
+      assert.equal((await store.countDocuments()).processing, 0);
+      t.diagnostic(
+        `${target.name}: pause?wait=true with 700 ms handlers in flight answered after ${took} ms`,
+      );
+    });
+
     it('shuts the whole cluster down: all three exit 0 and leave the registry', async () => {
       const agents = await fleet.startMany(3);
       await waitFor(async () => (await store.listAgents()).length === 3, { what: 'three agents registered' });

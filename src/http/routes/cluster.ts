@@ -4,10 +4,11 @@
 
 import { Type } from 'typebox';
 
+import { describeFleet, waitForBarrier } from '../../control/fleet.js';
 import { controlStateToJson } from '../../control/state.js';
 import { PullingAgentError } from '../../errors.js';
 import type { ControlCommand } from '../../stores/types.js';
-import type { App, AppOptions } from '../app.js';
+import { type App, type AppOptions, errorBody } from '../app.js';
 import { AuditQuery, ControlStateJson, ErrorBody, WatchModeSchema } from '../schemas.js';
 
 const COMMANDS: { path: string; command: ControlCommand; verb: string }[] = [
@@ -21,6 +22,19 @@ const CommandQuery = Type.Intersect([
   Type.Object({
     expected_version: Type.Optional(
       Type.Integer({ minimum: 0, description: 'Fail with 409 unless the current version is this one.' }),
+    ),
+    wait: Type.Optional(
+      Type.Boolean({
+        description:
+          'Answer only when every live agent applied the command (and drained, for pause and shutdown).',
+      }),
+    ),
+    timeout: Type.Optional(
+      Type.Number({
+        minimum: 0.1,
+        maximum: 3600,
+        description: 'Seconds to wait with wait=true (default 30); then 504.',
+      }),
     ),
   }),
 ]);
@@ -57,7 +71,7 @@ export function registerClusterRoutes(app: App, { agent }: AppOptions): void {
           },
         },
       },
-      async (request) => {
+      async (request, reply) => {
         const query = request.query;
         const ifMatch = request.headers['if-match'];
         const expectedVersion =
@@ -74,8 +88,7 @@ export function registerClusterRoutes(app: App, { agent }: AppOptions): void {
         );
         await agent.refreshControl();
         const agents = await agent.store.listAgents().catch(() => []);
-        return {
-          status: 'success' as const,
+        const body = {
           message: `Cluster ${verb} command issued (version ${state.version}); every agent applies it within ${expectedDelaySeconds()} s`,
           ...controlStateToJson(state),
           propagation: {
@@ -85,6 +98,25 @@ export function registerClusterRoutes(app: App, { agent }: AppOptions): void {
             applied_by_this_agent: (agent.controlStatus?.appliedVersion ?? -1) >= state.version,
           },
         };
+        if (!query.wait) return { status: 'success' as const, ...body };
+        const barrier = await waitForBarrier({
+          store: agent.store,
+          state,
+          timeoutMs: (query.timeout ?? 30) * 1000,
+          heartbeatIntervalMs: settings.heartbeatIntervalMs,
+        });
+        if (barrier.complete) return { status: 'success' as const, ...body, barrier };
+        const what = command === 'running' ? 'applied it' : 'applied it and drained';
+        const timedOut = {
+          ...errorBody(
+            'PA_WAIT_TIMEOUT',
+            `version ${state.version} was written, but after ${barrier.waited_ms} ms ${barrier.summary.stragglers.length} agent(s) had not ${what}: ${barrier.summary.stragglers.join(', ')}`,
+          ),
+          ...body,
+          barrier,
+        };
+        // The error schema admits extra fields; the command and the barrier table go with it.
+        return reply.status(504).send(timedOut as typeof timedOut & { error: string });
       },
     );
   }
@@ -141,43 +173,10 @@ export function registerClusterRoutes(app: App, { agent }: AppOptions): void {
 
   app.get(
     '/api/cluster/agents',
-    { schema: { summary: 'The agents of the cluster, from the registry' } },
+    { schema: { summary: 'The agents of the cluster, from the registry, with a summary' } },
     async () => {
       const [state, records] = await Promise.all([agent.store.readControl(), agent.store.listAgents()]);
-      const lostAfterMs = settings.heartbeatIntervalMs * 3;
-      const now = Date.now();
-      const agents = records.map((r) => {
-        const age = now - r.heartbeat_at.getTime();
-        return {
-          agent_id: r.agent_id,
-          host: r.host,
-          software_version: r.software_version,
-          state: age > lostAfterMs ? 'lost' : r.state,
-          reported_state: r.state,
-          applied_version: r.applied_version,
-          applied_at: r.applied_at?.toISOString() ?? null,
-          batch_in_flight: r.batch_in_flight,
-          watch_mode: r.watch_mode,
-          started_at: r.started_at.toISOString(),
-          heartbeat_at: r.heartbeat_at.toISOString(),
-          heartbeat_age_seconds: Math.max(0, Math.round(age / 100) / 10),
-          counters: r.counters,
-        };
-      });
-      const live = agents.filter((a) => a.state !== 'lost');
-      const applied = live.filter((a) => a.applied_version >= state.version);
-      return {
-        desired: { command: state.command, version: state.version },
-        summary: {
-          total: agents.length,
-          live: live.length,
-          lost: agents.length - live.length,
-          applied: applied.length,
-          drained: live.filter((a) => !a.batch_in_flight).length,
-          stragglers: live.filter((a) => a.applied_version < state.version).map((a) => a.agent_id),
-        },
-        agents,
-      };
+      return describeFleet(state, records, settings.heartbeatIntervalMs);
     },
   );
 }

@@ -1,0 +1,123 @@
+// The fleet as the registry shows it: which agents are live, which applied the desired version,
+// which are drained; and the drain barrier that waits until a command has fully landed. Shared by
+// GET /api/cluster/agents, `wait=true` on commands and the events stream.
+
+import type { AgentRecord, ControlCommand, ControlState, Store } from '../stores/types.js';
+
+export interface FleetAgent {
+  agent_id: string;
+  host: string;
+  software_version: string;
+  /** `lost` after three missed heartbeats; else what the agent reported. */
+  state: string;
+  reported_state: string;
+  applied_version: number;
+  applied_at: string | null;
+  batch_in_flight: boolean;
+  watch_mode: string;
+  started_at: string;
+  heartbeat_at: string;
+  heartbeat_age_seconds: number;
+  counters: Record<string, number>;
+}
+
+export interface FleetSummary {
+  total: number;
+  live: number;
+  lost: number;
+  applied: number;
+  drained: number;
+  stragglers: string[];
+}
+
+export interface FleetView {
+  desired: { command: ControlCommand; version: number };
+  summary: FleetSummary;
+  agents: FleetAgent[];
+}
+
+/** Agents missing this many heartbeats are shown as lost. */
+export const LOST_AFTER_HEARTBEATS = 3;
+
+export function describeFleet(
+  control: Pick<ControlState, 'command' | 'version'>,
+  records: AgentRecord[],
+  heartbeatIntervalMs: number,
+  now = Date.now(),
+): FleetView {
+  const lostAfterMs = heartbeatIntervalMs * LOST_AFTER_HEARTBEATS;
+  const agents = records.map((r): FleetAgent => {
+    const age = Math.max(0, now - r.heartbeat_at.getTime());
+    return {
+      agent_id: r.agent_id,
+      host: r.host,
+      software_version: r.software_version,
+      state: age > lostAfterMs ? 'lost' : r.state,
+      reported_state: r.state,
+      applied_version: r.applied_version,
+      applied_at: r.applied_at?.toISOString() ?? null,
+      batch_in_flight: r.batch_in_flight,
+      watch_mode: r.watch_mode,
+      started_at: r.started_at.toISOString(),
+      heartbeat_at: r.heartbeat_at.toISOString(),
+      heartbeat_age_seconds: Math.round(age / 100) / 10,
+      counters: r.counters,
+    };
+  });
+  const live = agents.filter((a) => a.state !== 'lost');
+  const needsDrain = control.command !== 'running';
+  const done = (a: FleetAgent) => a.applied_version >= control.version && (!needsDrain || !a.batch_in_flight);
+  return {
+    desired: { command: control.command, version: control.version },
+    summary: {
+      total: agents.length,
+      live: live.length,
+      lost: agents.length - live.length,
+      applied: live.filter((a) => a.applied_version >= control.version).length,
+      drained: live.filter((a) => !a.batch_in_flight).length,
+      stragglers: live.filter((a) => !done(a)).map((a) => a.agent_id),
+    },
+    agents,
+  };
+}
+
+export interface BarrierResult {
+  complete: boolean;
+  timed_out: boolean;
+  waited_ms: number;
+  summary: FleetSummary;
+  agents: FleetAgent[];
+}
+
+/**
+ * Waits until every live agent has applied `state.version` and, for pause and shutdown, has no
+ * batch in flight (an agent that shut down and left the registry counts as done), or until the
+ * timeout. Agents report an applied version the moment they apply it, so this costs no more than
+ * the propagation itself.
+ */
+export async function waitForBarrier(options: {
+  store: Store;
+  state: Pick<ControlState, 'command' | 'version'>;
+  timeoutMs: number;
+  heartbeatIntervalMs: number;
+  pollMs?: number;
+  signal?: AbortSignal;
+}): Promise<BarrierResult> {
+  const { store, state, timeoutMs, heartbeatIntervalMs, pollMs = 25, signal } = options;
+  const started = Date.now();
+  for (;;) {
+    const view = describeFleet(state, await store.listAgents(), heartbeatIntervalMs);
+    const waited = Date.now() - started;
+    const complete = view.summary.stragglers.length === 0;
+    if (complete || waited >= timeoutMs || signal?.aborted) {
+      return {
+        complete,
+        timed_out: !complete,
+        waited_ms: waited,
+        summary: view.summary,
+        agents: view.agents,
+      };
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, timeoutMs - waited)));
+  }
+}
