@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   PA_UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
   PA_PAYLOAD_TOO_LARGE: { status: 413, title: 'Request body too large' },
   PA_NOT_FOUND: { status: 404, title: 'Not found' },
+  PA_NOT_ACCEPTABLE: { status: 406, title: 'Not acceptable' },
   PA_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
   PA_DISTRIBUTED_CONTROL_DISABLED: { status: 503, title: 'Distributed control is disabled' },
   PA_VERSION_CONFLICT: { status: 409, title: 'Control version moved' },

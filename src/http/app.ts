@@ -2,6 +2,7 @@
 // only src/cli/pulling-agent.ts listens. Errors of every kind leave as one JSON shape with a stable
 // code from src/errors.ts, never a stack trace.
 
+import { fastifySSE } from '@fastify/sse';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -22,6 +23,7 @@ import { SOFTWARE_VERSION } from '../version.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerClusterRoutes } from './routes/cluster.js';
 import { registerDocumentRoutes } from './routes/documents.js';
+import { registerEventRoutes } from './routes/events.js';
 import { registerStatusRoutes } from './routes/status.js';
 
 export interface AppOptions {
@@ -77,6 +79,7 @@ function toHttpError(error: FastifyError | Error): {
   const status = fastifyError.statusCode ?? 500;
   if (status === 413)
     return { status, code: 'PA_PAYLOAD_TOO_LARGE', message: 'request body is larger than the limit' };
+  if (status === 406) return { status, code: 'PA_NOT_ACCEPTABLE', message: fastifyError.message };
   if (status === 415) return { status, code: 'PA_UNSUPPORTED_MEDIA_TYPE', message: fastifyError.message };
   if (status >= 400 && status < 500) {
     const json = error instanceof SyntaxError || fastifyError.code?.includes('JSON');
@@ -166,5 +169,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   registerClusterRoutes(app, options);
   registerAgentRoutes(app, options);
   registerDocumentRoutes(app, options);
+  await app.register(fastifySSE, { heartbeatInterval: 15_000 });
+  registerEventRoutes(app, options);
   return app;
 }

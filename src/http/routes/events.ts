@@ -1,0 +1,41 @@
+// GET /api/cluster/events: server-sent events for dashboards and scripts. Each client first gets
+// the current `control` and `agents`, then each again whenever it changes (agents at least every
+// heartbeat interval), and a keep-alive comment every 15 s.
+
+import { FleetObserver } from '../../control/observer.js';
+import { describeError } from '../../errors.js';
+import type { App, AppOptions } from '../app.js';
+
+export function registerEventRoutes(app: App, { agent }: AppOptions): void {
+  const observer = new FleetObserver({
+    store: () => agent.store,
+    heartbeatIntervalMs: agent.settings.heartbeatIntervalMs,
+    onError: (error) => app.log.warn(`Events stream: cannot read the fleet: ${describeError(error)}`),
+  });
+  app.addHook('onClose', async () => observer.stop());
+
+  app.get(
+    '/api/cluster/events',
+    {
+      sse: { kind: 'only', heartbeat: true },
+      schema: {
+        summary: 'Server-sent events: `control` and `agents`, on connect and on every change',
+        produces: ['text/event-stream'],
+      },
+    },
+    async (request, reply) => {
+      const first = await observer.snapshot();
+      reply.sse.keepAlive();
+      let id = 0;
+      const send = (event: { event: string; data: unknown }) => {
+        if (reply.sse.isConnected) void reply.sse.send({ id: String(++id), ...event }).catch(() => undefined);
+      };
+      for (const event of first) send(event);
+      const unsubscribe = observer.subscribe(send);
+      reply.sse.onClose(() => {
+        unsubscribe();
+        request.log.debug('Events client left');
+      });
+    },
+  );
+}
