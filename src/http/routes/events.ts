@@ -3,7 +3,7 @@
 // heartbeat interval), and a keep-alive comment every 15 s.
 
 import { FleetObserver } from '../../control/observer.js';
-import { describeError } from '../../errors.js';
+import { describeError, PullingAgentError } from '../../errors.js';
 import type { App, AppOptions } from '../app.js';
 
 export function registerEventRoutes(app: App, { agent }: AppOptions): void {
@@ -17,13 +17,24 @@ export function registerEventRoutes(app: App, { agent }: AppOptions): void {
   app.get(
     '/api/cluster/events',
     {
-      sse: { kind: 'only', heartbeat: true },
+      // 'manual': we negotiate ourselves, so that a refusal has our error shape.
+      sse: { kind: 'manual', heartbeat: true },
       schema: {
         summary: 'Server-sent events: `control` and `agents`, on connect and on every change',
         produces: ['text/event-stream'],
       },
     },
     async (request, reply) => {
+      const accept = request.headers.accept ?? '*/*';
+      if (
+        !/text\/event-stream|text\/\*|\*\/\*/.test(accept) ||
+        /text\/event-stream\s*;\s*q=0(?![.\d]*[1-9])/.test(accept)
+      ) {
+        throw new PullingAgentError(
+          'PA_NOT_ACCEPTABLE',
+          `this endpoint sends text/event-stream; Accept was ${accept}`,
+        );
+      }
       const first = await observer.snapshot();
       reply.sse.keepAlive();
       let id = 0;
