@@ -152,7 +152,11 @@ class ControlChangeStream implements ControlWatch {
     }
   }
 
-  /** Opens a stream and waits for the server's answer to its aggregate: watch() alone is lazy. */
+  /**
+   * Opens a stream and waits for the server's answer to its aggregate (watch() alone sends
+   * nothing). The answer shows as the stream's first `resumeTokenChanged`: every server the driver
+   * supports (4.2+) returns a postBatchResumeToken, even with an empty first batch.
+   */
   async #open(resumeAfter: ResumeToken | undefined): Promise<Opened> {
     const stream = this.#control.watch(PIPELINE, {
       ...(resumeAfter !== undefined && { resumeAfter }),
@@ -160,16 +164,19 @@ class ControlChangeStream implements ControlWatch {
     });
     this.#stream = stream;
     if (resumeAfter !== undefined) this.#token = resumeAfter;
-    let inits = 0;
     let answered!: () => void;
     const accepted = new Promise<void>((resolve) => (answered = resolve));
-    stream.on('init', () => {
-      inits++;
-      if (inits === 1) answered();
-      else this.#wake(); // the driver resumed by itself after a resumable error: read again
-    });
     stream.on('resumeTokenChanged', (token: ResumeToken) => {
       this.#token = token;
+      answered();
+    });
+    // A cursor of an established stream closed: the driver is resuming after a resumable error
+    // (or the stream ended, which the loop handles too). Wake the caller, who reads what may have
+    // been missed meanwhile; the resumed stream replays from the token as well. A wake-up too many
+    // costs one read of the version; one too few could cost a command.
+    let live = false;
+    stream.on('close', () => {
+      if (live) this.#wake();
     });
     const next = stream.next();
     next.catch(() => undefined); // awaited by the loop; this only keeps an early failure handled
@@ -188,6 +195,7 @@ class ControlChangeStream implements ControlWatch {
     } finally {
       clearTimeout(timer);
     }
+    live = true;
     return { stream, next };
   }
 

@@ -1,0 +1,218 @@
+// A scripted MongoDB wire-protocol server for the change-stream logic, which cannot meet a real
+// replica set here. It is mongodb-mock-server (the server the driver's own tests use) speaking the
+// real protocol to the real driver; this file only scripts its answers: hello, ping, a
+// `$changeStream` aggregate that opens a cursor (or is refused), getMores that wait for events,
+// fail, drop the connection or invalidate. Cursor ids are Long values of the bson it bundles.
+
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+const mockModulePath = require.resolve('mongodb-mock-server');
+
+interface BsonLong {
+  toNumber(): number;
+}
+interface MockBson {
+  Long: { fromNumber(n: number): BsonLong; ZERO: BsonLong };
+}
+type Doc = Record<string, unknown>;
+interface MockRequest {
+  document: Doc;
+  connection: { destroy(): void };
+  reply(document: Doc | Doc[]): void;
+}
+interface MockServer {
+  port: number;
+  setMessageHandler(handler: (request: MockRequest) => void): void;
+  destroy(): Promise<void>;
+}
+interface MockModule {
+  createServer(port: number, host: string): Promise<MockServer>;
+}
+
+const mock = require('mongodb-mock-server') as MockModule;
+// The Long class must be the mock's own bson (v4): the driver's (v7) would not serialise there.
+const { Long } = createRequire(mockModulePath)('bson') as MockBson;
+
+/** A server error as a command reply carries it. */
+export interface ScriptedError {
+  code: number;
+  errmsg: string;
+  codeName?: string;
+  errorLabels?: string[];
+}
+
+/** What the next getMore does instead of waiting for events. */
+type GetMoreFault = { error: ScriptedError } | { dropConnection: true };
+
+const HELLO = {
+  // Tells the driver to speak OP_QUERY, the only request format mongodb-mock-server parses.
+  __nodejs_mock_server__: true,
+  ismaster: true,
+  isWritablePrimary: true,
+  helloOk: true,
+  maxBsonObjectSize: 16_777_216,
+  maxMessageSizeBytes: 48_000_000,
+  maxWriteBatchSize: 100_000,
+  minWireVersion: 0,
+  maxWireVersion: 21,
+  ok: 1,
+};
+
+/** How long an empty getMore is held, like a server's awaitData. */
+const AWAIT_MS = 100;
+
+export class ScriptedMongoServer {
+  readonly #server: MockServer;
+  /** The `$changeStream` stage options of every aggregate received, in order. */
+  readonly changeStreamRequests: Doc[] = [];
+  /** Every command name received, in order. */
+  readonly commands: string[] = [];
+  #aggregateFaults: (ScriptedError | 'no-answer')[] = [];
+  #refuseAllAggregates: ScriptedError | null = null;
+  #getMoreFaults: GetMoreFault[] = [];
+  #events: Doc[] = [];
+  #waiting: { request: MockRequest; timer: NodeJS.Timeout }[] = [];
+  #cursorId = 100;
+  #tokenSeq = 0;
+  #lastToken: Doc = { _data: 'T0' };
+  #invalidated = false;
+
+  private constructor(server: MockServer) {
+    this.#server = server;
+    server.setMessageHandler((request) => this.#handle(request));
+  }
+
+  static async start(): Promise<ScriptedMongoServer> {
+    return new ScriptedMongoServer(await mock.createServer(0, '127.0.0.1'));
+  }
+
+  /** A URL for the store: a single server, spoken to directly. */
+  url(database = 'pa_mock'): string {
+    return `mongodb://127.0.0.1:${this.#server.port}/${database}?directConnection=true`;
+  }
+
+  get lastToken(): Doc {
+    return this.#lastToken;
+  }
+
+  /** The next aggregates are refused with these errors (or left unanswered), one each. */
+  failNextAggregates(...faults: (ScriptedError | 'no-answer')[]): void {
+    this.#aggregateFaults.push(...faults);
+  }
+
+  /** Every aggregate from now on is refused (null: accepted again). */
+  refuseAllAggregates(error: ScriptedError | null): void {
+    this.#refuseAllAggregates = error;
+  }
+
+  /** The next getMore answers with this error. */
+  failNextGetMore(error: ScriptedError): void {
+    this.#getMoreFaults.push({ error });
+    this.#flush();
+  }
+
+  /** The next getMore gets no answer: its connection is closed (a network error). */
+  dropConnectionOnNextGetMore(): void {
+    this.#getMoreFaults.push({ dropConnection: true });
+    this.#flush();
+  }
+
+  /** An update of the control document, delivered to the waiting getMore. */
+  pushControlUpdate(): Doc {
+    return this.#push({ operationType: 'update', documentKey: { _id: 'global_control' } });
+  }
+
+  /** The collection was dropped: `drop`, then `invalidate`, after which the cursor is dead. */
+  pushDropAndInvalidate(): void {
+    this.#push({ operationType: 'drop' });
+    this.#push({ operationType: 'invalidate' });
+    this.#invalidated = true;
+  }
+
+  async close(): Promise<void> {
+    for (const { timer } of this.#waiting) clearTimeout(timer);
+    this.#waiting = [];
+    await this.#server.destroy();
+  }
+
+  #push(change: Doc): Doc {
+    const event = {
+      _id: { _data: `T${++this.#tokenSeq}` },
+      ns: { db: 'pa_mock', coll: 'agent_control' },
+      clusterTime: new Date(),
+      ...change,
+    };
+    this.#events.push(event);
+    this.#flush();
+    return event;
+  }
+
+  /** Answers the held getMores now that there is something to say. */
+  #flush(): void {
+    const waiting = this.#waiting;
+    this.#waiting = [];
+    for (const { request, timer } of waiting) {
+      clearTimeout(timer);
+      this.#answerGetMore(request);
+    }
+  }
+
+  #handle(request: MockRequest): void {
+    const command = Object.keys(request.document)[0] ?? '';
+    this.commands.push(command);
+    switch (command) {
+      case 'ismaster':
+      case 'isMaster':
+      case 'hello':
+        return request.reply({ ...HELLO, localTime: new Date() });
+      case 'aggregate':
+        return this.#aggregate(request);
+      case 'getMore':
+        if (this.#events.length > 0 || this.#getMoreFaults.length > 0) return this.#answerGetMore(request);
+        this.#waiting.push({ request, timer: setTimeout(() => this.#answerGetMore(request), AWAIT_MS) });
+        return;
+      case 'killCursors':
+        return request.reply({ ok: 1, cursorsKilled: request.document.cursors ?? [] });
+      default:
+        return request.reply({ ok: 1 });
+    }
+  }
+
+  #aggregate(request: MockRequest): void {
+    const pipeline = (request.document.pipeline ?? []) as Doc[];
+    const stage = pipeline[0]?.$changeStream as Doc | undefined;
+    if (stage === undefined)
+      return request.reply({ ok: 0, code: 2, errmsg: 'scripted server: not a change stream' });
+    this.changeStreamRequests.push(stage);
+    const fault = this.#aggregateFaults.shift() ?? this.#refuseAllAggregates;
+    if (fault === 'no-answer') return;
+    if (fault) return request.reply({ ok: 0, ...fault });
+    this.#invalidated = false;
+    this.#cursorId++;
+    request.reply({
+      ok: 1,
+      cursor: {
+        id: Long.fromNumber(this.#cursorId),
+        ns: 'pa_mock.agent_control',
+        firstBatch: [],
+        postBatchResumeToken: this.#lastToken,
+      },
+    });
+  }
+
+  #answerGetMore(request: MockRequest): void {
+    const fault = this.#getMoreFaults.shift();
+    if (fault && 'dropConnection' in fault) return request.connection.destroy();
+    if (fault) return request.reply({ ok: 0, ...fault.error });
+    const batch = this.#events.splice(0);
+    const last = batch.at(-1);
+    if (last) this.#lastToken = last._id as Doc;
+    // After an invalidate the server closes the cursor (id 0).
+    const id = this.#invalidated ? Long.ZERO : Long.fromNumber(this.#cursorId);
+    request.reply({
+      ok: 1,
+      cursor: { id, ns: 'pa_mock.agent_control', nextBatch: batch, postBatchResumeToken: this.#lastToken },
+    });
+  }
+}
