@@ -355,6 +355,20 @@ describe('postgres store specifics', { skip }, () => {
       await s.extendLeases('a', ['nope'], 1000);
     });
 
+    it('refuses what jsonb cannot store as a bad request, and records any handler error', async () => {
+      const s = store();
+      await s.init();
+      await assert.rejects(s.insertDocuments([{ text: 'nul \u0000 inside' }]), (error: unknown) => {
+        assert.ok(error instanceof PullingAgentError, String(error));
+        assert.equal(error.code, 'PA_BAD_REQUEST');
+        return true;
+      });
+      const [id] = await s.insertDocuments(['ok']);
+      await s.claimBatch('a', 1, 60_000);
+      assert.equal(await s.failDocument('a', id!, 'bad byte \u0000 in the message', 0), 'failed');
+      assert.equal((await s.getDocument(id!))?.error, 'bad byte \uFFFD in the message');
+    });
+
     it('keeps payloads as jsonb and ids in input order for a large insert', async () => {
       const s = store();
       await s.init();

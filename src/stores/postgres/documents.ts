@@ -115,7 +115,8 @@ export async function failDocument(
             processed_at = CASE WHEN attempts + 1 > $4 THEN now() END
       WHERE id = $2 AND status = 'processing' AND claimed_by = $1
      RETURNING status`,
-    [agentId, id, error, maxRetries],
+    // A handler's message may hold U+0000, which a text column refuses: recording it matters more.
+    [agentId, id, error.replace(/\u0000/g, '\uFFFD'), maxRetries],
   );
   return rows[0]?.status ?? null;
 }

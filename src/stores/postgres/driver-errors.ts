@@ -37,12 +37,28 @@ export function isUnreachable(error: unknown): boolean {
   return DRIVER_MESSAGES.test(error.message);
 }
 
-/** Runs one store operation and translates an unreachable server into StoreUnavailableError. */
+/** Text PostgreSQL cannot store: U+0000 in text or jsonb, or characters outside the encoding. */
+const UNSTORABLE = new Set(['22P05', '22021']);
+
+/**
+ * Runs one store operation and translates an unreachable server into StoreUnavailableError, and a
+ * value PostgreSQL cannot store into PA_BAD_REQUEST (SQLite would have taken it).
+ */
 export async function guard<T>(what: string, operation: () => Promise<T>): Promise<T> {
   try {
     return await operation();
   } catch (error) {
-    if (error instanceof PullingAgentError || !isUnreachable(error)) throw error;
+    if (error instanceof PullingAgentError) throw error;
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && UNSTORABLE.has(code)) {
+      throw new PullingAgentError(
+        'PA_BAD_REQUEST',
+        `PostgreSQL cannot store this value while ${what}: ${(error as Error).message}`,
+        undefined,
+        error,
+      );
+    }
+    if (!isUnreachable(error)) throw error;
     throw new StoreUnavailableError(what, error);
   }
 }

@@ -3,13 +3,14 @@
 // operation a function that takes the connection. Loaded by openStore only for postgres:// URLs.
 
 import { redactUrl } from '../../config.js';
+import { WatchUnavailableError } from '../../errors.js';
 import type { Store, WatchHandlers } from '../types.js';
 import * as agents from './agents.js';
 import { createPool } from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
 import { guard } from './driver-errors.js';
-import { openControlWatch } from './listen.js';
+import { FEATURE, openControlWatch } from './listen.js';
 import { migrate } from './migrate.js';
 import { makeNames } from './names.js';
 
@@ -87,6 +88,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     listHistory: (limit) => guard('reading the history', () => control.listHistory(pool, names, limit)),
 
     async watchControl(handlers: WatchHandlers) {
+      if (closing) throw new WatchUnavailableError(FEATURE, 'the store is closed');
       const watch = await openControlWatch(
         {
           url: options.url,
@@ -97,6 +99,10 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         },
         handlers,
       );
+      if (closing) {
+        await watch.close();
+        throw new WatchUnavailableError(FEATURE, 'the store was closed while the watch opened');
+      }
       watches.add(watch);
       return {
         mode: watch.mode,
