@@ -1,0 +1,166 @@
+// Human output: aligned tables and one-line summaries of the API's answers. Colour only on a TTY,
+// never when NO_COLOR is set; --json output never passes through here.
+
+import type { AgentRow, AgentsView, Command, ControlState, FleetSummary } from './types.js';
+
+export interface Style {
+  colour: boolean;
+}
+
+/** Colour for a stream: a TTY, without NO_COLOR (https://no-color.org) or TERM=dumb. */
+export function styleFor(stream: NodeJS.WriteStream): Style {
+  const noColour = (process.env.NO_COLOR ?? '') !== '' || process.env.TERM === 'dumb';
+  return { colour: stream.isTTY === true && !noColour };
+}
+
+const CODES = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 } as const;
+type Paint = keyof typeof CODES;
+
+function paint(style: Style, colour: Paint | undefined, text: string): string {
+  return style.colour && colour ? `\x1b[${CODES[colour]}m${text}\x1b[0m` : text;
+}
+
+const STATE_COLOUR: Record<string, Paint> = {
+  running: 'green',
+  paused: 'yellow',
+  pause: 'yellow',
+  stopping: 'yellow',
+  stopped: 'red',
+  shutdown: 'red',
+  lost: 'red',
+};
+
+interface Cell {
+  text: string;
+  colour?: Paint | undefined;
+}
+
+/** Columns padded to the widest cell (colour codes added after padding, so they never misalign). */
+export function table(style: Style, headers: string[], rows: (string | Cell)[][]): string {
+  const cells = rows.map((row) => row.map((c) => (typeof c === 'string' ? { text: c } : c)));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]?.text.length ?? 0)));
+  const line = (row: Cell[]) =>
+    row
+      .map((cell, i) =>
+        paint(style, cell.colour, i === row.length - 1 ? cell.text : cell.text.padEnd(widths[i]!)),
+      )
+      .join('  ');
+  return [line(headers.map((text) => ({ text, colour: 'bold' as const }))), ...cells.map(line)].join('\n');
+}
+
+/** "12 s", "3 min 4 s", "2 h 5 min", "3 d 4 h": how long, for a human. */
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ''}`;
+  if (s < 86_400)
+    return `${Math.floor(s / 3600)} h${s % 3600 >= 60 ? ` ${Math.floor((s % 3600) / 60)} min` : ''}`;
+  return `${Math.floor(s / 86_400)} d${s % 86_400 >= 3600 ? ` ${Math.floor((s % 86_400) / 3600)} h` : ''}`;
+}
+
+/** "2026-01-11 10:30:00 UTC (12 s ago)" or "(in 2 h)". */
+export function when(iso: string, now = Date.now()): string {
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return iso;
+  const shown = `${at.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
+  const delta = (now - at.getTime()) / 1000;
+  return `${shown} (${delta >= 0 ? `${duration(delta)} ago` : `in ${duration(-delta)}`})`;
+}
+
+/** The command as an operator says it: resume writes `running`. */
+export function commandWord(command: Command): string {
+  return command === 'running' ? 'running (resumed)' : command;
+}
+
+function batchCell(row: AgentRow, desired: Command): Cell {
+  if (!row.batch_in_flight) return { text: '-' };
+  return desired === 'running' ? { text: 'in flight' } : { text: 'draining', colour: 'yellow' };
+}
+
+/** The agents table: id, state, applied version, heartbeat age, batch, watch mode, host. */
+export function agentsTable(
+  style: Style,
+  view: Pick<AgentsView, 'agents' | 'desired'>,
+  ageOffsetSeconds = 0,
+): string {
+  const rows = [...view.agents]
+    .sort((a, b) => a.agent_id.localeCompare(b.agent_id))
+    .map((row) => {
+      const behind = row.state !== 'lost' && row.applied_version < view.desired.version;
+      return [
+        row.agent_id,
+        { text: row.state, colour: STATE_COLOUR[row.state] },
+        behind
+          ? { text: `${row.applied_version} (behind)`, colour: 'yellow' as const }
+          : String(row.applied_version),
+        `${(row.heartbeat_age_seconds + ageOffsetSeconds).toFixed(1)} s`,
+        batchCell(row, view.desired.command),
+        row.watch_mode,
+        row.host,
+      ];
+    });
+  if (rows.length === 0) return paint(style, 'dim', '(no agent in the registry)');
+  return table(style, ['AGENT', 'STATE', 'APPLIED', 'HEARTBEAT', 'BATCH', 'WATCH', 'HOST'], rows);
+}
+
+/** "3 agents (3 live, 0 lost): 3/3 applied version 8 (pause), 3/3 drained; stragglers: none". */
+export function summaryLine(desired: AgentsView['desired'], summary: FleetSummary): string {
+  const stragglers = summary.stragglers.length > 0 ? summary.stragglers.join(', ') : 'none';
+  return (
+    `${summary.total} agent${summary.total === 1 ? '' : 's'} (${summary.live} live, ${summary.lost} lost): ` +
+    `${summary.applied}/${summary.live} applied version ${desired.version} (${desired.command}), ` +
+    `${summary.drained}/${summary.live} drained; stragglers: ${stragglers}`
+  );
+}
+
+/** Every live agent is on the desired version and, for pause and shutdown, has no batch in flight. */
+export function converged(view: Pick<AgentsView, 'desired' | 'summary'>): boolean {
+  const { summary, desired } = view;
+  const applied = summary.stragglers.length === 0 && summary.applied >= summary.live;
+  return applied && (desired.command === 'running' || summary.drained >= summary.live);
+}
+
+/** `agentctl status`: the control document, then the fleet. */
+export function statusText(style: Style, control: ControlState, agents: AgentsView): string {
+  const rows: [string, string][] = [
+    [
+      'Command',
+      `${paint(style, STATE_COLOUR[control.command], commandWord(control.command))}, version ${control.version}`,
+    ],
+    ['Written', `${when(control.timestamp)} by ${control.updated_by}`],
+    ['Reason', control.reason ?? '(none given)'],
+  ];
+  if (control.expires_at)
+    rows.push(['Expires', `${when(control.expires_at)}: the fleet then resumes by itself`]);
+  if (control.watch_mode) rows.push(['Watch mode', `${control.watch_mode} (of the agent answering)`]);
+  const { summary } = agents;
+  const lost = summary.lost > 0 ? paint(style, 'red', `, ${summary.lost} lost`) : '';
+  rows.push(
+    [
+      'Agents',
+      `${summary.live} live${lost}; ${summary.applied}/${summary.live} applied version ${agents.desired.version}, ${summary.drained}/${summary.live} drained`,
+    ],
+    [
+      'Stragglers',
+      summary.stragglers.length > 0 ? paint(style, 'yellow', summary.stragglers.join(', ')) : 'none',
+    ],
+  );
+  const width = Math.max(...rows.map(([label]) => label.length)) + 1;
+  return rows.map(([label, value]) => `${`${label}:`.padEnd(width)} ${value}`).join('\n');
+}
+
+/** `agentctl history`: newest first, as the API gives it. */
+export function historyTable(style: Style, history: ControlState[]): string {
+  if (history.length === 0) return paint(style, 'dim', '(no command in the history)');
+  const withExpiry = history.some((h) => h.expires_at);
+  const headers = ['VERSION', 'COMMAND', 'WHEN', 'BY', ...(withExpiry ? ['EXPIRES'] : []), 'REASON'];
+  const rows = history.map((h) => [
+    String(h.version),
+    { text: h.command, colour: STATE_COLOUR[h.command] },
+    when(h.timestamp),
+    h.updated_by,
+    ...(withExpiry ? [h.expires_at ? when(h.expires_at) : '-'] : []),
+    h.reason ?? '-',
+  ]);
+  return table(style, headers, rows);
+}
