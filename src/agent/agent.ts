@@ -14,7 +14,7 @@ import { describeError, PullingAgentError } from '../errors.js';
 import { openStore } from '../stores/index.js';
 import type { AgentHeartbeat, ControlCommand, ControlState, Store } from '../stores/types.js';
 import { SOFTWARE_VERSION } from '../version.js';
-import { BatchRun, type BatchStats, type DocumentHandler } from './batch.js';
+import { BatchRun, type BatchStats, type DocumentHandler, type DocumentOutcome } from './batch.js';
 import { Heartbeat } from './heartbeat.js';
 import { type AgentState, isReady, nextState } from './lifecycle.js';
 import { type ControlFileWatch, watchControlFile } from './local-control.js';
@@ -42,7 +42,12 @@ export interface AgentStats extends BatchStats {
 
 export interface AgentEvents {
   state: [state: AgentState, previous: AgentState, source: string];
-  applied: [state: ControlState];
+  /** `initial` for the state adopted at start (it may be days old). */
+  applied: [state: ControlState, initial: boolean];
+  /** A claim returned `count` documents after `seconds`. */
+  claimed: [count: number, seconds: number];
+  /** A handler finished: processed, retried (back to pending) or failed for good. */
+  handled: [outcome: DocumentOutcome, seconds: number];
 }
 
 /** The built-in handler: it only logs what it got. */
@@ -246,7 +251,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       `[Distributed Control] Applying command ${state.command} (version ${state.version})`,
     );
     this.#transition({ type: 'command', command: state.command, source: 'cluster', initial }, 'cluster');
-    this.emit('applied', state);
+    this.emit('applied', state, initial);
     void this.#heartbeat?.beat();
   }
 
@@ -286,7 +291,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       let documents;
       try {
+        const started = performance.now();
         documents = await this.store.claimBatch(s.agentId, s.batchSize, s.leaseTimeoutMs);
+        this.emit('claimed', documents.length, (performance.now() - started) / 1000);
         this.#stats.claims++;
         backoff = 250;
       } catch (error) {
@@ -309,6 +316,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         leaseMs: s.leaseTimeoutMs,
         logger: this.logger,
         stats: this.#stats,
+        onHandled: (outcome, seconds) => this.emit('handled', outcome, seconds),
       });
       this.#batch = batch;
       void this.#heartbeat?.beat();

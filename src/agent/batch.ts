@@ -27,6 +27,8 @@ export interface BatchStats {
   storeErrors: number;
 }
 
+export type DocumentOutcome = 'processed' | 'retried' | 'failed';
+
 export interface BatchOptions {
   store: Store;
   agentId: string;
@@ -36,6 +38,8 @@ export interface BatchOptions {
   leaseMs: number;
   logger: Logger;
   stats: BatchStats;
+  /** Called once per handler that finished (not for aborted ones), with its duration. */
+  onHandled?(outcome: DocumentOutcome, seconds: number): void;
 }
 
 const MAX_ERROR_LENGTH = 4_000;
@@ -109,11 +113,14 @@ export class BatchRun {
     const { handler, agentId, logger, stats, store, maxRetries } = this.#o;
     const controller = new AbortController();
     this.#running.set(doc.id, controller);
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
     try {
       await handler(doc, { signal: controller.signal, agentId, attempt: doc.attempts, logger });
       if (this.#aborted) return;
       this.#completed.push(doc.id);
       stats.documentsProcessed++;
+      this.#o.onHandled?.('processed', seconds());
     } catch (error) {
       if (this.#aborted) return;
       stats.handlerErrors++;
@@ -122,6 +129,7 @@ export class BatchRun {
         const status = await store.failDocument(agentId, doc.id, message, maxRetries);
         if (status === 'failed') stats.documentsFailed++;
         else if (status === 'pending') stats.documentsRetried++;
+        if (status) this.#o.onHandled?.(status === 'failed' ? 'failed' : 'retried', seconds());
         logger.warn({ document: doc.id, attempt: doc.attempts + 1, status }, `Handler failed: ${message}`);
       } catch (storeError) {
         stats.storeErrors++;

@@ -294,3 +294,50 @@ describe('HTTP API with distributed control disabled', () => {
     }
   });
 });
+
+describe('metrics', () => {
+  it('exposes the agent state, applied version, apply latency and document counters to Prometheus', async () => {
+    const box = await sandbox();
+    const agent = box.agent();
+    await agent.start();
+    const app = await buildApp({ agent, logger: pino({ level: 'silent' }), publicConfig: {} });
+    try {
+      await app.inject({ method: 'POST', url: '/api/documents', payload: [1, 2] });
+      await waitFor(async () => (await box.store.countDocuments()).processed === 2, {
+        what: 'two processed',
+      });
+      await app.inject({ method: 'POST', url: '/api/cluster/pause' });
+      const response = await app.inject('/metrics');
+      assert.equal(response.statusCode, 200);
+      assert.match(response.headers['content-type'] as string, /text\/plain/);
+      const text = response.body;
+      const value = (series: string) => {
+        const line = text.split('\n').find((l) => l.startsWith(series));
+        assert.ok(line, `no ${series} in the metrics`);
+        return Number(line.slice(line.lastIndexOf(' ') + 1));
+      };
+      assert.equal(value('pulling_agent_state{state="paused",agent_id="agent-1"}'), 1);
+      assert.equal(value('pulling_agent_state{state="running",agent_id="agent-1"}'), 0);
+      assert.equal(value('pulling_agent_ready{agent_id="agent-1"}'), 0);
+      assert.equal(value('pulling_agent_control_version_applied{agent_id="agent-1"}'), 1);
+      assert.equal(value('pulling_agent_watch_mode{mode="file_events",agent_id="agent-1"}'), 1);
+      assert.equal(value('pulling_agent_documents_processed_total{agent_id="agent-1"}'), 2);
+      assert.equal(value('pulling_agent_control_apply_latency_seconds_count{agent_id="agent-1"}'), 1);
+      assert.ok(
+        value('pulling_agent_handler_duration_seconds_count{agent_id="agent-1",outcome="processed"}') >= 2,
+      );
+      // Counters only go up between scrapes.
+      assert.equal(
+        Number(
+          /pulling_agent_documents_processed_total\{[^}]*\} (\d+)/.exec(
+            (await app.inject('/metrics')).body,
+          )?.[1],
+        ),
+        2,
+      );
+    } finally {
+      await app.close();
+      await box.cleanup();
+    }
+  });
+});

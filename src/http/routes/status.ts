@@ -5,6 +5,7 @@ import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 
 import { describeError } from '../../errors.js';
+import { createMetrics } from '../../metrics.js';
 import { SOFTWARE_VERSION } from '../../version.js';
 import type { App, AppOptions } from '../app.js';
 
@@ -49,6 +50,13 @@ export function registerStatusRoutes(app: App, { agent, publicConfig }: AppOptio
       applied_at: s.appliedAt?.toISOString() ?? null,
     };
   });
+
+  const metrics = createMetrics(agent);
+  app.get(
+    '/metrics',
+    { schema: { summary: 'Prometheus metrics of this agent', produces: ['text/plain'] } },
+    async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()),
+  );
 
   app.get(
     '/api/config',

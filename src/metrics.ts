@@ -1,0 +1,154 @@
+// Prometheus metrics of one agent (prom-client, on a registry of its own, never the global one).
+// Gauges and counters are read from the agent when scraped; histograms are observed as things
+// happen. Every name starts with `pulling_agent_`.
+
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+import type { Agent } from './agent/agent.js';
+import { AGENT_STATES } from './agent/lifecycle.js';
+import type { WatchMode } from './stores/types.js';
+
+const PREFIX = 'pulling_agent_';
+const WATCH_MODES: WatchMode[] = ['file_events', 'listen_notify', 'change_streams', 'polling'];
+
+/** A counter that follows a monotonic number kept elsewhere (the agent's stats). */
+function mirroredCounter(registry: Registry, name: string, help: string, read: () => number): void {
+  let last = 0;
+  new Counter({
+    name: PREFIX + name,
+    help,
+    registers: [registry],
+    collect() {
+      const now = read();
+      if (now > last) this.inc(now - last);
+      last = now;
+    },
+  });
+}
+
+export function createMetrics(agent: Agent): Registry {
+  const registry = new Registry();
+  registry.setDefaultLabels({ agent_id: agent.settings.agentId });
+  collectDefaultMetrics({ register: registry, prefix: PREFIX });
+
+  new Gauge({
+    name: `${PREFIX}state`,
+    help: 'The agent state: 1 for the current one of running, paused, stopping, stopped.',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      for (const state of AGENT_STATES) this.set({ state }, agent.state === state ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}ready`,
+    help: '1 while the agent passes readiness (running), else 0.',
+    registers: [registry],
+    collect() {
+      this.set(agent.ready ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}control_version_applied`,
+    help: 'The control version this agent has applied (-1 before the first).',
+    registers: [registry],
+    collect() {
+      this.set(agent.controlStatus?.appliedVersion ?? -1);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}watch_mode`,
+    help: 'How the agent watches the control document: 1 for the mode in use.',
+    labelNames: ['mode'],
+    registers: [registry],
+    collect() {
+      const mode = agent.controlStatus?.watchMode;
+      for (const m of WATCH_MODES) this.set({ mode: m }, mode === m ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}control_error`,
+    help: '1 while the control document cannot be read or is malformed (see /api/cluster/stats), else 0.',
+    registers: [registry],
+    collect() {
+      this.set(agent.controlStatus?.lastError ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}batch_in_flight`,
+    help: '1 while a claimed batch is being processed, else 0.',
+    registers: [registry],
+    collect() {
+      this.set(agent.batchInFlight ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}heartbeat_age_seconds`,
+    help: 'Seconds since this agent last wrote its registry heartbeat (-1 before the first).',
+    registers: [registry],
+    collect() {
+      const last = agent.stats.lastHeartbeatAt;
+      this.set(last ? (Date.now() - last.getTime()) / 1000 : -1);
+    },
+  });
+
+  mirroredCounter(registry, 'batches_total', 'Batches claimed and processed.', () => agent.stats.batches);
+  mirroredCounter(
+    registry,
+    'documents_processed_total',
+    'Documents marked processed.',
+    () => agent.stats.documentsProcessed,
+  );
+  mirroredCounter(
+    registry,
+    'documents_failed_total',
+    'Documents marked failed after their retries.',
+    () => agent.stats.documentsFailed,
+  );
+  mirroredCounter(
+    registry,
+    'documents_retried_total',
+    'Handler failures sent back to pending for a retry.',
+    () => agent.stats.documentsRetried,
+  );
+  mirroredCounter(
+    registry,
+    'handler_errors_total',
+    'Handler calls that threw.',
+    () => agent.stats.handlerErrors,
+  );
+  mirroredCounter(
+    registry,
+    'store_errors_total',
+    'Store operations that failed (each is retried).',
+    () => agent.stats.storeErrors,
+  );
+
+  const applyLatency = new Histogram({
+    name: `${PREFIX}control_apply_latency_seconds`,
+    help: "From the store's timestamp of a command to the moment this agent applied it (includes clock skew with the store).",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+    registers: [registry],
+  });
+  const claimDuration = new Histogram({
+    name: `${PREFIX}claim_duration_seconds`,
+    help: 'Duration of one claim of a batch.',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const handlerDuration = new Histogram({
+    name: `${PREFIX}handler_duration_seconds`,
+    help: 'Duration of one handler call, by outcome (processed, retried, failed).',
+    labelNames: ['outcome'],
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+    registers: [registry],
+  });
+
+  agent.on('applied', (state, initial) => {
+    // The version adopted at start may be days old: it says nothing about propagation.
+    if (!initial) applyLatency.observe(Math.max(0, (Date.now() - state.timestamp.getTime()) / 1000));
+  });
+  agent.on('claimed', (_count, seconds) => claimDuration.observe(seconds));
+  agent.on('handled', (outcome, seconds) => handlerDuration.observe({ outcome }, seconds));
+  return registry;
+}
