@@ -1,10 +1,15 @@
 // The test PostgreSQL server: its URL (PA_TEST_POSTGRES_URL, started by scripts/ci/postgres.sh or
-// scripts/dev/postgres.sh), a fresh schema name per test, and one-shot raw SQL for set-up,
-// assertions and clean-up that do not go through the store.
+// scripts/dev/postgres.sh), a fresh schema name per test, one-shot raw SQL for set-up, assertions
+// and clean-up that do not go through the store, and a per-test fixture of stores and watches.
 
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach } from 'node:test';
 
 import pg from 'pg';
+
+import { createPostgresStore, type PostgresStoreOptions } from '../../src/stores/postgres/index.js';
+import type { ControlWatch, Store } from '../../src/stores/types.js';
 
 export const POSTGRES_URL = process.env.PA_TEST_POSTGRES_URL;
 export const POSTGRES_HOW_TO =
@@ -32,4 +37,66 @@ export async function rawQuery<R extends pg.QueryResultRow = pg.QueryResultRow>(
 
 export async function dropSchema(url: string, schema: string): Promise<void> {
   await rawQuery(url, `DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+}
+
+export interface Counts {
+  wakes: number;
+  documents: number;
+  errors: Error[];
+}
+
+/**
+ * For a describe() block: a fresh schema per test, stores and watches on it that are closed after
+ * the test, and the schema dropped. Keep-alive queries are off unless a test asks for them.
+ */
+export function usePostgresSchema() {
+  const url = POSTGRES_URL as string;
+  let schema = '';
+  let opened: Store[] = [];
+  let watches: ControlWatch[] = [];
+
+  beforeEach(() => {
+    schema = freshSchema();
+    opened = [];
+    watches = [];
+  });
+
+  afterEach(async () => {
+    await Promise.all(watches.map((w) => w.close()));
+    await Promise.all(opened.map((s) => s.close()));
+    await dropSchema(url, schema);
+  });
+
+  return {
+    url,
+    get schema() {
+      return schema;
+    },
+    /** A store on this test's schema, closed after the test. */
+    store(options: Partial<PostgresStoreOptions> = {}): Store {
+      const s = createPostgresStore({ url, schema, listenKeepAliveMs: 0, ...options });
+      opened.push(s);
+      return s;
+    },
+    /** A watch that counts what it is told, closed after the test. */
+    async watch(s: Store, counts: Counts): Promise<ControlWatch> {
+      const w = await s.watchControl({
+        onWake: () => counts.wakes++,
+        onDocuments: () => counts.documents++,
+        onError: (error) => counts.errors.push(error),
+      });
+      watches.push(w);
+      return w;
+    },
+    /** The backend pid of this schema's LISTEN connection (its last statement names the schema). */
+    async listenPid(): Promise<number> {
+      const rows = await rawQuery<{ pid: number }>(
+        url,
+        `SELECT pid FROM pg_stat_activity WHERE application_name = 'pulling-agent listen' AND query LIKE $1`,
+        [`LISTEN "${schema}:control"%`],
+      );
+      assert.equal(rows.length, 1, 'exactly one listen connection on this schema');
+      return rows[0]!.pid;
+    },
+  };
 }

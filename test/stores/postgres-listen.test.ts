@@ -1,0 +1,200 @@
+// The PostgreSQL LISTEN/NOTIFY watch: woken by the triggers (commands, the manual UPDATE, inserted
+// documents), deaf to other schemas, and reporting once, without reconnecting, a connection that
+// is terminated or stops answering. Latencies are printed as test diagnostics.
+
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { beforeEach, describe, it } from 'node:test';
+
+import { WatchUnavailableError } from '../../src/errors.js';
+import { createPostgresStore } from '../../src/stores/postgres/index.js';
+import { dropSchema, freshSchema } from '../helpers/postgres.js';
+import { POSTGRES_HOW_TO, POSTGRES_URL, rawQuery, usePostgresSchema } from '../helpers/postgres.js';
+import { unavailable } from '../helpers/targets.js';
+import { waitFor } from '../helpers/wait.js';
+
+const skip = POSTGRES_URL ? undefined : unavailable('PostgreSQL', 'PA_TEST_POSTGRES_URL', POSTGRES_HOW_TO);
+
+describe('postgres LISTEN/NOTIFY watch', { skip }, () => {
+  const fixture = usePostgresSchema();
+  const { url, store, watch, listenPid } = fixture;
+  let schema: string;
+  beforeEach(() => {
+    schema = fixture.schema;
+  });
+
+  it('is woken by the manual version bump, through the trigger', async (t) => {
+    const s = store();
+    await s.init();
+    const counts = { wakes: 0, documents: 0, errors: [] as Error[] };
+    const w = await watch(s, counts);
+    assert.equal(w.mode, 'listen_notify');
+    assert.equal(w.description, 'PostgreSQL LISTEN/NOTIFY (event-driven, real-time)');
+    const started = performance.now();
+    await rawQuery(
+      url,
+      `UPDATE "${schema}".agent_control SET version = version + 1 WHERE id = 'global_control'`,
+    );
+    await waitFor(() => counts.wakes > 0, { what: 'a wake-up after the manual UPDATE', intervalMs: 1 });
+    t.diagnostic(`wake-up ${(performance.now() - started).toFixed(1)} ms after the manual UPDATE was sent`);
+    assert.equal(await s.readControlVersion(), 1);
+    assert.deepEqual(counts.errors, []);
+  });
+
+  it('wakes within milliseconds of a command (measured over 20 commands)', async (t) => {
+    const [watcher, writer] = [store(), store()];
+    await watcher.init();
+    await writer.init();
+    let woken: () => void = () => undefined;
+    const counts = { wakes: 0, documents: 0, errors: [] as Error[] };
+    // Closed with its store, after the test.
+    await watcher.watchControl({
+      onWake: () => {
+        counts.wakes++;
+        woken();
+      },
+      onError: (error) => counts.errors.push(error),
+    });
+    const latencies: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const wake = new Promise<void>((resolve) => (woken = resolve));
+      const started = performance.now();
+      await writer.writeCommand({
+        command: i % 2 ? 'running' : 'pause',
+        reason: null,
+        updated_by: 'bench',
+      });
+      await wake;
+      latencies.push(performance.now() - started);
+    }
+    latencies.sort((a, b) => a - b);
+    t.diagnostic(
+      `writeCommand → onWake: median ${latencies[10]!.toFixed(1)} ms, max ${latencies[19]!.toFixed(1)} ms`,
+    );
+    assert.equal(counts.wakes, 20);
+    assert.ok(latencies[10]! < 1_000);
+  });
+
+  it('calls onDocuments when documents are inserted, by the store or by hand', async () => {
+    const s = store();
+    await s.init();
+    const counts = { wakes: 0, documents: 0, errors: [] as Error[] };
+    await watch(s, counts);
+    await s.insertDocuments([{ n: 1 }, { n: 2 }]);
+    await waitFor(() => counts.documents === 1, { what: 'onDocuments after insertDocuments' });
+    await rawQuery(url, `INSERT INTO "${schema}".documents (payload) VALUES ('{"by":"hand"}')`);
+    await waitFor(() => counts.documents === 2, { what: 'onDocuments after a hand-written INSERT' });
+    assert.equal(counts.wakes, 0);
+    assert.deepEqual(await s.countDocuments(), { pending: 3, processing: 0, processed: 0, failed: 0 });
+  });
+
+  it('is not woken by another schema on the same server', async () => {
+    const s = store();
+    await s.init();
+    const otherSchema = freshSchema();
+    const other = createPostgresStore({ url, schema: otherSchema });
+    try {
+      await other.init();
+      const counts = { wakes: 0, documents: 0, errors: [] as Error[] };
+      await watch(s, counts);
+      await other.writeCommand({ command: 'pause', reason: null, updated_by: 'other fleet' });
+      await other.insertDocuments(['not yours']);
+      // Notifications arrive in commit order: once this one is in, the other schema's would be too.
+      await s.writeCommand({ command: 'pause', reason: null, updated_by: 'this fleet' });
+      await waitFor(() => counts.wakes > 0, { what: 'the wake-up of this schema' });
+      assert.equal(counts.wakes, 1);
+      assert.equal(counts.documents, 0);
+    } finally {
+      await other.close();
+      await dropSchema(url, otherSchema);
+    }
+  });
+
+  it('reports onError once when the listen connection is terminated, and does not reconnect', async () => {
+    const s = store();
+    await s.init();
+    const counts = { wakes: 0, documents: 0, errors: [] as Error[] };
+    await watch(s, counts);
+    const pid = await listenPid();
+    await rawQuery(url, 'SELECT pg_terminate_backend($1)', [pid]);
+    await waitFor(() => counts.errors.length > 0, { what: 'onError after pg_terminate_backend' });
+    assert.match(counts.errors[0]!.message, /terminat/i);
+    // Still one report, no new listen connection, and the pool is unaffected.
+    await waitFor(
+      async () => (await rawQuery(url, `SELECT 1 FROM pg_stat_activity WHERE pid = $1`, [pid])).length === 0,
+      { what: 'the terminated backend to go away' },
+    );
+    assert.equal(counts.errors.length, 1);
+    await s.writeCommand({ command: 'pause', reason: null, updated_by: 'x' });
+    assert.equal((await s.readControl()).version, 1);
+    assert.equal(counts.wakes, 0);
+    const listening = await rawQuery(url, `SELECT 1 FROM pg_stat_activity WHERE query LIKE $1`, [
+      `LISTEN "${schema}:control"%`,
+    ]);
+    assert.equal(listening.length, 0);
+  });
+
+  it('reports a listen connection that stops answering its keep-alive query', async (t) => {
+    const s = store({ listenKeepAliveMs: 200 });
+    await s.init();
+    const counts = { wakes: 0, documents: 0, errors: [] as Error[] };
+    await watch(s, counts);
+    const pid = await listenPid();
+    // A silently dead peer, simulated by freezing the backend process. Only possible when the
+    // server runs on this machine: make sure the pid is that backend before signalling it.
+    const database = new URL(url).pathname.slice(1);
+    let cmdline = '';
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      // not on this machine
+    }
+    if (!cmdline.startsWith('postgres:') || !cmdline.includes(database)) {
+      t.skip('the server does not run on this machine');
+      return;
+    }
+    try {
+      process.kill(pid, 'SIGSTOP');
+    } catch (error) {
+      t.skip(`cannot signal the backend: ${String(error)}`);
+      return;
+    }
+    try {
+      await waitFor(() => counts.errors.length > 0, { what: 'onError from the keep-alive query' });
+      assert.match(counts.errors[0]!.message, /did not answer a keep-alive query within 200 ms/);
+    } finally {
+      process.kill(pid, 'SIGCONT');
+    }
+    await waitFor(
+      async () => (await rawQuery(url, `SELECT 1 FROM pg_stat_activity WHERE pid = $1`, [pid])).length === 0,
+      { what: 'the frozen backend to go away once thawed' },
+    );
+    assert.equal(counts.errors.length, 1);
+  });
+
+  it('is released by close(), by the store closing, and says why when the server is unreachable', async () => {
+    const s = store();
+    await s.init();
+    const counts = { wakes: 0, documents: 0, errors: [] as Error[] };
+    await watch(s, counts);
+    await s.close();
+    await s.close(); // idempotent
+    await waitFor(
+      async () =>
+        (await rawQuery(url, `SELECT 1 FROM pg_stat_activity WHERE query LIKE $1`, [`LISTEN "${schema}:%`]))
+          .length === 0,
+      { what: 'the listen connection to close with the store' },
+    );
+    assert.deepEqual(counts.errors, []);
+
+    const down = createPostgresStore({ url: 'postgres://u:secret@127.0.0.1:1/db', schema });
+    try {
+      await assert.rejects(
+        down.watchControl({ onWake: () => undefined, onError: () => undefined }),
+        (error: unknown) => error instanceof WatchUnavailableError && /ECONNREFUSED/.test(error.reason),
+      );
+    } finally {
+      await down.close();
+    }
+  });
+});
