@@ -41,11 +41,14 @@ function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
   };
 }
 
-function seconds(value: string): number {
-  const n = Number(value);
-  if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0))
-    throw new InvalidArgumentError('expected seconds > 0.');
-  return n;
+function seconds(max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n >= 0.1) || n > max) {
+      throw new InvalidArgumentError(`expected seconds from 0.1${max < 1e9 ? ` to ${max}` : ''}.`);
+    }
+    return n;
+  };
 }
 
 function baseUrl(value: string): string {
@@ -161,7 +164,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<ExitCode>, command
       .addOption(
         new Option('--timeout <seconds>', 'how long --wait waits before exit code 3')
           .default(30)
-          .argParser(seconds),
+          .argParser(seconds(3600)),
       )
       .addOption(
         new Option(
@@ -189,7 +192,7 @@ function buildProgram(run: (action: (ctx: Context) => Promise<ExitCode>, command
       'exit 0 once every live agent applied the command (and drained, for pause and shutdown)',
     )
     .addOption(
-      new Option('--timeout <seconds>', 'give up with exit code 3 after this long').argParser(seconds),
+      new Option('--timeout <seconds>', 'give up with exit code 3 after this long').argParser(seconds(1e9)),
     )
     .action((options: { untilConverged?: boolean; timeout?: number }, command: Command) =>
       run(
@@ -243,5 +246,10 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+// A reader that went away (agentctl watch | head) ends the output, not with a stack trace.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK);
+  throw error;
+});
 // exitCode rather than exit(): stdout, when piped, is flushed before the process ends.
 process.exitCode = await main(process.argv);

@@ -130,12 +130,11 @@ export async function sendCommand(ctx: Context, verb: Verb, options: CommandOpti
   }
   if (timedOut) {
     const stragglers = barrier.summary.stragglers;
+    const what = verb === 'resume' ? 'applied it' : 'applied it and drained';
     ctx.err(
-      `agentctl: wait timed out after ${options.timeout} s` +
-        (stragglers.length > 0
-          ? `; not on version ${body.version}: ${stragglers.join(', ')}`
-          : '; agents still draining') +
-        ` (version ${body.version} is written: the fleet keeps converging; agentctl watch --until-converged follows it)`,
+      `agentctl: wait timed out after ${options.timeout} s: ${stragglers.length} agent(s) had not ${what}: ` +
+        `${stragglers.join(', ')} (version ${body.version} stays written and the fleet keeps converging; ` +
+        'agentctl watch --until-converged follows it)',
     );
     return EXIT.WAIT_TIMEOUT;
   }

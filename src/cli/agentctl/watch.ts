@@ -25,6 +25,8 @@ class FleetView {
   agents: AgentsView | undefined;
   agentsAt = 0;
   connection = 'connecting';
+  readonly #lastLine: Record<string, string> = {};
+  #drawn = false;
 
   constructor(
     private readonly ctx: Context,
@@ -44,7 +46,12 @@ class FleetView {
     }
     if (this.ctx.json) this.ctx.out(JSON.stringify({ event, data }));
     else if (this.live) this.draw();
-    else this.ctx.out(`${new Date().toISOString()} ${this.#line(event)}`);
+    else {
+      // The server resends the agents table every heartbeat (ages move): print only what changed.
+      const line = this.#line(event);
+      if (line !== this.#lastLine[event]) this.ctx.out(`${new Date().toISOString()} ${line}`);
+      this.#lastLine[event] = line;
+    }
   }
 
   /** A note about the connection: on a TTY part of the screen, elsewhere a line on stderr. */
@@ -67,7 +74,7 @@ class FleetView {
   /** Clears the terminal and draws the whole view; heartbeat ages advance between events. */
   draw(): void {
     const lines = [
-      `agentctl watch ${this.ctx.client.base}  ${this.connection}  ${new Date().toLocaleTimeString()}`,
+      `agentctl watch ${this.ctx.client.base}  ${this.connection}  ${new Date().toTimeString().slice(0, 8)}`,
       '',
     ];
     const c = this.control;
@@ -93,7 +100,16 @@ class FleetView {
           : `Converging to version ${a.desired.version} (${a.desired.command})…`,
       );
     }
-    this.ctx.out(`\x1b[H\x1b[2J${lines.join('\n')}`);
+    // Home, each line cleared to its end, then the rest of the screen: no flicker of a full clear.
+    const clear = this.#drawn ? '' : '\x1b[2J';
+    this.#drawn = true;
+    this.ctx.out(
+      `${clear}\x1b[H${lines
+        .join('\n')
+        .split('\n')
+        .map((line) => `${line}\x1b[K`)
+        .join('\n')}\x1b[J`,
+    );
   }
 }
 
