@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config.js';
 import { openStore } from '../../src/stores/index.js';
 import type { Store } from '../../src/stores/types.js';
+import { dropDatabase, FERRETDB_HOW_TO, FERRETDB_URL, freshDatabase, MONGODB_TEST_URI } from './mongodb.js';
 import { dropSchema, freshSchema, POSTGRES_HOW_TO, POSTGRES_URL } from './postgres.js';
 
 export interface TargetDatabase {
@@ -77,5 +78,64 @@ export const postgresTarget: TestTarget = {
   },
 };
 
+/** A fresh MongoDB database per test on `url`, reached through the seed's variables. */
+async function createMongoDatabase(url: string): Promise<TargetDatabase> {
+  const database = freshDatabase();
+  const env = { MONGODB_URI: url, MONGODB_DATABASE: database };
+  return {
+    env,
+    open: () => openFromEnv(env),
+    cleanup: () => dropDatabase(url, database),
+  };
+}
+
+/** FerretDB: a real MongoDB wire-protocol server without change streams, so agents poll. */
+export const mongodbTarget: TestTarget = {
+  name: 'mongodb (FerretDB)',
+  get skip() {
+    return FERRETDB_URL
+      ? undefined
+      : unavailable('MongoDB (FerretDB)', 'PA_TEST_MONGODB_URL', FERRETDB_HOW_TO);
+  },
+  pushes: false,
+  create: () => createMongoDatabase(FERRETDB_URL as string),
+};
+
+/**
+ * The user's own MongoDB (MONGODB_TEST_URI), only when set. Whether it pushes (a replica set) or
+ * not (a standalone) is found out by opening a change stream once, never assumed.
+ */
+function userMongodbTarget(url: string): TestTarget {
+  let pushes: boolean | undefined;
+  return {
+    name: 'mongodb (MONGODB_TEST_URI)',
+    skip: undefined,
+    get pushes() {
+      return pushes;
+    },
+    async create() {
+      const db = await createMongoDatabase(url);
+      if (pushes === undefined) {
+        const store = await db.open();
+        try {
+          const watch = await store.watchControl({ onWake: () => undefined, onError: () => undefined });
+          await watch.close();
+          pushes = true;
+        } catch {
+          pushes = false;
+        } finally {
+          await store.close();
+        }
+      }
+      return db;
+    },
+  };
+}
+
 /** Every target, in the order tests run them. Store issues add theirs here. */
-export const TARGETS: TestTarget[] = [sqliteTarget, postgresTarget];
+export const TARGETS: TestTarget[] = [
+  sqliteTarget,
+  postgresTarget,
+  mongodbTarget,
+  ...(MONGODB_TEST_URI ? [userMongodbTarget(MONGODB_TEST_URI)] : []),
+];

@@ -14,14 +14,7 @@
 
 import { randomUUID } from 'node:crypto';
 
-import {
-  type AnyBulkWriteOperation,
-  type Collection,
-  type Document,
-  type Filter,
-  MongoBulkWriteError,
-  ObjectId,
-} from 'mongodb';
+import { type Collection, type Document, type Filter, MongoBulkWriteError, ObjectId } from 'mongodb';
 
 import {
   type ClaimedDocument,
@@ -189,27 +182,21 @@ export async function claimBatch(
       now,
     );
     if (won.length > 0) {
-      const leaseUntil = new Date(now.getTime() + leaseMs);
-      const updates: AnyBulkWriteOperation<LooseDocument>[] = won.map(({ _id, seq }) => ({
-        updateOne: {
-          filter: {
-            _id,
-            claim_seq: seq === 1 ? { $in: [0, null] } : seq - 1,
-            ...claimable(now),
+      // Only the holder of marker n+1 moves claim_seq from n, so `$inc` lands on exactly n+1; the
+      // status condition keeps a document that was completed in the meantime out.
+      await documents.updateMany(
+        { _id: { $in: won.map((w) => w._id) }, ...claimable(now) },
+        {
+          $set: {
+            status: 'processing',
+            claimed_by: agentId,
+            claim_token: token,
+            lease_until: new Date(now.getTime() + leaseMs),
           },
-          update: {
-            $set: {
-              status: 'processing',
-              claimed_by: agentId,
-              claim_token: token,
-              claim_seq: seq,
-              lease_until: leaseUntil,
-            },
-            $currentDate: { updated_at: true },
-          },
+          $inc: { claim_seq: 1 },
+          $currentDate: { updated_at: true },
         },
-      }));
-      await documents.bulkWrite(updates, { ordered: false });
+      );
     }
     wanted -= won.length;
     // Nobody else took any of them and there were fewer than asked for: nothing is left.
