@@ -56,4 +56,25 @@ describe('postgres migrations', { skip }, () => {
     await s.init();
     assert.equal(await s.readControlVersion(), 0);
   });
+
+  it('seed a deleted control row again, and the next command goes above every version seen', async () => {
+    const s = store();
+    await s.init();
+    await s.writeCommand({ command: 'pause', reason: null, updated_by: 't' });
+    await s.writeCommand({ command: 'pause', reason: null, updated_by: 't' });
+    await rawQuery(url, `DELETE FROM "${schema}".agent_control`);
+    await store().init();
+    assert.equal(await s.readControlVersion(), 0);
+    assert.equal(
+      (await s.writeCommand({ command: 'running', reason: 'repair', updated_by: 't' })).version,
+      3,
+    );
+    await rawQuery(url, `UPDATE "${schema}".agent_control SET version = 1`);
+    assert.equal((await s.writeCommand({ command: 'pause', reason: null, updated_by: 't' })).version, 4);
+    // What SQLite must repair, PostgreSQL refuses in the first place.
+    await assert.rejects(
+      rawQuery(url, `UPDATE "${schema}".agent_control SET command = 'explode'`),
+      /agent_control_command_check/,
+    );
+  });
 });

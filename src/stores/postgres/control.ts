@@ -1,6 +1,8 @@
 // The control row and its history. A command is one statement, hence one transaction: the UPDATE
 // bumps the version under the row lock (a concurrent command waits, then sees the new version),
 // the same statement appends the history entry, and the row's trigger sends the NOTIFY at commit.
+// The new version is also above every version in the history, so that a row deleted (and seeded
+// again at 0 by the next start) or rewound by hand never reuses a version.
 
 import {
   CONTROL_ID,
@@ -29,7 +31,8 @@ export async function writeCommand(db: Queryable, n: Names, input: CommandInput)
   const { rows } = await db.query(
     `WITH updated AS (
        UPDATE ${n.control}
-          SET command = $2, version = version + 1, timestamp = clock_timestamp(), reason = $3, updated_by = $4
+          SET command = $2, timestamp = clock_timestamp(), reason = $3, updated_by = $4,
+              version = GREATEST(version, (SELECT COALESCE(max(version), 0) FROM ${n.history})) + 1
         WHERE id = $1 AND ($5::bigint IS NULL OR version = $5::bigint)
        RETURNING ${FIELDS}
      ), appended AS (

@@ -116,7 +116,7 @@ export async function failDocument(
       WHERE id = $2 AND status = 'processing' AND claimed_by = $1
      RETURNING status`,
     // A handler's message may hold U+0000, which a text column refuses: recording it matters more.
-    [agentId, id, error.replace(/\u0000/g, '\uFFFD'), maxRetries],
+    [agentId, id, error.replaceAll('\u0000', '\uFFFD'), maxRetries],
   );
   return rows[0]?.status ?? null;
 }
