@@ -83,8 +83,9 @@ export class ScriptedMongoServer {
     server.setMessageHandler((request) => this.#handle(request));
   }
 
-  static async start(): Promise<ScriptedMongoServer> {
-    return new ScriptedMongoServer(await mock.createServer(0, '127.0.0.1'));
+  /** Listens on 127.0.0.1, on the given port or a free one. */
+  static async start(port = 0): Promise<ScriptedMongoServer> {
+    return new ScriptedMongoServer(await mock.createServer(port, '127.0.0.1'));
   }
 
   /** A URL for the store: a single server, spoken to directly. */

@@ -45,6 +45,58 @@ export function createClient(url: string, overrides: MongoClientOptions = {}): M
   return new MongoClient(url, { ...defaults, ...overrides });
 }
 
+/**
+ * The store's one client, connected on first use. A MongoClient whose first connection attempt
+ * failed keeps a closed topology and answers "Topology is closed" for ever after, so until a
+ * connection succeeds every attempt uses a new client; once connected, the driver itself rides out
+ * outages and reconnects.
+ */
+export class MongoConnection {
+  readonly #url: string;
+  readonly #options: MongoClientOptions;
+  #client: MongoClient | null = null;
+  #connecting: Promise<MongoClient> | null = null;
+  #closed = false;
+
+  constructor(url: string, options: MongoClientOptions = {}) {
+    this.#url = url;
+    this.#options = options;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  async client(): Promise<MongoClient> {
+    if (this.#client) return this.#client;
+    this.#connecting ??= (async () => {
+      const client = createClient(this.#url, this.#options);
+      try {
+        await client.connect();
+      } catch (error) {
+        await client.close().catch(() => undefined);
+        throw error;
+      } finally {
+        this.#connecting = null;
+      }
+      if (this.#closed) {
+        await client.close();
+        throw new MongoTopologyClosedError();
+      }
+      this.#client = client;
+      return client;
+    })();
+    return this.#connecting;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#connecting?.catch(() => undefined);
+    await this.#client?.close();
+    this.#client = null;
+  }
+}
+
 /** The database named in the URL's path (`mongodb://host/db?…`), if any. */
 export function databaseFromUrl(url: string): string | undefined {
   // Not `new URL()`: a MongoDB URL may list several hosts (`h1:27017,h2:27017`).

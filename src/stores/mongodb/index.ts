@@ -4,7 +4,7 @@
 // and on FerretDB, which has no change streams: watchControl then says why and the control
 // watcher polls.
 
-import type { MongoClientOptions } from 'mongodb';
+import type { Collection, MongoClientOptions } from 'mongodb';
 
 import { redactUrl } from '../../config.js';
 import { StoreUnavailableError } from '../../errors.js';
@@ -14,9 +14,9 @@ import { type ChangeStreamOptions, watchControlChanges } from './changeStream.js
 import { ServerClock } from './clock.js';
 import {
   checkCollectionName,
-  createClient,
   guard,
   type LooseDocument,
+  MongoConnection,
   resolveDatabase,
 } from './connection.js';
 import * as control from './control.js';
@@ -44,6 +44,14 @@ function describeUrl(url: string): string {
   return redactUrl(url).replace(/([?&]authMechanismProperties=)[^&]*/i, '$1***');
 }
 
+/** Everything bound to the connected client. */
+interface Handles {
+  control: Collection<LooseDocument>;
+  registry: Collection<LooseDocument>;
+  docs: documents.DocumentCollections;
+  clock: ServerClock;
+}
+
 export function createMongoStore(options: MongoStoreOptions): Store {
   const database = resolveDatabase(options.url, options.database);
   const collectionName = options.collection ?? 'documents';
@@ -52,23 +60,32 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     agents.REGISTRY_COLLECTION,
     documents.CLAIMS_COLLECTION,
   ]);
-  const client = createClient(options.url, options.clientOptions);
-  const db = client.db(database);
-  const controlCollection = db.collection<LooseDocument>(control.CONTROL_COLLECTION);
-  const registry = db.collection<LooseDocument>(agents.REGISTRY_COLLECTION);
-  const clock = new ServerClock(db);
-  const docs: documents.DocumentCollections = {
-    documents: db.collection<LooseDocument>(collectionName),
-    claims: db.collection<LooseDocument>(documents.CLAIMS_COLLECTION),
-    clock,
-  };
+  const connection = new MongoConnection(options.url, options.clientOptions);
+  let handles: Handles | null = null;
   const watches = new Set<ControlWatch>();
   let closing: Promise<void> | undefined;
 
-  /** guard() plus a clear error instead of the driver silently reconnecting after close(). */
-  function run<T>(what: string, operation: () => Promise<T>): Promise<T> {
+  async function connect(): Promise<Handles> {
+    if (handles) return handles;
+    const db = (await connection.client()).db(database);
+    const clock = new ServerClock(db);
+    handles = {
+      control: db.collection<LooseDocument>(control.CONTROL_COLLECTION),
+      registry: db.collection<LooseDocument>(agents.REGISTRY_COLLECTION),
+      docs: {
+        documents: db.collection<LooseDocument>(collectionName),
+        claims: db.collection<LooseDocument>(documents.CLAIMS_COLLECTION),
+        clock,
+      },
+      clock,
+    };
+    return handles;
+  }
+
+  /** One store operation: connected first, an unreachable server reported as StoreUnavailableError. */
+  function run<T>(what: string, operation: (h: Handles) => Promise<T>): Promise<T> {
     if (closing) return Promise.reject(new StoreUnavailableError(what, new Error('the store is closed')));
-    return guard(what, operation);
+    return guard(what, async () => operation(await connect()));
   }
 
   return {
@@ -76,39 +93,41 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     description: `${describeUrl(options.url)} (database ${database}, collection ${collectionName})`,
 
     init: () =>
-      run('initialising the database', async () => {
-        await clock.sample();
-        await control.ensureControl(controlCollection);
-        await agents.ensureRegistry(registry);
-        await documents.ensureDocuments(docs);
+      run('initialising the database', async (h) => {
+        await h.clock.sample();
+        await control.ensureControl(h.control);
+        await agents.ensureRegistry(h.registry);
+        await documents.ensureDocuments(h.docs);
       }),
 
     close() {
       closing ??= (async () => {
         await Promise.all([...watches].map((w) => w.close()));
-        await client.close();
+        await connection.close();
       })();
       return closing;
     },
 
     ping: () =>
-      run('pinging', async () => {
+      run('pinging', async (h) => {
         const started = performance.now();
-        await db.command({ ping: 1 });
+        await h.control.db.command({ ping: 1 });
         return performance.now() - started;
       }),
 
     readControlVersion: () =>
-      run('reading the control version', () => control.readControlVersion(controlCollection)),
-    readControl: () => run('reading the control state', () => control.readControl(controlCollection)),
-    writeCommand: (input) =>
-      run('writing a command', () => control.writeCommand(controlCollection, clock, input)),
-    listHistory: (limit) => run('reading the history', () => control.listHistory(controlCollection, limit)),
+      run('reading the control version', (h) => control.readControlVersion(h.control)),
+    readControl: () => run('reading the control state', (h) => control.readControl(h.control)),
+    writeCommand: (input) => run('writing a command', (h) => control.writeCommand(h.control, h.clock, input)),
+    listHistory: (limit) => run('reading the history', (h) => control.listHistory(h.control, limit)),
 
     async watchControl(handlers: WatchHandlers) {
-      if (closing)
+      const h = await run('opening a change stream', connect);
+      const watch = await watchControlChanges(h.control, handlers, options.changeStream);
+      if (closing) {
+        await watch.close();
         throw new StoreUnavailableError('opening a change stream', new Error('the store is closed'));
-      const watch = await watchControlChanges(controlCollection, handlers, options.changeStream);
+      }
       watches.add(watch);
       return {
         mode: watch.mode,
@@ -120,25 +139,25 @@ export function createMongoStore(options: MongoStoreOptions): Store {
       };
     },
 
-    upsertAgent: (heartbeat) => run('writing a heartbeat', () => agents.upsertAgent(registry, heartbeat)),
-    removeAgent: (agentId) => run('removing an agent', () => agents.removeAgent(registry, agentId)),
-    listAgents: () => run('listing agents', () => agents.listAgents(registry)),
+    upsertAgent: (heartbeat) => run('writing a heartbeat', (h) => agents.upsertAgent(h.registry, heartbeat)),
+    removeAgent: (agentId) => run('removing an agent', (h) => agents.removeAgent(h.registry, agentId)),
+    listAgents: () => run('listing agents', (h) => agents.listAgents(h.registry)),
     pruneAgents: (olderThanMs) =>
-      run('pruning agents', () => agents.pruneAgents(registry, clock, olderThanMs)),
+      run('pruning agents', (h) => agents.pruneAgents(h.registry, h.clock, olderThanMs)),
 
     insertDocuments: (payloads) =>
-      run('inserting documents', () => documents.insertDocuments(docs, payloads)),
+      run('inserting documents', (h) => documents.insertDocuments(h.docs, payloads)),
     claimBatch: (agentId, limit, leaseMs) =>
-      run('claiming documents', () => documents.claimBatch(docs, agentId, limit, leaseMs)),
+      run('claiming documents', (h) => documents.claimBatch(h.docs, agentId, limit, leaseMs)),
     extendLeases: (agentId, ids, leaseMs) =>
-      run('extending leases', () => documents.extendLeases(docs, agentId, ids, leaseMs)),
+      run('extending leases', (h) => documents.extendLeases(h.docs, agentId, ids, leaseMs)),
     completeDocuments: (agentId, ids) =>
-      run('completing documents', () => documents.completeDocuments(docs, agentId, ids)),
+      run('completing documents', (h) => documents.completeDocuments(h.docs, agentId, ids)),
     failDocument: (agentId, id, error, maxRetries) =>
-      run('recording a failure', () => documents.failDocument(docs, agentId, id, error, maxRetries)),
+      run('recording a failure', (h) => documents.failDocument(h.docs, agentId, id, error, maxRetries)),
     releaseDocuments: (agentId, ids) =>
-      run('releasing documents', () => documents.releaseDocuments(docs, agentId, ids)),
-    getDocument: (id) => run('reading a document', () => documents.getDocument(docs, id)),
-    countDocuments: () => run('counting documents', () => documents.countDocuments(docs)),
+      run('releasing documents', (h) => documents.releaseDocuments(h.docs, agentId, ids)),
+    getDocument: (id) => run('reading a document', (h) => documents.getDocument(h.docs, id)),
+    countDocuments: () => run('counting documents', (h) => documents.countDocuments(h.docs)),
   };
 }
