@@ -45,4 +45,20 @@ export default tseslint.config(
       },
     },
   },
+  {
+    // The dashboard's script runs in the browser.
+    files: ['src/http/dashboard/**/*.js'],
+    languageOptions: {
+      globals: {
+        document: 'readonly',
+        fetch: 'readonly',
+        localStorage: 'readonly',
+        performance: 'readonly',
+        sessionStorage: 'readonly',
+        setInterval: 'readonly',
+        TextDecoderStream: 'readonly',
+        URLSearchParams: 'readonly',
+      },
+    },
+  },
 );

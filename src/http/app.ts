@@ -22,6 +22,7 @@ import { type ErrorCode, PullingAgentError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerClusterRoutes } from './routes/cluster.js';
+import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerDocumentRoutes } from './routes/documents.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerStatusRoutes } from './routes/status.js';
@@ -171,5 +172,6 @@ export async function buildApp(options: AppOptions): Promise<App> {
   registerDocumentRoutes(app, options);
   await app.register(fastifySSE, { heartbeatInterval: 15_000 });
   registerEventRoutes(app, options);
+  registerDashboardRoutes(app, options);
   return app;
 }

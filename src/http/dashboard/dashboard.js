@@ -1,0 +1,443 @@
+// The fleet dashboard. It follows GET /api/cluster/events with fetch() and a stream reader rather than
+// EventSource, which cannot send an Authorization header. Everything shown is built with textContent
+// (reasons and agent ids are user input), and every command carries the version on screen, so that a
+// page that missed a change cannot overwrite someone else's command.
+
+const $ = (id) => document.getElementById(id);
+
+const BY_KEY = 'pulling-agent.updated_by';
+const TOKEN_KEY = 'pulling-agent.token';
+
+const COMMANDS = {
+  pause: {
+    title: 'Pause the cluster',
+    verb: 'Pause',
+    what: 'Every agent finishes the documents it is processing, gives the rest of its batch back and claims nothing more.',
+  },
+  resume: {
+    title: 'Resume the cluster',
+    verb: 'Resume',
+    what: 'Every agent starts claiming documents again.',
+  },
+  shutdown: {
+    title: 'Shut the cluster down',
+    verb: 'Shut down',
+    what: 'Every agent drains and exits. Agents started later stay stopped until a resume.',
+  },
+};
+
+/** The API token, when the agent asks for one: in memory and in this tab's sessionStorage only. */
+let token = sessionStorage.getItem(TOKEN_KEY);
+let tokenWaiters = [];
+
+const view = {
+  control: null, // the control document, from the last `control` event or command answer
+  fleet: null, // the last `agents` event
+  fleetAt: 0, // performance.now() when it arrived: heartbeat ages tick on from there
+  historyVersion: null, // the control version the history table was read at
+  historyRead: 0, // a counter, so that a slow answer never overwrites a newer one
+  ageCells: [], // [cell, age in seconds at fleetAt]
+  pending: null, // the command the dialog is about to send: { command, expectedVersion }
+};
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const known = body && typeof body === 'object' && typeof body.error === 'string';
+    super(known ? `${body.message} (${body.error})` : `the agent answered HTTP ${status}`);
+    this.status = status;
+    this.body = known ? body : null;
+  }
+}
+
+function headers(accept) {
+  return token ? { accept, authorization: `Bearer ${token}` } : { accept };
+}
+
+async function api(method, path) {
+  const response = await fetch(path, { method, headers: headers('application/json'), cache: 'no-store' });
+  const body = await response.json().catch(() => null);
+  if (response.status === 401) askForToken();
+  if (!response.ok) throw new ApiError(response.status, body);
+  return body;
+}
+
+function describe(error) {
+  if (error instanceof ApiError) return error.message;
+  return `cannot reach the agent (${error instanceof Error ? error.message : String(error)})`;
+}
+
+// ---- the events stream ----
+
+/** Calls onEvent(type, data) for each server-sent event of the response, until the stream ends. */
+async function readEvents(response, onEvent) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  let type = '';
+  let data = [];
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    // A trailing \r may be the first half of \r\n: keep it until the next chunk.
+    const end = buffer.endsWith('\r') ? buffer.length - 1 : buffer.length;
+    const lines = buffer.slice(0, end).split(/\r\n|\r|\n/);
+    buffer = lines.pop() + buffer.slice(end);
+    for (const line of lines) {
+      if (line === '') {
+        if (data.length > 0) onEvent(type || 'message', data.join('\n'));
+        type = '';
+        data = [];
+      } else if (!line.startsWith(':')) {
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? '' : line.slice(colon + (line[colon + 1] === ' ' ? 2 : 1));
+        if (field === 'event') type = text;
+        else if (field === 'data') data.push(text);
+        // `id` and `retry` are not needed: every connection starts with the full current state.
+      }
+    }
+  }
+}
+
+function onEvent(type, text) {
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return;
+  }
+  if (type === 'control') showControl(data);
+  else if (type === 'agents') showFleet(data);
+}
+
+/** Follows the stream for as long as the page is open, reconnecting with backoff when it drops. */
+async function follow() {
+  let delay = 500;
+  for (;;) {
+    let received = false;
+    let problem = 'the agent closed the stream';
+    try {
+      setConnection('connecting', view.fleet ? 'reconnecting…' : 'connecting…');
+      const response = await fetch('/api/cluster/events', {
+        headers: headers('text/event-stream'),
+        cache: 'no-store',
+      });
+      if (response.status === 401) {
+        askForToken();
+        await new Promise((resolve) => tokenWaiters.push(resolve));
+        continue;
+      }
+      if (!response.ok) throw new ApiError(response.status, await response.json().catch(() => null));
+      setConnection('live', 'live');
+      hideAlert('stream');
+      void readAgentInfo();
+      await readEvents(response, (type, data) => {
+        received = true;
+        onEvent(type, data);
+      });
+    } catch (error) {
+      problem = describe(error);
+      if (error instanceof ApiError) showAlert(`Live updates failed: ${problem}`, 'stream');
+    }
+    if (received) delay = 500;
+    const wait = delay * (0.8 + Math.random() * 0.4);
+    delay = Math.min(delay * 2, 15_000);
+    const until = performance.now() + wait;
+    for (let left = wait; left > 0; left = until - performance.now()) {
+      setConnection('reconnecting', `reconnecting… ${Math.ceil(left / 1000)} s`, problem);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, left)));
+    }
+  }
+}
+
+function setConnection(state, text, title = '') {
+  document.body.dataset.connection = state;
+  const element = $('connection');
+  element.dataset.state = state;
+  element.textContent = text;
+  element.title = title;
+}
+
+/** This agent's watch mode and id, read once per connection (the stream does not carry them). */
+async function readAgentInfo() {
+  try {
+    const [control, agent] = await Promise.all([
+      api('GET', '/api/cluster/control-state'),
+      api('GET', '/api/agent/state'),
+    ]);
+    $('watch-mode').textContent = control.watch_mode;
+    $('served-by').textContent = `via ${agent.agent_id}`;
+  } catch {
+    // The stream shows the rest; these two stay as they were.
+  }
+}
+
+// ---- the token ----
+
+function askForToken() {
+  const refused = token !== null;
+  token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  $('token-label').textContent = refused
+    ? 'The agent refused the token: enter another'
+    : 'This agent asks for an API token';
+  $('token-form').hidden = false;
+  setConnection('auth', 'token needed');
+  $('token-input').focus();
+}
+
+function useToken(event) {
+  event.preventDefault();
+  const value = $('token-input').value.trim();
+  if (!value) return;
+  token = value;
+  sessionStorage.setItem(TOKEN_KEY, value);
+  $('token-input').value = '';
+  $('token-form').hidden = true;
+  const waiters = tokenWaiters;
+  tokenWaiters = [];
+  for (const resolve of waiters) resolve();
+  void readHistory();
+}
+
+// ---- rendering ----
+
+function badge(element, value) {
+  element.className = 'badge';
+  element.dataset.value = value;
+  element.textContent = value;
+  return element;
+}
+
+function badgeCell(row, value) {
+  const td = row.insertCell();
+  td.append(badge(document.createElement('span'), value));
+  return td;
+}
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+  return td;
+}
+
+function formatTime(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return iso ?? '–';
+  return date.toLocaleString([], { dateStyle: 'medium', timeStyle: 'medium' });
+}
+
+function ago(seconds) {
+  if (seconds < 1) return 'just now';
+  if (seconds < 120) return `${Math.floor(seconds)} s ago`;
+  if (seconds < 7200) return `${Math.floor(seconds / 60)} min ago`;
+  if (seconds < 172_800) return `${Math.floor(seconds / 3600)} h ago`;
+  return `${Math.floor(seconds / 86_400)} d ago`;
+}
+
+function heartbeatAge(seconds) {
+  if (seconds < 10) return `${seconds.toFixed(1)} s ago`;
+  return ago(seconds);
+}
+
+function showControl(control, fromAnswer = false) {
+  // A command's answer can arrive after the event of a newer command: never step back for it.
+  if (fromAnswer && view.control && control.version <= view.control.version) return;
+  view.control = control;
+  badge($('command'), control.command);
+  $('version').textContent = String(control.version);
+  $('reason').textContent = control.reason ?? 'none given';
+  $('reason').classList.toggle('muted', control.reason == null);
+  $('updated-by').textContent = control.updated_by;
+  $('when').textContent = formatTime(control.timestamp);
+  $('when').title = control.timestamp;
+  for (const button of document.querySelectorAll('[data-command]')) button.disabled = false;
+  tick();
+  if (view.historyVersion !== control.version) void readHistory();
+}
+
+function showFleet(fleet) {
+  view.fleet = fleet;
+  view.fleetAt = performance.now();
+  const { desired, summary, agents } = fleet;
+  const live = summary.live;
+  $('sum-live').textContent = String(live);
+  $('sum-live-note').textContent = summary.lost > 0 ? `${summary.lost} lost` : `of ${summary.total}`;
+  $('sum-applied').textContent = `${summary.applied}/${live}`;
+  $('sum-applied-note').textContent = `on version ${desired.version}`;
+  $('sum-drained').textContent = `${summary.drained}/${live}`;
+  $('sum-drained-note').textContent = 'no batch in flight';
+  $('sum-stragglers').textContent = String(summary.stragglers.length);
+  $('sum-stragglers-note').textContent = summary.stragglers.join(', ') || 'none';
+  $('sum-stragglers')
+    .closest('.tile')
+    .classList.toggle('warn', summary.stragglers.length > 0);
+  $('sum-live')
+    .closest('.tile')
+    .classList.toggle('warn', summary.lost > 0);
+  $('desired').textContent = `desired: ${desired.command} · version ${desired.version}`;
+
+  const body = $('agents').tBodies[0];
+  const rows = [...agents].sort((a, b) => a.agent_id.localeCompare(b.agent_id));
+  view.ageCells = [];
+  body.replaceChildren(
+    ...rows.map((agent) => {
+      const row = document.createElement('tr');
+      row.dataset.agent = agent.agent_id;
+      const id = cell(row, agent.agent_id, 'id');
+      id.title = `software ${agent.software_version}, started ${formatTime(agent.started_at)}`;
+      badgeCell(row, agent.state).className = 'state';
+      const applied = cell(row, String(agent.applied_version), 'applied');
+      const current = agent.applied_version >= desired.version;
+      const tag = applied.appendChild(document.createElement('span'));
+      tag.className = current ? 'tag ok' : 'tag warn';
+      tag.textContent = current ? 'desired' : 'behind';
+      view.ageCells.push([cell(row, '', 'age'), agent.heartbeat_age_seconds]);
+      const draining = agent.batch_in_flight && (agent.state === 'paused' || agent.state === 'stopping');
+      const batch = agent.batch_in_flight ? (draining ? 'draining' : 'working') : 'idle';
+      cell(row, batch, `batch ${batch}`);
+      cell(row, agent.watch_mode, 'muted');
+      cell(row, agent.host, 'muted');
+      return row;
+    }),
+  );
+  $('agents-empty').hidden = rows.length > 0;
+  tick();
+}
+
+async function readHistory() {
+  const read = ++view.historyRead;
+  const version = view.control?.version ?? null;
+  try {
+    const { history } = await api('GET', '/api/cluster/history?limit=20');
+    if (read !== view.historyRead) return;
+    view.historyVersion = version;
+    $('history').tBodies[0].replaceChildren(
+      ...history.map((entry) => {
+        const row = document.createElement('tr');
+        cell(row, String(entry.version), 'num');
+        badgeCell(row, entry.command);
+        cell(row, entry.reason ?? '–', entry.reason == null ? 'muted' : 'reason');
+        cell(row, entry.updated_by);
+        cell(row, formatTime(entry.timestamp), 'muted').title = entry.timestamp;
+        return row;
+      }),
+    );
+  } catch (error) {
+    if (read === view.historyRead) showAlert(`Cannot read the history: ${describe(error)}`, 'history');
+  }
+}
+
+/** Once a second: heartbeat ages and "how long ago" move on between events. */
+function tick() {
+  const elapsed = (performance.now() - view.fleetAt) / 1000;
+  for (const [element, age] of view.ageCells) element.textContent = heartbeatAge(age + elapsed);
+  if (view.control) {
+    const seconds = Math.max(0, (Date.now() - Date.parse(view.control.timestamp)) / 1000);
+    $('when-ago').textContent = `(${ago(seconds)})`;
+  }
+}
+
+function showAlert(text, source, kind = 'error') {
+  const element = $('alert');
+  element.textContent = text;
+  element.dataset.kind = kind;
+  element.dataset.source = source;
+  element.hidden = false;
+}
+
+function hideAlert(source) {
+  if ($('alert').dataset.source === source) $('alert').hidden = true;
+}
+
+// ---- commands ----
+
+function describePending() {
+  const { command, expectedVersion } = view.pending;
+  $('dialog-what').textContent =
+    `${COMMANDS[command].what} Written as version ${expectedVersion + 1} only if the cluster ` +
+    `is still at version ${expectedVersion}.`;
+}
+
+function openDialog(command) {
+  if (!view.control) return;
+  const { title, verb } = COMMANDS[command];
+  view.pending = { command, expectedVersion: view.control.version };
+  $('dialog-title').textContent = title;
+  describePending();
+  $('reason-input').value = '';
+  $('by-input').value = localStorage.getItem(BY_KEY) ?? '';
+  $('confirm-input').value = '';
+  $('confirm-field').hidden = command !== 'shutdown';
+  $('dialog-error').hidden = true;
+  $('dialog-submit').textContent = verb;
+  $('dialog-submit').className = command === 'shutdown' ? 'danger' : 'primary';
+  $('dialog-submit').disabled = false;
+  $('command-dialog').showModal();
+  $('reason-input').focus();
+}
+
+function dialogError(text) {
+  $('dialog-error').textContent = text;
+  $('dialog-error').hidden = false;
+}
+
+async function sendCommand(event) {
+  event.preventDefault();
+  const { command, expectedVersion } = view.pending;
+  const reason = $('reason-input').value.trim();
+  const by = $('by-input').value.trim();
+  if (!reason) return dialogError('Give a reason: it goes into the history.');
+  if (command === 'shutdown' && $('confirm-input').value.trim() !== 'shutdown') {
+    $('confirm-input').focus();
+    return dialogError('Type shutdown in the last field to confirm.');
+  }
+  if (by) localStorage.setItem(BY_KEY, by);
+  const query = new URLSearchParams({ reason, expected_version: String(expectedVersion) });
+  if (by) query.set('updated_by', by);
+  $('dialog-submit').disabled = true;
+  try {
+    const answer = await api('POST', `/api/cluster/${command}?${query}`);
+    $('command-dialog').close();
+    showAlert(`${COMMANDS[command].verb}: written as version ${answer.version}.`, 'command', 'info');
+    showControl(
+      {
+        command: answer.command,
+        version: answer.version,
+        timestamp: answer.timestamp,
+        reason: answer.reason,
+        updated_by: answer.updated_by,
+      },
+      true,
+    );
+  } catch (error) {
+    if (error instanceof ApiError && error.body?.error === 'PA_VERSION_CONFLICT') {
+      const now = error.body.current_version;
+      dialogError(
+        `The cluster changed meanwhile (now version ${now}); nothing was written. ` +
+          `Check the state behind this dialog; ${COMMANDS[command].verb} again writes over it.`,
+      );
+      view.pending.expectedVersion = now;
+      describePending();
+      void api('GET', '/api/cluster/control-state')
+        .then((state) => showControl(state))
+        .catch(() => undefined);
+    } else if (error instanceof ApiError && error.status === 401) {
+      dialogError('The agent asks for an API token: cancel, enter it at the top of the page, then retry.');
+    } else {
+      dialogError(describe(error));
+    }
+  } finally {
+    $('dialog-submit').disabled = false;
+  }
+}
+
+for (const button of document.querySelectorAll('[data-command]')) {
+  button.addEventListener('click', () => openDialog(button.dataset.command));
+}
+$('command-form').addEventListener('submit', (event) => void sendCommand(event));
+$('dialog-cancel').addEventListener('click', () => $('command-dialog').close());
+$('token-form').addEventListener('submit', useToken);
+setInterval(tick, 1000);
+void follow();
