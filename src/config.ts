@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { type Static, Type } from 'typebox';
 
+import { type ApiToken, AUTH_OFF_WARNING, loadApiTokens } from './auth/tokens.js';
 import { ConfigError } from './errors.js';
 
 const Seconds = (def: number, description: string, minimum = 0.001) =>
@@ -85,6 +86,35 @@ export const ENV_SCHEMA = Type.Object({
     minLength: 1,
     description: 'Local control file (pause, resume/running, shutdown), e.g. a mounted ConfigMap.',
   }),
+  API_TOKENS: Type.Optional(
+    Type.String({
+      description:
+        'Bearer tokens, comma-separated name:role:token (role viewer, operator or admin). Unset = API open.',
+    }),
+  ),
+  API_TOKENS_FILE: Type.Optional(
+    Type.String({
+      minLength: 1,
+      description: 'File of name:role:token lines (a mounted Secret); # starts a comment.',
+    }),
+  ),
+  METRICS_AUTH: Bool(false, 'Require a viewer token for /metrics too (default: open for Prometheus).'),
+  RATE_LIMIT_COMMANDS: Int(
+    120,
+    1,
+    1_000_000,
+    'Commands (POST /api/cluster/*, /api/agent/*) one client may send per minute.',
+  ),
+  RATE_LIMIT_DOCUMENTS: Int(
+    600,
+    1,
+    1_000_000,
+    'POST /api/documents requests one client may send per minute.',
+  ),
+  READINESS_WHEN_PAUSED: Type.Union([Type.Literal('unready'), Type.Literal('ready')], {
+    default: 'unready',
+    description: "unready (paused agents fail readiness, the seed's behaviour) or ready (they pass it).",
+  }),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info', description: 'fatal, error, warn, info, debug, trace or silent.' },
@@ -125,6 +155,11 @@ export interface Config {
   controlFile: string;
   logLevel: string;
   logFormat: 'json' | 'text';
+  apiTokens: readonly ApiToken[];
+  metricsAuth: boolean;
+  rateLimitCommands: number;
+  rateLimitDocuments: number;
+  readinessWhenPaused: 'unready' | 'ready';
 }
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false });
@@ -220,7 +255,10 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Readon
   if (problems.length > 0) throw new ConfigError(problems);
   const env = raw as Env;
   const store = parseStore(env);
-  if (store.problem) throw new ConfigError([store.problem]);
+  if (store.problem) problems.push(store.problem);
+  const tokens = loadApiTokens(env.API_TOKENS, env.API_TOKENS_FILE);
+  problems.push(...tokens.problems);
+  if (problems.length > 0) throw new ConfigError(problems);
 
   return Object.freeze({
     port: env.PORT,
@@ -243,6 +281,11 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Readon
     controlFile: env.CONTROL_FILE,
     logLevel: env.LOG_LEVEL,
     logFormat: env.LOG_FORMAT,
+    apiTokens: Object.freeze(tokens.tokens),
+    metricsAuth: env.METRICS_AUTH,
+    rateLimitCommands: env.RATE_LIMIT_COMMANDS,
+    rateLimitDocuments: env.RATE_LIMIT_DOCUMENTS,
+    readinessWhenPaused: env.READINESS_WHEN_PAUSED,
   });
 }
 
@@ -252,5 +295,15 @@ export function publicConfig(config: Readonly<Config>): Record<string, unknown> 
     config.store.kind === 'sqlite'
       ? { kind: 'sqlite', path: config.store.path }
       : { ...config.store, url: redactUrl(config.store.url) };
-  return { ...config, store };
+  const { apiTokens, ...rest } = config;
+  return {
+    ...rest,
+    store,
+    // Names and roles only: a token never leaves the agent.
+    auth: {
+      enabled: apiTokens.length > 0,
+      tokens: apiTokens.map(({ name, role }) => ({ name, role })),
+      ...(apiTokens.length === 0 ? { warning: AUTH_OFF_WARNING } : {}),
+    },
+  };
 }

@@ -19,7 +19,19 @@ import { Heartbeat } from './heartbeat.js';
 import { type AgentState, isReady, nextState } from './lifecycle.js';
 import { type ControlFileWatch, watchControlFile } from './local-control.js';
 
-export type AgentSettings = Omit<Config, 'port' | 'host' | 'logLevel' | 'logFormat' | 'handler'>;
+/** The settings that concern the agent itself (the HTTP server's are the CLI's business). */
+export type AgentSettings = Omit<
+  Config,
+  | 'port'
+  | 'host'
+  | 'logLevel'
+  | 'logFormat'
+  | 'handler'
+  | 'apiTokens'
+  | 'metricsAuth'
+  | 'rateLimitCommands'
+  | 'rateLimitDocuments'
+>;
 
 export interface AgentOptions extends Partial<AgentSettings> {
   /** The document handler. Default: one that only logs. */
@@ -80,7 +92,18 @@ export class Agent extends EventEmitter<AgentEvents> {
   constructor(options: AgentOptions = {}) {
     super();
     const { handler, storeInstance, logger, ...overrides } = options;
-    const defaults = loadConfig({});
+    const {
+      port: _port,
+      host: _host,
+      logLevel: _logLevel,
+      logFormat: _logFormat,
+      handler: _handler,
+      apiTokens: _apiTokens,
+      metricsAuth: _metricsAuth,
+      rateLimitCommands: _rateLimitCommands,
+      rateLimitDocuments: _rateLimitDocuments,
+      ...defaults
+    } = loadConfig({});
     this.settings = Object.freeze({ ...defaults, ...overrides });
     this.logger = (logger ?? pino({ level: 'silent' })).child({ agent: this.settings.agentId });
     this.#store = storeInstance ?? null;
@@ -107,8 +130,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   get state(): AgentState {
     return this.#state;
   }
+  /** Readiness: running, or also paused with READINESS_WHEN_PAUSED=ready. */
   get ready(): boolean {
-    return this.#adopted && isReady(this.#state);
+    if (!this.#adopted) return false;
+    return (
+      isReady(this.#state) || (this.#state === 'paused' && this.settings.readinessWhenPaused === 'ready')
+    );
   }
   /** True once the cluster state (or, without distributed control, the initial state) is adopted. */
   get adopted(): boolean {

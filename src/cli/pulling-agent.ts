@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { createAgent } from '../agent/agent.js';
 import type { DocumentHandler } from '../agent/batch.js';
 import { installSignalHandlers } from '../agent/local-control.js';
+import { AUTH_OFF_WARNING } from '../auth/tokens.js';
 import { loadConfig, publicConfig } from '../config.js';
 import { ConfigError, describeError } from '../errors.js';
 import { buildApp } from '../http/app.js';
@@ -49,7 +50,22 @@ async function main(): Promise<number> {
   const handler = handlerPath ? await loadHandler(handlerPath) : undefined;
   const storeInstance = await openStore(config.store);
   const agent = createAgent({ ...settings, ...(handler ? { handler } : {}), storeInstance, logger });
-  const app = await buildApp({ agent, logger, publicConfig: publicConfig(config) });
+  if (config.apiTokens.length === 0) logger.warn(AUTH_OFF_WARNING);
+  else
+    logger.info(
+      `Authentication on: ${config.apiTokens.length} token(s) (${config.apiTokens.map((t) => `${t.name}:${t.role}`).join(', ')})`,
+    );
+  const app = await buildApp({
+    agent,
+    logger,
+    publicConfig: publicConfig(config),
+    security: {
+      tokens: config.apiTokens,
+      metricsAuth: config.metricsAuth,
+      rateLimitCommands: config.rateLimitCommands,
+      rateLimitDocuments: config.rateLimitDocuments,
+    },
+  });
   await app.listen({ port: config.port, host: config.host });
   const uninstall = installSignalHandlers(agent);
 

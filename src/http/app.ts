@@ -2,6 +2,8 @@
 // only src/cli/pulling-agent.ts listens. Errors of every kind leave as one JSON shape with a stable
 // code from src/errors.ts, never a stack trace.
 
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
 import { fastifySSE } from '@fastify/sse';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -18,8 +20,10 @@ import Fastify, {
 import type { Logger } from 'pino';
 
 import type { Agent } from '../agent/agent.js';
+import type { ApiToken } from '../auth/tokens.js';
 import { type ErrorCode, PullingAgentError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
+import { registerAuth } from './auth.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerClusterRoutes } from './routes/cluster.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
@@ -34,6 +38,18 @@ export interface AppOptions {
   publicConfig: Record<string, unknown>;
   /** Largest accepted request body in bytes (default 10 MiB). */
   bodyLimit?: number;
+  /** Tokens, metrics protection and rate limits; default: open API, 120 commands and 600 posts a minute. */
+  security?: Partial<SecurityOptions>;
+}
+
+/** What route files get: the app's options with the security settings resolved. */
+export type RouteOptions = AppOptions & { security: SecurityOptions };
+
+export interface SecurityOptions {
+  tokens: readonly ApiToken[];
+  metricsAuth: boolean;
+  rateLimitCommands: number;
+  rateLimitDocuments: number;
 }
 
 export type App = FastifyInstance<
@@ -80,6 +96,7 @@ function toHttpError(error: FastifyError | Error): {
   const status = fastifyError.statusCode ?? 500;
   if (status === 413)
     return { status, code: 'PA_PAYLOAD_TOO_LARGE', message: 'request body is larger than the limit' };
+  if (status === 429) return { status, code: 'PA_RATE_LIMITED', message: fastifyError.message };
   if (status === 406) return { status, code: 'PA_NOT_ACCEPTABLE', message: fastifyError.message };
   if (status === 415) return { status, code: 'PA_UNSUPPORTED_MEDIA_TYPE', message: fastifyError.message };
   if (status >= 400 && status < 500) {
@@ -153,6 +170,29 @@ export async function buildApp(options: AppOptions): Promise<App> {
     done();
   });
 
+  const security: SecurityOptions = {
+    tokens: [],
+    metricsAuth: false,
+    rateLimitCommands: 120,
+    rateLimitDocuments: 600,
+    ...options.security,
+  };
+  const routeOptions: RouteOptions = { ...options, security };
+  registerAuth(app, security.tokens, security.metricsAuth);
+  // Security headers on every answer; the dashboard sets its own stricter policy.
+  await app.register(helmet, { contentSecurityPolicy: false, crossOriginEmbedderPolicy: false });
+  // Limits apply per route (commands, documents), per authenticated name or else per address.
+  await app.register(rateLimit, {
+    global: false,
+    hook: 'preHandler',
+    keyGenerator: (request) => request.actor?.name ?? request.ip,
+    errorResponseBuilder: (_request, context) =>
+      new PullingAgentError(
+        'PA_RATE_LIMITED',
+        `more than ${context.max} requests per minute to this endpoint; retry in ${Math.ceil(context.ttl / 1000)} s`,
+      ),
+  });
+
   // The OpenAPI document is generated from the same schemas that validate requests.
   await app.register(swagger, {
     openapi: {
@@ -166,12 +206,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
-  registerStatusRoutes(app, options);
-  registerClusterRoutes(app, options);
-  registerAgentRoutes(app, options);
-  registerDocumentRoutes(app, options);
+  registerStatusRoutes(app, routeOptions);
+  registerClusterRoutes(app, routeOptions);
+  registerAgentRoutes(app, routeOptions);
+  registerDocumentRoutes(app, routeOptions);
   await app.register(fastifySSE, { heartbeatInterval: 15_000 });
-  registerEventRoutes(app, options);
-  registerDashboardRoutes(app, options);
+  registerEventRoutes(app, routeOptions);
+  registerDashboardRoutes(app, routeOptions);
   return app;
 }

@@ -4,7 +4,7 @@ import { Type } from 'typebox';
 
 import { AGENT_STATES } from '../../agent/lifecycle.js';
 import { PullingAgentError } from '../../errors.js';
-import type { App, AppOptions } from '../app.js';
+import type { App, RouteOptions } from '../app.js';
 import { ErrorBody } from '../schemas.js';
 
 const AgentStateJson = Type.Object({
@@ -16,7 +16,7 @@ const AgentStateJson = Type.Object({
   batch_in_flight: Type.Boolean(),
 });
 
-export function registerAgentRoutes(app: App, { agent }: AppOptions): void {
+export function registerAgentRoutes(app: App, { agent, security }: RouteOptions): void {
   const view = () => ({
     state: agent.state,
     timestamp: new Date().toISOString(),
@@ -41,6 +41,7 @@ export function registerAgentRoutes(app: App, { agent }: AppOptions): void {
     app.post(
       `/api/agent/${name}`,
       {
+        config: { rateLimit: { max: security.rateLimitCommands, timeWindow: 60_000 } },
         schema: {
           summary: `${name} this agent only (not persisted)`,
           response: {

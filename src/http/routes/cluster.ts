@@ -8,7 +8,7 @@ import { describeFleet, waitForBarrier } from '../../control/fleet.js';
 import { controlStateToJson } from '../../control/state.js';
 import { PullingAgentError } from '../../errors.js';
 import type { ControlCommand } from '../../stores/types.js';
-import { type App, type AppOptions, errorBody } from '../app.js';
+import { type App, errorBody, type RouteOptions } from '../app.js';
 import { AuditQuery, ControlStateJson, ErrorBody, WatchModeSchema } from '../schemas.js';
 
 const COMMANDS: { path: string; command: ControlCommand; verb: string }[] = [
@@ -39,7 +39,7 @@ const CommandQuery = Type.Intersect([
   }),
 ]);
 
-export function registerClusterRoutes(app: App, { agent }: AppOptions): void {
+export function registerClusterRoutes(app: App, { agent, security }: RouteOptions): void {
   const settings = agent.settings;
 
   app.addHook('onRequest', async (request) => {
@@ -60,6 +60,7 @@ export function registerClusterRoutes(app: App, { agent }: AppOptions): void {
     app.post(
       `/api/cluster/${path}`,
       {
+        config: { rateLimit: { max: security.rateLimitCommands, timeWindow: 60_000 } },
         schema: {
           summary: `${verb[0]!.toUpperCase()}${verb.slice(1)} every agent of the cluster`,
           querystring: CommandQuery,
@@ -79,7 +80,8 @@ export function registerClusterRoutes(app: App, { agent }: AppOptions): void {
         const state = await agent.store.writeCommand({
           command,
           reason: query.reason ?? null,
-          updated_by: query.updated_by ?? 'api',
+          // With authentication the actor is the token's name, never what the caller claims.
+          updated_by: request.actor?.name ?? query.updated_by ?? 'api',
           ...(expectedVersion !== undefined ? { expectedVersion } : {}),
         });
         request.log.info(

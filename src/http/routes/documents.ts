@@ -3,15 +3,16 @@
 import { Type } from 'typebox';
 
 import { PullingAgentError } from '../../errors.js';
-import type { App, AppOptions } from '../app.js';
+import type { App, RouteOptions } from '../app.js';
 import { ErrorBody } from '../schemas.js';
 
 export const MAX_DOCUMENTS_PER_REQUEST = 10_000;
 
-export function registerDocumentRoutes(app: App, { agent }: AppOptions): void {
+export function registerDocumentRoutes(app: App, { agent, security }: RouteOptions): void {
   app.post(
     '/api/documents',
     {
+      config: { rateLimit: { max: security.rateLimitDocuments, timeWindow: 60_000 } },
       schema: {
         summary: 'Store documents as pending; answers with their ids in order',
         body: Type.Array(Type.Unknown(), {

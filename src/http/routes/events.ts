@@ -4,9 +4,9 @@
 
 import { FleetObserver } from '../../control/observer.js';
 import { describeError, PullingAgentError } from '../../errors.js';
-import type { App, AppOptions } from '../app.js';
+import type { App, RouteOptions } from '../app.js';
 
-export function registerEventRoutes(app: App, { agent }: AppOptions): void {
+export function registerEventRoutes(app: App, { agent }: RouteOptions): void {
   const observer = new FleetObserver({
     store: () => agent.store,
     heartbeatIntervalMs: agent.settings.heartbeatIntervalMs,

@@ -7,9 +7,9 @@ import { Type } from 'typebox';
 import { describeError } from '../../errors.js';
 import { createMetrics } from '../../metrics.js';
 import { SOFTWARE_VERSION } from '../../version.js';
-import type { App, AppOptions } from '../app.js';
+import type { App, RouteOptions } from '../app.js';
 
-export function registerStatusRoutes(app: App, { agent, publicConfig }: AppOptions): void {
+export function registerStatusRoutes(app: App, { agent, publicConfig }: RouteOptions): void {
   app.get(
     '/health',
     { schema: { summary: 'Liveness: 200 while the process is alive, whatever its state' } },
