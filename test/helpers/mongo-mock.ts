@@ -78,14 +78,21 @@ export class ScriptedMongoServer {
   #lastToken: Doc = { _data: 'T0' };
   #invalidated = false;
 
-  private constructor(server: MockServer) {
+  readonly #hello: Doc;
+
+  private constructor(server: MockServer, setName: string | undefined) {
     this.#server = server;
+    const me = `127.0.0.1:${server.port}`;
+    this.#hello = setName ? { ...HELLO, setName, hosts: [me], primary: me, me } : HELLO;
     server.setMessageHandler((request) => this.#handle(request));
   }
 
-  /** Listens on 127.0.0.1, on the given port or a free one. */
-  static async start(port = 0): Promise<ScriptedMongoServer> {
-    return new ScriptedMongoServer(await mock.createServer(port, '127.0.0.1'));
+  /**
+   * Listens on 127.0.0.1, on the given port or a free one. With setName, hello announces a
+   * replica set (as FerretDB can be told to) whatever the aggregates then answer.
+   */
+  static async start(port = 0, { setName }: { setName?: string } = {}): Promise<ScriptedMongoServer> {
+    return new ScriptedMongoServer(await mock.createServer(port, '127.0.0.1'), setName);
   }
 
   /** A URL for the store: a single server, spoken to directly. */
@@ -166,7 +173,7 @@ export class ScriptedMongoServer {
       case 'ismaster':
       case 'isMaster':
       case 'hello':
-        return request.reply({ ...HELLO, localTime: new Date() });
+        return request.reply({ ...this.#hello, localTime: new Date() });
       case 'aggregate':
         return this.#aggregate(request);
       case 'getMore':

@@ -98,6 +98,27 @@ describe('MongoDB change streams (scripted wire-protocol server, real driver)', 
     });
   }
 
+  it('tries the stream, never trusts hello: a server announcing a replica set may still refuse', async () => {
+    const liar = await ScriptedMongoServer.start(0, { setName: 'rs0' });
+    const other = createMongoStore({ url: liar.url(), clientOptions: CLIENT_OPTIONS });
+    try {
+      liar.failNextAggregates({
+        code: 238,
+        codeName: 'NotImplemented',
+        errmsg: 'stage "$changeStream" is not implemented yet',
+      });
+      await assert.rejects(
+        other.watchControl(calls.handlers),
+        (e: unknown) =>
+          e instanceof WatchUnavailableError && /not implemented yet \(code 238\)$/.test(e.reason),
+      );
+      assert.equal(liar.changeStreamRequests.length, 1);
+    } finally {
+      await other.close();
+      await liar.close();
+    }
+  });
+
   it('gives up on a server that does not answer the aggregate within the timeout', async () => {
     await store.close();
     store = createMongoStore({
