@@ -237,6 +237,22 @@ describe('agentctl against three agent processes (sqlite)', () => {
     } else assert.equal(json.code, 0, 'drained already: the only other valid outcome');
   });
 
+  it('shutdown --wait asks nothing, says what it did, and every agent exits 0', async (t) => {
+    const agents = await fleet.startMany(3);
+    const run = await agentctl(['shutdown', '--wait', '--reason', 'end of test', '--url', agents[0]!.url]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(
+      run.stdout,
+      /^Cluster shut down: version 1 written by \S+, reason "end of test"; every agent drains/m,
+    );
+    assert.match(
+      run.stdout,
+      /^Every agent \(3 registered\) applied version 1, drained and left the registry in /m,
+    );
+    assert.deepEqual(await Promise.all(agents.map((a) => a.exited)), [0, 0, 0]);
+    t.diagnostic(`agentctl shutdown --wait against 3 agents: ${Math.round(run.ms)} ms`);
+  });
+
   it('--expected-version: a conflict exits 1 with the current version, and writes nothing', async () => {
     const [agent] = await fleet.startMany(1);
     await agent!.post('/api/cluster/pause');

@@ -119,10 +119,15 @@ export async function sendCommand(ctx: Context, verb: Verb, options: CommandOpti
   if (!ctx.json) {
     const { summary } = barrier;
     const drained = verb === 'resume' ? '' : ' and drained';
+    const took = duration(barrier.waited_ms);
+    const registered = body.propagation?.agents_registered;
     ctx.out(
       timedOut
-        ? `Not converged after ${duration(barrier.waited_ms)}: ${summary.applied}/${summary.live} live agents applied version ${body.version}, ${summary.drained}/${summary.live} drained.`
-        : `All ${summary.live} live agent${summary.live === 1 ? '' : 's'} applied version ${body.version}${drained} in ${duration(barrier.waited_ms)}.`,
+        ? `Not converged after ${took}: ${summary.applied}/${summary.live} live agents applied version ${body.version}, ${summary.drained}/${summary.live} drained.`
+        : verb === 'shutdown' && summary.live === 0
+          ? // A clean shutdown removes the agent from the registry: an empty one is the goal.
+            `Every agent${registered ? ` (${registered} registered)` : ''} applied version ${body.version}, drained and left the registry in ${took}.`
+          : `All ${summary.live} live agent${summary.live === 1 ? '' : 's'} applied version ${body.version}${drained} in ${took}.`,
     );
     ctx.out(
       `\n${agentsTable(ctx.style, { agents: barrier.agents, desired })}\n\n${summaryLine(desired, summary)}`,
