@@ -74,7 +74,8 @@ function auditText(value: string): string {
 
 /** Seconds (`7200`) or a duration (`2h`, `30m`, `90s`, `1h30m`): passed to the server as given. */
 function expiry(value: string): string {
-  if (!/^(\d+(\.\d+)?|(\d+(ms|s|m|h|d))+)$/.test(value.trim())) {
+  // The server's own grammar (src/control/duration.ts), so that a typo is a usage error here.
+  if (!/^(\d+(\.\d+)?|(\d+(\.\d+)?(ms|s|m|h|d))+)$/i.test(value.trim())) {
     throw new InvalidArgumentError('expected seconds or a duration such as 2h, 30m, 90s.');
   }
   return value.trim();

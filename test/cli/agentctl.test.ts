@@ -253,6 +253,30 @@ describe('agentctl against three agent processes (sqlite)', () => {
     t.diagnostic(`agentctl shutdown --wait against 3 agents: ${Math.round(run.ms)} ms`);
   });
 
+  it('with tokens configured: --token or AGENT_TOKEN is sent, a missing one is a 401, a low role a 403', async () => {
+    const operator = 'operator-token-0123456789';
+    const [agent] = await fleet.startMany(1, { API_TOKENS: `deploy-bot:operator:${operator}` });
+    const url = ['--url', agent!.url];
+    const denied = await agentctl(['pause', ...url]);
+    assert.equal(denied.code, 1);
+    assert.match(denied.stderr, /^agentctl: 401 PA_UNAUTHORIZED: .+ \(set --token or AGENT_TOKEN\)$/m);
+
+    const paused = await agentctl(['pause', '--by', 'someone-else', ...url], {
+      env: { AGENT_TOKEN: operator },
+    });
+    assert.equal(paused.code, 0, paused.stderr);
+    // The history records the token's name, whatever --by says; agentctl prints what was recorded.
+    assert.match(paused.stdout, /^Cluster paused: version 1 written by deploy-bot/m);
+
+    const shutdown = await agentctl(['shutdown', '--token', operator, ...url]);
+    assert.equal(shutdown.code, 1);
+    assert.match(shutdown.stderr, /^agentctl: 403 PA_FORBIDDEN: /m);
+    const state = await fetch(`${agent!.url}/api/agent/state`, {
+      headers: { authorization: `Bearer ${operator}` },
+    });
+    assert.equal(((await state.json()) as AgentState).state, 'paused');
+  });
+
   it('--expected-version: a conflict exits 1 with the current version, and writes nothing', async () => {
     const [agent] = await fleet.startMany(1);
     await agent!.post('/api/cluster/pause');

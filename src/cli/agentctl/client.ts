@@ -177,7 +177,7 @@ export function httpError(
     );
   }
   const hint =
-    status === 401 || status === 403
+    status === 401
       ? ' (set --token or AGENT_TOKEN)'
       : status === 404 && body.error === 'PA_NOT_FOUND' && !url.includes('/api/documents/')
         ? ` (${method} ${new URL(url).pathname} is unknown to this agent: an older version?)`
