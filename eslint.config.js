@@ -46,7 +46,7 @@ export default tseslint.config(
     },
   },
   {
-    // The dashboard's script runs in the browser.
+    // The dashboard's script runs in the browser (timers and URL come from the block above).
     files: ['src/http/dashboard/**/*.js'],
     languageOptions: {
       globals: {

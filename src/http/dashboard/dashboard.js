@@ -324,6 +324,7 @@ async function readHistory() {
         return row;
       }),
     );
+    $('history-empty').hidden = history.length > 0;
   } catch (error) {
     if (read === view.historyRead) showAlert(`Cannot read the history: ${describe(error)}`, 'history');
   }
@@ -339,12 +340,17 @@ function tick() {
   }
 }
 
+let alertTimer;
+
+/** Errors stay until their cause goes away; news (kind 'info') fades after a few seconds. */
 function showAlert(text, source, kind = 'error') {
   const element = $('alert');
   element.textContent = text;
   element.dataset.kind = kind;
   element.dataset.source = source;
   element.hidden = false;
+  clearTimeout(alertTimer);
+  if (kind === 'info') alertTimer = setTimeout(() => hideAlert(source), 8000);
 }
 
 function hideAlert(source) {
@@ -400,7 +406,11 @@ async function sendCommand(event) {
   try {
     const answer = await api('POST', `/api/cluster/${command}?${query}`);
     $('command-dialog').close();
-    showAlert(`${COMMANDS[command].verb}: written as version ${answer.version}.`, 'command', 'info');
+    showAlert(
+      `${COMMANDS[command].verb} written as version ${answer.version}; the agents below follow it live.`,
+      'command',
+      'info',
+    );
     showControl(
       {
         command: answer.command,
