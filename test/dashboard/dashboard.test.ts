@@ -1,163 +1,52 @@
-// The dashboard in real headless Chromium (Debian's, driven by playwright-core) against three agent
-// processes: agents shown live from the events stream, pause and resume through the dialog without a
-// reload, a stale page refused with 409, shutdown's typed confirmation; nothing loaded from
-// elsewhere and no console error. UPDATE_SCREENSHOT=1 also writes docs/dashboard.png.
+// The dashboard in real headless Chromium (Debian's, driven by playwright-core) against real agent
+// processes: three agents shown live from the events stream, pause and resume through the dialog
+// without a reload, a stale page refused with 409, shutdown's typed confirmation, reconnection; and
+// with API tokens, the token asked for, kept out of URLs and storage, sent as a Bearer header.
+// Nothing may be loaded from elsewhere and no console error appear. UPDATE_SCREENSHOT=1 also writes
+// docs/dashboard.png (otherwise the screenshot goes to the temp folder, so runs leave the tree clean).
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
-import type { BrowserContext, BrowserType, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 
 import { type AgentProcess, Fleet } from '../helpers/processes.js';
 import { sqliteTarget, type TargetDatabase } from '../helpers/targets.js';
 import { waitFor } from '../helpers/wait.js';
+import { Browser, BROWSER_SKIP, textOf, waitForTexts } from './browser.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-/** Without the background-networking switches Chromium tries to reach the outside on its own. */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-async function loadChromium(): Promise<BrowserType | undefined> {
-  try {
-    return (await import('playwright-core')).chromium;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Skips outside CI, fails under CI, when the browser or its driver is missing. */
-function browserUnavailable(why: string): string {
-  const reason = `dashboard tests skipped: ${why} (apt-get install chromium, or set CHROMIUM_PATH; npm install)`;
-  if (process.env.CI === 'true') throw new Error(`CI=true but ${reason}`);
-  return reason;
-}
-
-const chromium = await loadChromium();
-const skip = !existsSync(CHROMIUM)
-  ? browserUnavailable(`no Chromium at ${CHROMIUM}`)
-  : chromium
-    ? undefined
-    : browserUnavailable('playwright-core is not installed');
-
-/** Chromium processes still running on this profile directory (Linux: read from /proc). */
-function browserProcesses(profile: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(profile)) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
-/** The page's document, as far as the checks below use it (the test's own lib has no DOM types). */
-type PageGlobals = {
-  document: { querySelectorAll(selector: string): ArrayLike<{ textContent: string | null }> };
-};
-
-/**
- * Waits until the texts of the elements matching `selector` are exactly `expected`, checked every
- * frame. A function, not a string: the page's Content-Security-Policy forbids eval, rightly.
- */
-async function waitForTexts(page: Page, selector: string, expected: string[], timeout = 15_000) {
-  try {
-    await page.waitForFunction(
-      ({ selector, want }) => {
-        const { document } = globalThis as unknown as PageGlobals;
-        return JSON.stringify(Array.from(document.querySelectorAll(selector), (e) => e.textContent)) === want;
-      },
-      { selector, want: JSON.stringify(expected) },
-      { timeout, polling: 'raf' },
-    );
-  } catch (error) {
-    const shown = await page.locator(selector).allTextContents();
-    assert.fail(
-      `${selector}: expected ${JSON.stringify(expected)}, the page shows ${JSON.stringify(shown)} (${String(error)})`,
-    );
-  }
-}
-
-const text = async (page: Page, selector: string) => (await page.locator(selector).textContent()) ?? '';
 
 describe(
   'dashboard in headless Chromium against three agent processes',
-  { skip: skip ?? false, timeout: 180_000 },
+  { skip: BROWSER_SKIP ?? false, timeout: 180_000 },
   () => {
     let db: TargetDatabase;
     let fleet: Fleet;
     let agents: AgentProcess[];
-    let profile: string;
-    let context: BrowserContext | undefined;
+    let browser: Browser;
     let page: Page;
     let base: string;
-    const external: string[] = [];
-    const consoleErrors: string[] = [];
-    const pageErrors: string[] = [];
-    let loads = 0;
-
-    /** Console errors so far, less those expected (a refused request logs one). */
-    function unexpectedErrors(expected: RegExp[] = []): string[] {
-      const errors = consoleErrors.splice(0).filter((e) => !expected.some((pattern) => pattern.test(e)));
-      return [...errors, ...pageErrors.splice(0)];
-    }
 
     before(async () => {
       db = await sqliteTarget.create();
       fleet = new Fleet(db.env);
       agents = await fleet.startMany(3);
       base = agents[0]!.url;
-      profile = mkdtempSync(join(tmpdir(), 'pa-chromium-'));
-      context = await chromium!.launchPersistentContext(profile, {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: CHROMIUM_ARGS,
-        viewport: { width: 1280, height: 800 },
-        colorScheme: 'light',
-      });
-      page = context.pages()[0] ?? (await context.newPage());
-      page.setDefaultTimeout(15_000);
-      page.on('request', (request) => {
-        if (!request.url().startsWith(`${base}/`)) external.push(request.url());
-      });
-      page.on('console', (message) => {
-        if (message.type() === 'error') consoleErrors.push(message.text());
-      });
-      page.on('pageerror', (error) => pageErrors.push(error.message));
-      page.on('load', () => loads++);
+      browser = await Browser.launch();
+      page = browser.page;
     });
 
     after(async () => {
       try {
-        await context?.close();
-        if (profile) {
-          const left = await waitFor(() => browserProcesses(profile).length === 0 || undefined, {
-            what: 'Chromium to exit',
-            timeoutMs: 10_000,
-          }).catch(() => browserProcesses(profile));
-          if (Array.isArray(left)) {
-            for (const pid of left) process.kill(pid, 'SIGKILL');
-            assert.fail(`Chromium processes left running: ${left.join(', ')}`);
-          }
-        }
+        await browser?.close();
       } finally {
         await fleet?.stopAll();
         await db?.cleanup();
-        if (profile) rmSync(profile, { recursive: true, force: true });
       }
     });
 
@@ -171,15 +60,15 @@ describe(
         'agent-2',
         'agent-3',
       ]);
-      assert.equal(await text(page, '#command'), 'running');
-      assert.equal(await text(page, '#version'), '0');
-      assert.equal(await text(page, '#connection'), 'live');
-      assert.equal(await text(page, '#sum-live'), '3');
-      assert.equal(await text(page, '#sum-applied'), '3/3');
+      assert.equal(await textOf(page, '#command'), 'running');
+      assert.equal(await textOf(page, '#version'), '0');
+      assert.equal(await textOf(page, '#connection'), 'live');
+      assert.equal(await textOf(page, '#sum-live'), '3');
+      assert.equal(await textOf(page, '#sum-applied'), '3/3');
       await waitForTexts(page, '#watch-mode', ['file_events']);
-      assert.match(await text(page, '#agents tr:first-child td.age'), /s ago|just now/);
-      assert.deepEqual(external, []);
-      assert.deepEqual(unexpectedErrors(), []);
+      assert.match(await textOf(page, '#agents tr:first-child td.age'), /s ago|just now/);
+      assert.deepEqual(browser.externalRequests(base), []);
+      assert.deepEqual(browser.unexpectedErrors(), []);
     });
 
     it('pauses all three from the dialog and shows it without a reload, then resumes', async (t: TestContext) => {
@@ -196,15 +85,15 @@ describe(
       assert.deepEqual(await Promise.all(agents.map((a) => a.state())), ['paused', 'paused', 'paused']);
       assert.equal(await page.locator('#command-dialog').isVisible(), false);
       await waitForTexts(page, '#command', ['pause']);
-      assert.equal(await text(page, '#version'), '1');
-      assert.equal(await text(page, '#reason'), 'Deploy 2.4: database migration');
-      assert.equal(await text(page, '#updated-by'), 'alice');
+      assert.equal(await textOf(page, '#version'), '1');
+      assert.equal(await textOf(page, '#reason'), 'Deploy 2.4: database migration');
+      assert.equal(await textOf(page, '#updated-by'), 'alice');
       await waitForTexts(page, '#history tbody tr:first-child td', [
         '1',
         'pause',
         'Deploy 2.4: database migration',
         'alice',
-        await text(page, '#when'),
+        await textOf(page, '#when'),
       ]);
       await waitForTexts(page, '#sum-applied', ['3/3']);
       await page.mouse.move(0, 0);
@@ -223,19 +112,19 @@ describe(
       await waitForTexts(page, '#agents td.state', ['running', 'running', 'running']);
       await waitForTexts(page, '#command', ['running']);
       await waitForTexts(page, '#history tbody tr:first-child td:nth-child(3)', [markup]);
-      assert.equal(await text(page, '#reason'), markup);
+      assert.equal(await textOf(page, '#reason'), markup);
       assert.equal(await page.locator('main img').count(), 0);
       assert.equal(
-        await text(page, '#history tbody tr:nth-child(2) td:nth-child(3)'),
+        await textOf(page, '#history tbody tr:nth-child(2) td:nth-child(3)'),
         'Deploy 2.4: database migration',
       );
-      assert.equal(loads, 1, 'the page was never reloaded');
-      assert.deepEqual(external, []);
-      assert.deepEqual(unexpectedErrors(), []);
+      assert.equal(browser.loads, 1, 'the page was never reloaded');
+      assert.deepEqual(browser.externalRequests(base), []);
+      assert.deepEqual(browser.unexpectedErrors(), []);
     });
 
     it('refuses a command from a page that missed a change: 409, "the cluster changed meanwhile"', async () => {
-      const before = Number(await text(page, '#version'));
+      const before = Number(await textOf(page, '#version'));
       await page.click('button[data-command="pause"]');
       // Someone else writes a command while the dialog is open.
       const other = await agents[1]!.post('/api/cluster/pause?reason=other+operator&updated_by=bob');
@@ -253,18 +142,18 @@ describe(
       );
       assert.equal(control.body.version, before + 1);
       assert.equal(control.body.updated_by, 'bob');
-      assert.equal(await text(page, '#updated-by'), 'bob');
+      assert.equal(await textOf(page, '#updated-by'), 'bob');
 
       // Having seen it, the operator may confirm again: now against the new version.
       await page.click('#dialog-submit');
       await waitForTexts(page, '#version', [String(before + 2)]);
       assert.equal(await page.locator('#command-dialog').isVisible(), false);
-      assert.deepEqual(external, []);
-      assert.deepEqual(unexpectedErrors([/status of 409/]), []);
+      assert.deepEqual(browser.externalRequests(base), []);
+      assert.deepEqual(browser.unexpectedErrors([/status of 409/]), []);
     });
 
     it('shuts down only with the typed confirmation; reconnects to an agent that comes back', async (t: TestContext) => {
-      const version = await text(page, '#version');
+      const version = await textOf(page, '#version');
       await page.click('button[data-command="shutdown"]');
       assert.equal(await page.locator('#confirm-field').isVisible(), true);
       await page.fill('#reason-input', 'Emergency');
@@ -294,7 +183,7 @@ describe(
         served.child.kill('SIGKILL');
         await served.exited;
       } else assert.equal(exited, 0);
-      await waitFor(async () => /reconnecting/.test(await text(page, '#connection')), {
+      await waitFor(async () => /reconnecting/.test(await textOf(page, '#connection')), {
         what: 'the reconnecting indicator',
       });
 
@@ -305,11 +194,93 @@ describe(
       await waitForTexts(page, '#connection', ['live'], 30_000);
       await waitForTexts(page, '#agents td.id', ['agent-4']);
       await waitForTexts(page, '#agents td.state', ['stopped']);
-      assert.equal(await text(page, '#command'), 'shutdown');
-      assert.equal(loads, 1, 'the page was never reloaded');
-      assert.deepEqual(external, []);
+      assert.equal(await textOf(page, '#command'), 'shutdown');
+      assert.equal(browser.loads, 1, 'the page was never reloaded');
+      assert.deepEqual(browser.externalRequests(base), []);
       // While no agent listened, Chromium logged the refused connections; no script error is allowed.
-      assert.deepEqual(unexpectedErrors([/net::ERR_/]), []);
+      assert.deepEqual(browser.unexpectedErrors([/net::ERR_/]), []);
     });
   },
 );
+
+describe('dashboard with API tokens', { skip: BROWSER_SKIP ?? false, timeout: 120_000 }, () => {
+  const OPERATOR = 'operator-token-0123456789abcdef';
+  let db: TargetDatabase;
+  let fleet: Fleet;
+  let agent: AgentProcess;
+  let browser: Browser;
+  let page: Page;
+
+  before(async () => {
+    db = await sqliteTarget.create();
+    fleet = new Fleet({ ...db.env, API_TOKENS: `ops:operator:${OPERATOR}` });
+    [agent] = (await fleet.startMany(1)) as [AgentProcess];
+    browser = await Browser.launch();
+    page = browser.page;
+  });
+
+  after(async () => {
+    try {
+      await browser?.close();
+    } finally {
+      await fleet?.stopAll();
+      await db?.cleanup();
+    }
+  });
+
+  it('asks for the token, keeps it out of URLs and storage, and sends it as a Bearer header', async () => {
+    await page.goto(`${agent.url}/`);
+    await waitForTexts(page, '#connection', ['token needed']);
+    assert.equal(await page.locator('#token-form').isVisible(), true);
+
+    await page.fill('#token-input', 'not-the-token-at-all');
+    await page.press('#token-input', 'Enter');
+    await waitForTexts(page, '#token-label', ['The agent refused the token: enter another']);
+
+    await page.fill('#token-input', OPERATOR);
+    await page.click('#token-form button');
+    await waitForTexts(page, '#connection', ['live']);
+    await waitForTexts(page, '#agents td.state', ['running']);
+    assert.equal(await page.locator('#token-form').isVisible(), false);
+
+    // An operator may pause; shutdown needs an admin, and the page says so.
+    await page.click('button[data-command="pause"]');
+    await page.fill('#reason-input', 'with a token');
+    await page.click('#dialog-submit');
+    await waitForTexts(page, '#agents td.state', ['paused']);
+    await page.click('button[data-command="shutdown"]');
+    await page.fill('#reason-input', 'not allowed');
+    await page.fill('#confirm-input', 'shutdown');
+    await page.click('#dialog-submit');
+    const refusal = await page.waitForSelector('#dialog-error:not([hidden])');
+    assert.match((await refusal.textContent()) ?? '', /PA_FORBIDDEN/);
+    await page.click('#dialog-cancel');
+
+    const api = browser.requests.filter((r) => r.url.startsWith(`${agent.url}/api/`));
+    assert.ok(api.length > 3);
+    assert.ok(
+      browser.requests.every((r) => !r.url.includes(OPERATOR)),
+      'the token never goes into a URL',
+    );
+    const afterToken = api.slice(api.findIndex((r) => r.authorization === `Bearer ${OPERATOR}`));
+    assert.ok(
+      afterToken.every((r) => r.authorization === `Bearer ${OPERATOR}`),
+      'every API request after the token carries it',
+    );
+    const stored = await page.evaluate(() => {
+      const { localStorage, document } = globalThis as unknown as {
+        localStorage: { length: number; key(i: number): string | null; getItem(k: string): string | null };
+        document: { cookie: string };
+      };
+      const values = Array.from({ length: localStorage.length }, (_, i) =>
+        localStorage.getItem(localStorage.key(i) ?? ''),
+      );
+      return { local: values.join('\n'), cookie: document.cookie };
+    });
+    assert.ok(!stored.local.includes(OPERATOR), 'not in localStorage');
+    assert.equal((await browser.context.cookies()).length, 0);
+    assert.equal(stored.cookie, '');
+    assert.deepEqual(browser.externalRequests(agent.url), []);
+    assert.deepEqual(browser.unexpectedErrors([/status of 401/, /status of 403/]), []);
+  });
+});

@@ -54,9 +54,10 @@ function headers(accept) {
 }
 
 async function api(method, path) {
+  const sent = token;
   const response = await fetch(path, { method, headers: headers('application/json'), cache: 'no-store' });
   const body = await response.json().catch(() => null);
-  if (response.status === 401) askForToken();
+  if (response.status === 401) askForToken(sent);
   if (!response.ok) throw new ApiError(response.status, body);
   return body;
 }
@@ -118,12 +119,13 @@ async function follow() {
     let problem = 'the agent closed the stream';
     try {
       setConnection('connecting', view.fleet ? 'reconnecting…' : 'connecting…');
+      const sent = token;
       const response = await fetch('/api/cluster/events', {
         headers: headers('text/event-stream'),
         cache: 'no-store',
       });
       if (response.status === 401) {
-        askForToken();
+        askForToken(sent);
         await new Promise((resolve) => tokenWaiters.push(resolve));
         continue;
       }
@@ -174,11 +176,12 @@ async function readAgentInfo() {
 
 // ---- the token ----
 
-function askForToken() {
-  const refused = token !== null;
+/** After a 401 to a request that carried `sent` (or no token): ask, unless a new token came meanwhile. */
+function askForToken(sent) {
+  if (token !== sent) return;
   token = null;
   sessionStorage.removeItem(TOKEN_KEY);
-  $('token-label').textContent = refused
+  $('token-label').textContent = sent
     ? 'The agent refused the token: enter another'
     : 'This agent asks for an API token';
   $('token-form').hidden = false;
@@ -197,7 +200,6 @@ function useToken(event) {
   const waiters = tokenWaiters;
   tokenWaiters = [];
   for (const resolve of waiters) resolve();
-  void readHistory();
 }
 
 // ---- rendering ----
