@@ -24,6 +24,7 @@ import type { ApiToken } from '../auth/tokens.js';
 import { type ErrorCode, PullingAgentError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerAuth } from './auth.js';
+import { ErrorBody } from './schemas.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerClusterRoutes } from './routes/cluster.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
@@ -63,8 +64,6 @@ export type App = FastifyInstance<
 export function errorBody(code: ErrorCode, message: string, details?: Record<string, unknown>) {
   return { status: 'error' as const, error: code, message, ...details };
 }
-
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 
 /** Maps anything thrown in a request to a code, status and message that are safe to show. */
 function toHttpError(error: FastifyError | Error): {
@@ -112,6 +111,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
     // Our own onResponse hook logs requests (mutations at info, reads at debug).
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024,
+    routerOptions: { maxParamLength: 256 },
+    // Errors the router raises before any route runs (a bad or too long URL) get our shape too.
+    frameworkErrors: (error, _request, reply) => {
+      const plain = reply as unknown as { status(code: number): { send(body: unknown): unknown } };
+      plain.status(400).send(errorBody('PA_BAD_REQUEST', `bad request URL: ${error.message}`));
+    },
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
 
@@ -139,23 +144,49 @@ export async function buildApp(options: AppOptions): Promise<App> {
     return reply.status(mapped.status).send(errorBody(mapped.code, mapped.message, mapped.details));
   });
 
-  app.setNotFoundHandler((request, reply) => {
-    const path = request.url.split('?')[0] ?? '/';
-    const allowed = METHODS.filter(
-      (method) => method !== request.method && app.hasRoute({ method, url: path }),
+  // The routes as registered, to tell an unknown path (404) from a wrong method (405).
+  const routes: { method: string; pattern: RegExp }[] = [];
+  app.addHook('onRoute', (route) => {
+    const pattern = new RegExp(
+      `^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:\w+/g, '[^/]+')}$`,
     );
-    if (allowed.length > 0) {
-      return reply
-        .status(405)
-        .header('allow', allowed.join(', '))
-        .send(
-          errorBody(
-            'PA_METHOD_NOT_ALLOWED',
-            `${request.method} is not allowed on ${path}; use ${allowed.join(' or ')}`,
-          ),
-        );
+    for (const method of [route.method].flat()) routes.push({ method, pattern });
+    // Every route documents its error answers, so the OpenAPI document lists every status it can send.
+    if (route.schema && !route.schema.hide) {
+      const response = (route.schema.response ??= {}) as Record<string, unknown>;
+      if (!Object.keys(response).some((code) => code.startsWith('2')))
+        response['200'] = { description: 'Success' };
+      response['4xx'] ??= ErrorBody;
+      response['5xx'] ??= ErrorBody;
     }
-    return reply.status(404).send(errorBody('PA_NOT_FOUND', `no endpoint ${request.method} ${path}`));
+  });
+  const unmatched = (method: string, url: string): PullingAgentError => {
+    const path = url.split('?')[0] ?? '/';
+    const allowed = [
+      ...new Set(routes.filter((r) => r.method !== method && r.pattern.test(path)).map((r) => r.method)),
+    ];
+    if (allowed.length === 0) return new PullingAgentError('PA_NOT_FOUND', `no endpoint ${method} ${path}`);
+    return new PullingAgentError(
+      'PA_METHOD_NOT_ALLOWED',
+      `${method} is not allowed on ${path}; use ${allowed.join(' or ')}`,
+      {
+        allowed,
+      },
+    );
+  };
+  // Before any body parsing, so that an unknown method (QUERY, PROPFIND…) gets 405/404, not a parse error.
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.is404) return;
+    const error = unmatched(request.method, request.url);
+    if (error.code === 'PA_METHOD_NOT_ALLOWED')
+      reply.header('allow', (error.details?.allowed as string[]).join(', '));
+    throw error;
+  });
+  app.setNotFoundHandler(async (request, reply) => {
+    const error = unmatched(request.method, request.url);
+    if (error.code === 'PA_METHOD_NOT_ALLOWED')
+      reply.header('allow', (error.details?.allowed as string[]).join(', '));
+    throw error;
   });
 
   app.addHook('onResponse', (request, reply, done) => {

@@ -164,11 +164,11 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
     {
       schema: {
         summary: 'The audit trail of commands, newest first',
-        querystring: Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 1000, default: 50 }) }),
+        querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })) }),
       },
     },
     async (request) => {
-      const history = await agent.store.listHistory(request.query.limit);
+      const history = await agent.store.listHistory(request.query.limit ?? 50);
       return { history: history.map(controlStateToJson), count: history.length };
     },
   );

@@ -9,6 +9,16 @@ import { createMetrics } from '../../metrics.js';
 import { SOFTWARE_VERSION } from '../../version.js';
 import type { App, RouteOptions } from '../app.js';
 
+const ReadinessBody = Type.Object({
+  ready: Type.Boolean(),
+  state: Type.String(),
+  timestamp: Type.String({ format: 'date-time' }),
+});
+const StoreStatusBody = Type.Object(
+  { reachable: Type.Boolean(), status: Type.String(), store: Type.String() },
+  { additionalProperties: true },
+);
+
 export function registerStatusRoutes(app: App, { agent, publicConfig }: RouteOptions): void {
   app.get(
     '/health',
@@ -18,7 +28,12 @@ export function registerStatusRoutes(app: App, { agent, publicConfig }: RouteOpt
 
   app.get(
     '/readiness',
-    { schema: { summary: 'Readiness: 200 only while running, else 503' } },
+    {
+      schema: {
+        summary: 'Readiness: 200 only while running, else 503',
+        response: { 200: ReadinessBody, 503: ReadinessBody },
+      },
+    },
     async (_request, reply) => {
       const ready = agent.ready;
       return reply
@@ -99,7 +114,7 @@ export function registerStatusRoutes(app: App, { agent, publicConfig }: RouteOpt
   const statusSchema = (summary: string) => ({
     schema: {
       summary,
-      response: { 200: Type.Object({ reachable: Type.Boolean() }, { additionalProperties: true }) },
+      response: { 200: StoreStatusBody, 503: StoreStatusBody },
     },
   });
   app.get('/api/store/status', statusSchema('Whether the store answers, and its latency'), storeStatus);
