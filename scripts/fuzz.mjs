@@ -86,7 +86,8 @@ async function startAgent(store, dir) {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
     const port = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1];
-    if (port && /Agent \S+ started/.test(output)) return { child, url: `http://127.0.0.1:${port}`, output: () => output };
+    if (port && /Agent \S+ started/.test(output))
+      return { child, url: `http://127.0.0.1:${port}`, output: () => output };
     if (child.exitCode !== null) break;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -122,10 +123,17 @@ for (const store of stores) {
     const failedRequests = (agent.output().match(/\[ERROR\] Request failed/g) ?? []).length;
     results.push({ store: store.name, schemathesis: run.status, alive, failedRequests });
   } catch (error) {
-    results.push({ store: store.name, schemathesis: null, alive: false, failedRequests: 0, error: String(error) });
+    results.push({
+      store: store.name,
+      schemathesis: null,
+      alive: false,
+      failedRequests: 0,
+      error: String(error),
+    });
   } finally {
     agent?.child.kill('SIGTERM');
-    if (agent && agent.child.exitCode === null) await new Promise((resolve) => agent.child.once('exit', resolve));
+    if (agent && agent.child.exitCode === null)
+      await new Promise((resolve) => agent.child.once('exit', resolve));
     await store.cleanup().catch((error) => console.error(`cleanup of ${store.name}: ${error}`));
     rmSync(dir, { recursive: true, force: true });
   }

@@ -24,13 +24,13 @@ import type { ApiToken } from '../auth/tokens.js';
 import { type ErrorCode, PullingAgentError } from '../errors.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerAuth } from './auth.js';
-import { ErrorBody } from './schemas.js';
 import { registerAgentRoutes } from './routes/agent.js';
 import { registerClusterRoutes } from './routes/cluster.js';
 import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerDocumentRoutes } from './routes/documents.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerStatusRoutes } from './routes/status.js';
+import { ErrorBody } from './schemas.js';
 
 export interface AppOptions {
   agent: Agent;

@@ -164,7 +164,9 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
     {
       schema: {
         summary: 'The audit trail of commands, newest first',
-        querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })) }),
+        querystring: Type.Object({
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
+        }),
       },
     },
     async (request) => {
