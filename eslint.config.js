@@ -42,6 +42,7 @@ export default tseslint.config(
         setTimeout: 'readonly',
         clearTimeout: 'readonly',
         URL: 'readonly',
+        fetch: 'readonly',
       },
     },
   },
