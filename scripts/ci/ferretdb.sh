@@ -10,7 +10,7 @@
 # written, and `go build` run on the copy. Only the Go module proxy is used.
 
 FERRETDB_VERSION=1.24.2
-FERRETDB_BIN="${FERRETDB_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/pulling-agent/ferretdb-$FERRETDB_VERSION/ferretdb}"
+FERRETDB_BIN="${FERRETDB_BIN:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/pulling-agent/ferretdb-$FERRETDB_VERSION/ferretdb}"
 
 ferretdb_build() {
   if [ -x "$FERRETDB_BIN" ] && DO_NOT_TRACK=1 "$FERRETDB_BIN" --version >/dev/null 2>&1; then
