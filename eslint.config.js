@@ -51,6 +51,7 @@ export default tseslint.config(
     files: ['src/http/dashboard/**/*.js'],
     languageOptions: {
       globals: {
+        AbortController: 'readonly',
         document: 'readonly',
         fetch: 'readonly',
         localStorage: 'readonly',

@@ -38,6 +38,9 @@ const view = {
   historyRead: 0, // a counter, so that a slow answer never overwrites a newer one
   ageCells: [], // [cell, age in seconds at fleetAt]
   pending: null, // the command the dialog is about to send: { command, expectedVersion }
+  servedBy: null, // the id of the agent serving this page
+  servedByListed: false, // whether the last `agents` event listed it
+  stream: null, // the AbortController of the open events stream
 };
 
 class ApiError extends Error {
@@ -117,12 +120,15 @@ async function follow() {
   for (;;) {
     let received = false;
     let problem = 'the agent closed the stream';
+    view.stream = new AbortController();
+    view.servedByListed = false;
     try {
       setConnection('connecting', view.fleet ? 'reconnecting…' : 'connecting…');
       const sent = token;
       const response = await fetch('/api/cluster/events', {
         headers: headers('text/event-stream'),
         cache: 'no-store',
+        signal: view.stream.signal,
       });
       if (response.status === 401) {
         askForToken(sent);
@@ -138,7 +144,7 @@ async function follow() {
         onEvent(type, data);
       });
     } catch (error) {
-      problem = describe(error);
+      problem = view.stream.signal.aborted ? view.stream.signal.reason : describe(error);
       if (error instanceof ApiError) showAlert(`Live updates failed: ${problem}`, 'stream');
     }
     if (received) delay = 500;
@@ -168,6 +174,7 @@ async function readAgentInfo() {
       api('GET', '/api/agent/state'),
     ]);
     $('watch-mode').textContent = control.watch_mode;
+    view.servedBy = agent.agent_id;
     $('served-by').textContent = `via ${agent.agent_id}`;
   } catch {
     // The stream shows the rest; these two stay as they were.
@@ -306,6 +313,13 @@ function showFleet(fleet) {
   );
   $('agents-empty').hidden = rows.length > 0;
   tick();
+
+  // An agent leaves the registry as it exits: let go of its stream, so that it can close (an open
+  // stream holds its server), and reconnect to whatever answers at this address next.
+  const listed = agents.some((agent) => agent.agent_id === view.servedBy);
+  if (view.servedByListed && !listed)
+    view.stream?.abort(`${view.servedBy} left the registry (shutting down)`);
+  view.servedByListed = listed;
 }
 
 async function readHistory() {
