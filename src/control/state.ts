@@ -62,12 +62,22 @@ export function parseControlState(raw: unknown): ControlState {
     throw new InvalidControlStateError('reason is not a string');
   }
   if (typeof r.updated_by !== 'string') throw new InvalidControlStateError('updated_by is not a string');
+  if (r.on_behalf_of !== null && r.on_behalf_of !== undefined && typeof r.on_behalf_of !== 'string') {
+    throw new InvalidControlStateError('on_behalf_of is not a string');
+  }
+  let expiresAt: Date | null = null;
+  if (r.expires_at !== null && r.expires_at !== undefined) {
+    expiresAt = toDate(r.expires_at);
+    if (expiresAt === null) throw new InvalidControlStateError('expires_at is not a date');
+  }
   return {
     command: r.command,
     version,
     timestamp,
     reason: typeof r.reason === 'string' ? r.reason : null,
     updated_by: r.updated_by,
+    on_behalf_of: typeof r.on_behalf_of === 'string' ? r.on_behalf_of : null,
+    expires_at: expiresAt,
   };
 }
 
@@ -87,6 +97,8 @@ export function controlStateToJson(state: ControlState): {
   timestamp: string;
   reason: string | null;
   updated_by: string;
+  on_behalf_of: string | null;
+  expires_at: string | null;
 } {
   return {
     command: state.command,
@@ -94,5 +106,7 @@ export function controlStateToJson(state: ControlState): {
     timestamp: state.timestamp.toISOString(),
     reason: state.reason,
     updated_by: state.updated_by,
+    on_behalf_of: state.on_behalf_of,
+    expires_at: state.expires_at?.toISOString() ?? null,
   };
 }

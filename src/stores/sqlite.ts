@@ -75,7 +75,14 @@ const MIGRATIONS: string[] = [
    );
    CREATE INDEX documents_pending ON documents (status, id);
    CREATE INDEX documents_lease ON documents (status, lease_until);`,
+  // 2: who a command was on behalf of (with authentication), and pauses that expire.
+  `ALTER TABLE agent_control ADD COLUMN on_behalf_of TEXT;
+   ALTER TABLE agent_control ADD COLUMN expires_at TEXT;
+   ALTER TABLE agent_control_history ADD COLUMN on_behalf_of TEXT;
+   ALTER TABLE agent_control_history ADD COLUMN expires_at TEXT;`,
 ];
+
+const CONTROL_FIELDS = 'command, version, timestamp, reason, updated_by, on_behalf_of, expires_at';
 
 const FEATURE = 'SQLite file events';
 const BUSY_RETRY_BUDGET_MS = 10_000;
@@ -151,9 +158,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   }
 
   function readControlRow(d: Database.Database): unknown {
-    return d
-      .prepare('SELECT command, version, timestamp, reason, updated_by FROM agent_control WHERE id = ?')
-      .get(CONTROL_ID);
+    return d.prepare(`SELECT ${CONTROL_FIELDS} FROM agent_control WHERE id = ?`).get(CONTROL_ID);
   }
 
   const store: Store = {
@@ -200,22 +205,31 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
             const row = d
               .prepare(
                 `UPDATE agent_control SET command = ?, timestamp = ${NOW_ISO}, reason = ?, updated_by = ?,
+                   on_behalf_of = ?, expires_at = ?,
                    version = MAX(
                      CASE WHEN typeof(version) = 'integer' AND version >= 0 THEN version ELSE 0 END,
                      COALESCE((SELECT MAX(version) FROM agent_control_history), 0)) + 1
-                 WHERE id = ? RETURNING command, version, timestamp, reason, updated_by`,
+                 WHERE id = ? RETURNING ${CONTROL_FIELDS}`,
               )
-              .get(input.command, input.reason, input.updated_by, CONTROL_ID);
+              .get(
+                input.command,
+                input.reason,
+                input.updated_by,
+                input.on_behalf_of ?? null,
+                input.expires_at?.toISOString() ?? null,
+                CONTROL_ID,
+              );
             const state = parseControlState(row);
             d.prepare(
-              `INSERT INTO agent_control_history (version, command, timestamp, reason, updated_by)
-             VALUES (?, ?, ?, ?, ?)`,
+              `INSERT INTO agent_control_history (${CONTROL_FIELDS}) VALUES (?, ?, ?, ?, ?, ?, ?)`,
             ).run(
-              state.version,
               state.command,
+              state.version,
               state.timestamp.toISOString(),
               state.reason,
               state.updated_by,
+              state.on_behalf_of,
+              state.expires_at?.toISOString() ?? null,
             );
             return state;
           })
@@ -227,7 +241,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       const rows = await run('reading the history', (d) =>
         d
           .prepare(
-            `SELECT command, version, timestamp, reason, updated_by FROM agent_control_history
+            `SELECT ${CONTROL_FIELDS} FROM agent_control_history
              ORDER BY version DESC LIMIT ?`,
           )
           .all(limit),

@@ -17,12 +17,21 @@ export interface ControlState {
   timestamp: Date;
   reason: string | null;
   updated_by: string;
+  /**
+   * With authentication, `updated_by` is the token's name; a different name the caller gave is
+   * kept here ("on behalf of"), never as the actor. Null otherwise.
+   */
+  on_behalf_of: string | null;
+  /** A pause that ends by itself: the fleet resumes at this time (written by `system`). */
+  expires_at: Date | null;
 }
 
 export interface CommandInput {
   command: ControlCommand;
   reason: string | null;
   updated_by: string;
+  on_behalf_of?: string | null;
+  expires_at?: Date | null;
   /** Compare-and-set: fail with VersionConflictError when the current version differs. */
   expectedVersion?: number;
 }

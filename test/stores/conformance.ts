@@ -104,6 +104,32 @@ export function describeStore(
         assert.equal((await a.listHistory(1)).length, 1);
       });
 
+      it('keeps on whose behalf a command was written and when a pause expires, in the state and the history', async () => {
+        const expires = new Date(Date.now() + 3_600_000);
+        const written = await a.writeCommand({
+          command: 'pause',
+          reason: 'deploy',
+          updated_by: 'deploy-bot',
+          on_behalf_of: 'alice',
+          expires_at: expires,
+        });
+        assert.equal(written.on_behalf_of, 'alice');
+        assert.equal(written.expires_at?.getTime(), expires.getTime());
+        const seen = await b.readControl();
+        assert.equal(seen.on_behalf_of, 'alice');
+        assert.equal(seen.expires_at?.getTime(), expires.getTime());
+        const [entry] = await b.listHistory(1);
+        assert.equal(entry?.on_behalf_of, 'alice');
+        assert.equal(entry?.expires_at?.getTime(), expires.getTime());
+        // The next command without them clears both.
+        const next = await b.writeCommand({ command: 'running', reason: null, updated_by: 'ops' });
+        assert.equal(next.on_behalf_of, null);
+        assert.equal(next.expires_at, null);
+        const current = await a.readControl();
+        assert.equal(current.on_behalf_of, null);
+        assert.equal(current.expires_at, null);
+      });
+
       it('gives concurrent commands from two connections distinct, contiguous versions', async () => {
         const writes = [];
         for (let i = 0; i < 20; i++) {

@@ -10,6 +10,8 @@ const state = (version: number, command: ControlCommand = 'pause'): ControlState
   timestamp: new Date(),
   reason: null,
   updated_by: 't',
+  on_behalf_of: null,
+  expires_at: null,
 });
 
 describe('version gate', () => {

@@ -120,6 +120,8 @@ async function claimVersion(
           command: input.command,
           reason: input.reason,
           updated_by: input.updated_by,
+          on_behalf_of: input.on_behalf_of ?? null,
+          expires_at: input.expires_at ?? null,
           write_token: token,
         },
         $currentDate: { timestamp: true },
@@ -179,6 +181,8 @@ export async function writeCommand(
         timestamp: entry.timestamp as Date,
         reason: input.reason,
         updated_by: input.updated_by,
+        on_behalf_of: input.on_behalf_of ?? null,
+        expires_at: input.expires_at ?? null,
       };
       const moved = await control.updateOne({ _id: CONTROL_ID, version: current }, { $set: { ...state } });
       if (moved.matchedCount === 1) return state;

@@ -15,7 +15,7 @@ import type { CommandInput, ControlState } from '../types.js';
 import type { Queryable } from './connection.js';
 import type { Names } from './names.js';
 
-const FIELDS = 'command, version, timestamp, reason, updated_by';
+const FIELDS = 'command, version, timestamp, reason, updated_by, on_behalf_of, expires_at';
 
 export async function readControlVersion(db: Queryable, n: Names): Promise<number> {
   const { rows } = await db.query(`SELECT version FROM ${n.control} WHERE id = $1`, [CONTROL_ID]);
@@ -32,6 +32,7 @@ export async function writeCommand(db: Queryable, n: Names, input: CommandInput)
     `WITH updated AS (
        UPDATE ${n.control}
           SET command = $2, timestamp = clock_timestamp(), reason = $3, updated_by = $4,
+              on_behalf_of = $6, expires_at = $7,
               version = GREATEST(version, (SELECT COALESCE(max(version), 0) FROM ${n.history})) + 1
         WHERE id = $1 AND ($5::bigint IS NULL OR version = $5::bigint)
        RETURNING ${FIELDS}
@@ -39,7 +40,15 @@ export async function writeCommand(db: Queryable, n: Names, input: CommandInput)
        INSERT INTO ${n.history} (${FIELDS}) SELECT ${FIELDS} FROM updated
      )
      SELECT ${FIELDS} FROM updated`,
-    [CONTROL_ID, input.command, input.reason, input.updated_by, input.expectedVersion ?? null],
+    [
+      CONTROL_ID,
+      input.command,
+      input.reason,
+      input.updated_by,
+      input.expectedVersion ?? null,
+      input.on_behalf_of ?? null,
+      input.expires_at ?? null,
+    ],
   );
   if (rows[0] !== undefined) return parseControlState(rows[0]);
   // Nothing changed: the expected version had moved on (or the row is missing, which reads as such).

@@ -3,6 +3,7 @@
 
 import type { Names } from '../names.js';
 import initial from './001-initial.js';
+import commandDetails from './002-command-details.js';
 
 export interface Migration {
   version: number;
@@ -10,4 +11,7 @@ export interface Migration {
   sql(names: Names): string;
 }
 
-export const MIGRATIONS: readonly Migration[] = [{ version: 1, name: 'initial', sql: initial }];
+export const MIGRATIONS: readonly Migration[] = [
+  { version: 1, name: 'initial', sql: initial },
+  { version: 2, name: 'command details', sql: commandDetails },
+];
