@@ -237,12 +237,20 @@ function formatTime(iso) {
   return date.toLocaleString([], { dateStyle: 'medium', timeStyle: 'medium' });
 }
 
+function span(seconds) {
+  if (seconds < 120) return `${Math.floor(seconds)} s`;
+  if (seconds < 7200) return `${Math.floor(seconds / 60)} min`;
+  if (seconds < 172_800) return `${Math.floor(seconds / 3600)} h`;
+  return `${Math.floor(seconds / 86_400)} d`;
+}
+
 function ago(seconds) {
-  if (seconds < 1) return 'just now';
-  if (seconds < 120) return `${Math.floor(seconds)} s ago`;
-  if (seconds < 7200) return `${Math.floor(seconds / 60)} min ago`;
-  if (seconds < 172_800) return `${Math.floor(seconds / 3600)} h ago`;
-  return `${Math.floor(seconds / 86_400)} d ago`;
+  return seconds < 1 ? 'just now' : `${span(seconds)} ago`;
+}
+
+/** Who wrote a command: with tokens, the token's name, on behalf of the name typed in. */
+function author(entry) {
+  return entry.on_behalf_of ? `${entry.updated_by} (for ${entry.on_behalf_of})` : entry.updated_by;
 }
 
 function heartbeatAge(seconds) {
@@ -258,7 +266,10 @@ function showControl(control, fromAnswer = false) {
   $('version').textContent = String(control.version);
   $('reason').textContent = control.reason ?? 'none given';
   $('reason').classList.toggle('muted', control.reason == null);
-  $('updated-by').textContent = control.updated_by;
+  $('updated-by').textContent = author(control);
+  // A pause with an expiry (expires_in) resumes by itself then.
+  $('expires-label').hidden = $('expires').hidden = !control.expires_at;
+  $('expires-at').textContent = control.expires_at ? formatTime(control.expires_at) : '';
   $('when').textContent = formatTime(control.timestamp);
   $('when').title = control.timestamp;
   for (const button of document.querySelectorAll('[data-command]')) button.disabled = false;
@@ -335,7 +346,7 @@ async function readHistory() {
         cell(row, String(entry.version), 'num');
         badgeCell(row, entry.command);
         cell(row, entry.reason ?? '–', entry.reason == null ? 'muted' : 'reason');
-        cell(row, entry.updated_by);
+        cell(row, author(entry));
         cell(row, formatTime(entry.timestamp), 'muted').title = entry.timestamp;
         return row;
       }),
@@ -353,6 +364,8 @@ function tick() {
   if (view.control) {
     const seconds = Math.max(0, (Date.now() - Date.parse(view.control.timestamp)) / 1000);
     $('when-ago').textContent = `(${ago(seconds)})`;
+    const left = (Date.parse(view.control.expires_at ?? '') - Date.now()) / 1000;
+    $('expires-in').textContent = left > 0 ? `(in ${span(left)})` : left <= 0 ? '(due)' : '';
   }
 }
 
@@ -434,6 +447,8 @@ async function sendCommand(event) {
         timestamp: answer.timestamp,
         reason: answer.reason,
         updated_by: answer.updated_by,
+        on_behalf_of: answer.on_behalf_of ?? null,
+        expires_at: answer.expires_at ?? null,
       },
       true,
     );
