@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { type Logger, pino } from 'pino';
 
 import { type Config, loadConfig } from '../config.js';
+import { PauseExpiry } from '../control/expiry.js';
 import { ControlWatcher, type ControlWatcherStatus } from '../control/watcher.js';
 import { describeError, PullingAgentError } from '../errors.js';
 import { openStore } from '../stores/index.js';
@@ -86,6 +87,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   #resolveDone!: () => void;
   #stopping: Promise<void> | null = null;
   readonly #stats: AgentStats;
+  readonly #expiry: PauseExpiry;
   /** Resolves once the agent has stopped for good (after a shutdown or stop()). */
   readonly done: Promise<void>;
 
@@ -122,6 +124,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       appliedVersion: -1,
       appliedAt: null,
     };
+    this.#expiry = new PauseExpiry(() => this.store, this.logger);
     this.done = new Promise<void>((resolve) => {
       this.#resolveDone = resolve;
     });
@@ -278,6 +281,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       `[Distributed Control] Applying command ${state.command} (version ${state.version})`,
     );
     this.#transition({ type: 'command', command: state.command, source: 'cluster', initial }, 'cluster');
+    this.#expiry.follow(state);
     this.emit('applied', state, initial);
     void this.#heartbeat?.beat();
   }
@@ -399,6 +403,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.#shutdownTimer) clearTimeout(this.#shutdownTimer);
     if (this.#state === 'stopping') this.#transition({ type: 'drained' }, 'drained');
     this.#controlFile?.close();
+    this.#expiry.stop();
     await this.#watcher?.stop();
     await this.#heartbeat?.stop({ agentId: this.settings.agentId });
     await this.#store?.close().catch(() => undefined);

@@ -117,8 +117,10 @@ describe('HTTP API with authentication on', () => {
     const paused = await as(OPERATOR, 'POST', '/api/cluster/pause?reason=deploy&updated_by=mallory');
     assert.equal(paused.statusCode, 200, paused.body);
     assert.equal(paused.json().updated_by, 'deploy-bot');
+    assert.equal(paused.json().on_behalf_of, 'mallory');
     const [entry] = await box.store.listHistory(1);
     assert.equal(entry?.updated_by, 'deploy-bot');
+    assert.equal(entry?.on_behalf_of, 'mallory');
     await as(OPERATOR, 'POST', '/api/cluster/resume');
   });
 

@@ -97,3 +97,27 @@ describe('events stream', () => {
     assert.equal(((await response.json()) as { error: string }).error, 'PA_NOT_ACCEPTABLE');
   });
 });
+
+describe('events stream and shutdown', () => {
+  it('does not keep the server from closing while a client listens', async () => {
+    const box = await sandbox();
+    const agent = box.agent();
+    await agent.start();
+    const app = await buildApp({ agent, logger: pino({ level: 'silent' }), publicConfig: {} });
+    const base = await app.listen({ port: 0, host: '127.0.0.1' });
+    const controller = new AbortController();
+    try {
+      const events = await subscribe(`${base}/api/cluster/events`, controller.signal);
+      await waitFor(() => events.length >= 2, { what: 'the first events' });
+      const closed = await Promise.race([
+        app.close().then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), 10_000).unref()),
+      ]);
+      assert.equal(closed, true, 'app.close() returned while a client was listening');
+    } finally {
+      controller.abort();
+      await app.close();
+      await box.cleanup();
+    }
+  });
+});

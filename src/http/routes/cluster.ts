@@ -4,6 +4,7 @@
 
 import { Type } from 'typebox';
 
+import { parseDuration } from '../../control/duration.js';
 import { describeFleet, waitForBarrier } from '../../control/fleet.js';
 import { controlStateToJson } from '../../control/state.js';
 import { PullingAgentError } from '../../errors.js';
@@ -36,8 +37,33 @@ const CommandQuery = Type.Intersect([
         description: 'Seconds to wait with wait=true (default 30); then 504.',
       }),
     ),
+    expires_in: Type.Optional(
+      Type.String({
+        maxLength: 32,
+        description:
+          'Pause only: the fleet resumes by itself after this long (seconds, or 90s, 30m, 2h, 1d, 1h30m).',
+      }),
+    ),
   }),
 ]);
+
+const MAX_EXPIRY_MS = 30 * 86_400_000;
+
+/** When a pause with `expires_in` ends; null without it. Refuses it on other commands. */
+function expiryOf(command: ControlCommand, expiresIn: string | undefined): Date | null {
+  if (expiresIn === undefined) return null;
+  if (command !== 'pause') {
+    throw new PullingAgentError('PA_BAD_REQUEST', 'query parameter expires_in applies to pause only');
+  }
+  const ms = parseDuration(expiresIn);
+  if (ms === null || ms < 1_000 || ms > MAX_EXPIRY_MS) {
+    throw new PullingAgentError(
+      'PA_BAD_REQUEST',
+      `query parameter expires_in must be a duration from 1s to 30d (e.g. 90, 90s, 30m, 2h, 1h30m), not ${JSON.stringify(expiresIn)}`,
+    );
+  }
+  return new Date(Date.now() + ms);
+}
 
 export function registerClusterRoutes(app: App, { agent, security }: RouteOptions): void {
   const settings = agent.settings;
@@ -77,11 +103,17 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
         const ifMatch = request.headers['if-match'];
         const expectedVersion =
           query.expected_version ?? (ifMatch ? Number(ifMatch.replaceAll('"', '')) : undefined);
+        const expiresAt = expiryOf(command, query.expires_in);
+        const actor = request.actor?.name;
         const state = await agent.store.writeCommand({
           command,
           reason: query.reason ?? null,
-          // With authentication the actor is the token's name, never what the caller claims.
-          updated_by: request.actor?.name ?? query.updated_by ?? 'api',
+          // With authentication the actor is the token's name, never what the caller claims; a
+          // different name it gives is kept as "on behalf of".
+          updated_by: actor ?? query.updated_by ?? 'api',
+          on_behalf_of:
+            actor && query.updated_by !== undefined && query.updated_by !== actor ? query.updated_by : null,
+          expires_at: expiresAt,
           ...(expectedVersion !== undefined ? { expectedVersion } : {}),
         });
         request.log.info(

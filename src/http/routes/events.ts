@@ -12,6 +12,12 @@ export function registerEventRoutes(app: App, { agent }: RouteOptions): void {
     heartbeatIntervalMs: agent.settings.heartbeatIntervalMs,
     onError: (error) => app.log.warn(`Events stream: cannot read the fleet: ${describeError(error)}`),
   });
+  // Open streams would hold app.close() (and so an agent's exit) for ever: end them first.
+  const streams = new Set<() => void>();
+  app.addHook('preClose', async () => {
+    for (const close of streams) close();
+    streams.clear();
+  });
   app.addHook('onClose', async () => observer.stop());
 
   app.get(
@@ -43,7 +49,10 @@ export function registerEventRoutes(app: App, { agent }: RouteOptions): void {
       };
       for (const event of first) send(event);
       const unsubscribe = observer.subscribe(send);
+      const close = () => reply.sse.close();
+      streams.add(close);
       reply.sse.onClose(() => {
+        streams.delete(close);
         unsubscribe();
         request.log.debug('Events client left');
       });
