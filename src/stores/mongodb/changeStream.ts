@@ -4,7 +4,7 @@
 //
 // Resuming is layered. The driver resumes by itself, with the last resume token, after a network
 // error or a getMore error that the server labels ResumableChangeStreamError (or CursorNotFound);
-// we learn of it from the stream's second `init` and wake the caller. Any other error closes the
+// we learn of it when the stream's old cursor closes, and wake the caller. Any other error closes the
 // driver's stream: we reopen it with `resumeAfter` and the token we kept, a few times, and give up
 // with onError once when the server keeps refusing. An `invalidate` (the collection was dropped or
 // renamed) ends the stream for good, so it is reopened without the token. Polling while the stream
