@@ -152,6 +152,23 @@ describe(
       assert.deepEqual(browser.unexpectedErrors([/status of 409/]), []);
     });
 
+    it('pauses with an expiry: the page shows when it ends, and the agents resume by themselves', async () => {
+      await page.click('button[data-command="pause"]');
+      assert.equal(await page.locator('#expiry-field').isVisible(), true);
+      await page.fill('#reason-input', 'short maintenance');
+      await page.fill('#expires-input', '2s');
+      await page.click('#dialog-submit');
+      // The cluster was already paused: wait for the new version's expiry to show, not for the state.
+      await page.waitForSelector('#expires', { state: 'visible', timeout: 20_000 });
+      await waitForTexts(page, '#agents td.state', ['paused', 'paused', 'paused']);
+      // No click: the pause ends by itself and the page follows live.
+      await waitForTexts(page, '#agents td.state', ['running', 'running', 'running']);
+      await waitForTexts(page, '#updated-by', ['system']);
+      assert.equal(await page.locator('#expires').isVisible(), false);
+      assert.deepEqual(browser.externalRequests(base), []);
+      assert.deepEqual(browser.unexpectedErrors(), []);
+    });
+
     it('shuts down only with the typed confirmation; reconnects to an agent that comes back', async () => {
       const version = await textOf(page, '#version');
       await page.click('button[data-command="shutdown"]');

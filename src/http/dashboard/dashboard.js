@@ -405,6 +405,8 @@ function openDialog(command) {
   $('by-input').value = localStorage.getItem(BY_KEY) ?? '';
   $('confirm-input').value = '';
   $('confirm-field').hidden = command !== 'shutdown';
+  $('expiry-field').hidden = command !== 'pause';
+  $('expires-input').value = '';
   $('dialog-error').hidden = true;
   $('dialog-submit').textContent = verb;
   $('dialog-submit').className = command === 'shutdown' ? 'danger' : 'primary';
@@ -431,6 +433,8 @@ async function sendCommand(event) {
   if (by) localStorage.setItem(BY_KEY, by);
   const query = new URLSearchParams({ reason, expected_version: String(expectedVersion) });
   if (by) query.set('updated_by', by);
+  const expiresIn = $('expires-input').value.trim();
+  if (command === 'pause' && expiresIn) query.set('expires_in', expiresIn);
   $('dialog-submit').disabled = true;
   try {
     const answer = await api('POST', `/api/cluster/${command}?${query}`);
