@@ -336,6 +336,31 @@ for (const { name, url } of servers) {
       assert.equal(await store.getDocument(''), null);
     });
 
+    it('claims and completes batches of 100 (timings as diagnostics)', async (t) => {
+      const store = await open();
+      await store.insertDocuments(Array.from({ length: 1000 }, (_, i) => ({ i })));
+      const claims: number[] = [];
+      const completions: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        let started = performance.now();
+        const batch = await store.claimBatch('agent-a', 100, 60_000);
+        claims.push(performance.now() - started);
+        assert.equal(batch.length, 100);
+        started = performance.now();
+        assert.equal(
+          await store.completeDocuments(
+            'agent-a',
+            batch.map((d) => d.id),
+          ),
+          100,
+        );
+        completions.push(performance.now() - started);
+      }
+      const ms = (values: number[]) => values.map((v) => v.toFixed(0)).join(', ');
+      t.diagnostic(`${name}: claimBatch(100) beside 1000 documents took ${ms(claims)} ms`);
+      t.diagnostic(`${name}: completeDocuments(100) took ${ms(completions)} ms`);
+    });
+
     it('takes leases from the server clock', async () => {
       const store = await open();
       await store.insertDocuments(['x']);

@@ -30,7 +30,7 @@ import { ensureIndexes } from './indexes.js';
 export const CONTROL_COLLECTION = 'agent_control';
 const HISTORY_KIND = 'history';
 /** How long contention may delay one command before the write gives up. */
-const WRITE_BUDGET_MS = 10_000;
+const WRITE_BUDGET_MS = 30_000;
 /** After how long a history entry whose writer never moved the state counts as abandoned. */
 const ABANDONED_AFTER_MS = 30_000;
 /** How long the same version may stay taken before we look for an abandoned entry. */
