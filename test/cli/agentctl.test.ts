@@ -265,8 +265,10 @@ describe('agentctl against three agent processes (sqlite)', () => {
       env: { AGENT_TOKEN: operator },
     });
     assert.equal(paused.code, 0, paused.stderr);
-    // The history records the token's name, whatever --by says; agentctl prints what was recorded.
-    assert.match(paused.stdout, /^Cluster paused: version 1 written by deploy-bot/m);
+    // The history records the token's name, and --by as on whose behalf.
+    assert.match(paused.stdout, /^Cluster paused: version 1 written by deploy-bot \(for someone-else\)/m);
+    const history = await agentctl(['history', ...url], { env: { AGENT_TOKEN: operator } });
+    assert.match(history.stdout, /^1 +pause +.+ ago\) +deploy-bot \(for someone-else\) +-$/m);
 
     const shutdown = await agentctl(['shutdown', '--token', operator, ...url]);
     assert.equal(shutdown.code, 1);
@@ -422,31 +424,23 @@ describe('agentctl against three agent processes (sqlite)', () => {
     assert.equal(run.code, 130, run.stderr);
   });
 
-  it(
-    'an agent told to shut down exits even while agentctl watch is connected to it',
-    {
-      todo:
-        'the server keeps an open events stream through app.close(), so a SIGTERMed agent never exits ' +
-        'while a watch (or the dashboard) is connected (src/http/routes/events.ts)',
-    },
-    async () => {
-      const [agent] = await fleet.startMany(1);
-      const watch = startAgentctl(['watch', '--url', agent!.url]);
-      await waitFor(() => /control running version 0/.test(watch.stdout()), { what: 'the first event' });
-      try {
-        agent!.child.kill('SIGTERM');
-        const code = await Promise.race([
-          agent!.exited,
-          new Promise((resolve) => setTimeout(() => resolve('still running after 10 s'), 10_000).unref()),
-        ]);
-        assert.equal(code, 0);
-        await waitFor(() => /event stream lost/.test(watch.stderr()), { what: 'watch to notice the drop' });
-      } finally {
-        watch.child.kill('SIGINT');
-        await watch.done;
-      }
-    },
-  );
+  it('an agent told to shut down exits even while agentctl watch is connected to it', async () => {
+    const [agent] = await fleet.startMany(1);
+    const watch = startAgentctl(['watch', '--url', agent!.url]);
+    await waitFor(() => /control running version 0/.test(watch.stdout()), { what: 'the first event' });
+    try {
+      agent!.child.kill('SIGTERM');
+      const code = await Promise.race([
+        agent!.exited,
+        new Promise((resolve) => setTimeout(() => resolve('still running after 10 s'), 10_000).unref()),
+      ]);
+      assert.equal(code, 0);
+      await waitFor(() => /event stream lost/.test(watch.stderr()), { what: 'watch to notice the drop' });
+    } finally {
+      watch.child.kill('SIGINT');
+      await watch.done;
+    }
+  });
 });
 
 describe('agentctl exit codes without a fleet', () => {

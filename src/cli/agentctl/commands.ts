@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 
 import { type AgentClient, isErrorAnswer } from './client.js';
 import { CliError, EXIT, type ExitCode } from './errors.js';
-import { agentsTable, historyTable, statusText, type Style, summaryLine, when } from './format.js';
+import { agentsTable, historyTable, statusText, type Style, summaryLine, when, who } from './format.js';
 import type { AgentsView, CommandAnswer, ControlState, EnqueueAnswer, HistoryView } from './types.js';
 
 export interface Context {
@@ -25,8 +25,22 @@ export async function status(ctx: Context): Promise<ExitCode> {
     ctx.client.call<AgentsView>('GET', '/api/cluster/agents'),
   ]);
   if (ctx.json) ctx.out(`{"control_state":${control.text},"agents":${agents.text}}`);
-  else ctx.out(statusText(ctx.style, control.body, agents.body));
+  else ctx.out(statusText(ctx.style, await withAuditFields(ctx, control.body), agents.body));
   return EXIT.OK;
+}
+
+/**
+ * An agent whose control-state answer leaves out `expires_at` and `on_behalf_of` (its response
+ * schema predates them) still has them in the history: read the current version's entry there.
+ */
+async function withAuditFields(ctx: Context, control: ControlState): Promise<ControlState> {
+  if ('expires_at' in control) return control;
+  const history = await ctx.client
+    .call<HistoryView>('GET', '/api/cluster/history', { query: { limit: 1 } })
+    .catch(() => undefined);
+  const entry = history?.body.history[0];
+  if (entry?.version !== control.version) return control;
+  return { ...control, expires_at: entry.expires_at ?? null, on_behalf_of: entry.on_behalf_of ?? null };
 }
 
 export async function agents(ctx: Context): Promise<ExitCode> {
@@ -83,7 +97,7 @@ export async function sendCommand(ctx: Context, verb: Verb, options: CommandOpti
   else {
     const reason = body.reason ? `, reason "${body.reason}"` : '';
     ctx.out(
-      `Cluster ${DONE[verb].past}: version ${body.version} written by ${body.updated_by}${reason}; ${DONE[verb].effect}.`,
+      `Cluster ${DONE[verb].past}: version ${body.version} written by ${who(body)}${reason}; ${DONE[verb].effect}.`,
     );
     if (body.expires_at) ctx.out(`Expires ${when(body.expires_at)}: the fleet then resumes by itself.`);
   }

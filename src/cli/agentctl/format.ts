@@ -67,6 +67,11 @@ export function when(iso: string, now = Date.now()): string {
   return `${shown} (${delta >= 0 ? `${duration(delta)} ago` : `in ${duration(-delta)}`})`;
 }
 
+/** Who wrote a command: the token's name with authentication, and for whom when that differs. */
+export function who(state: Pick<ControlState, 'updated_by' | 'on_behalf_of'>): string {
+  return state.on_behalf_of ? `${state.updated_by} (for ${state.on_behalf_of})` : state.updated_by;
+}
+
 /** The command as an operator says it: resume writes `running`. */
 export function commandWord(command: Command): string {
   return command === 'running' ? 'running (resumed)' : command;
@@ -127,7 +132,7 @@ export function statusText(style: Style, control: ControlState, agents: AgentsVi
       'Command',
       `${paint(style, STATE_COLOUR[control.command], commandWord(control.command))}, version ${control.version}`,
     ],
-    ['Written', `${when(control.timestamp)} by ${control.updated_by}`],
+    ['Written', `${when(control.timestamp)} by ${who(control)}`],
     ['Reason', control.reason ?? '(none given)'],
   ];
   if (control.expires_at)
@@ -158,7 +163,7 @@ export function historyTable(style: Style, history: ControlState[]): string {
     String(h.version),
     { text: h.command, colour: STATE_COLOUR[h.command] },
     when(h.timestamp),
-    h.updated_by,
+    who(h),
     ...(withExpiry ? [h.expires_at ? when(h.expires_at) : '-'] : []),
     h.reason ?? '-',
   ]);

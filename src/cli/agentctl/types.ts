@@ -9,6 +9,8 @@ export interface ControlState {
   timestamp: string;
   reason: string | null;
   updated_by: string;
+  /** With authentication, the updated_by the caller gave when it differs from the token's name. */
+  on_behalf_of?: string | null;
   expires_at?: string | null;
   watch_mode?: string;
 }

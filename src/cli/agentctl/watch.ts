@@ -5,7 +5,7 @@
 
 import type { Context } from './commands.js';
 import { CliError, EXIT, type ExitCode } from './errors.js';
-import { agentsTable, commandWord, converged, duration, summaryLine } from './format.js';
+import { agentsTable, commandWord, converged, duration, summaryLine, when, who } from './format.js';
 import { parseEventStream } from './sse.js';
 import type { AgentsView, ControlState } from './types.js';
 
@@ -64,7 +64,8 @@ class FleetView {
   #line(event: string): string {
     if (event === 'control' && this.control) {
       const c = this.control;
-      return `control ${c.command} version ${c.version} by ${c.updated_by}${c.reason ? ` (reason: ${c.reason})` : ''}`;
+      const expiry = c.expires_at ? `, expires ${c.expires_at}` : '';
+      return `control ${c.command} version ${c.version} by ${who(c)}${c.reason ? ` (reason: ${c.reason})` : ''}${expiry}`;
     }
     const a = this.agents!;
     const state = converged(a) ? `; converged on version ${a.desired.version}` : '';
@@ -82,9 +83,10 @@ class FleetView {
       const age = duration((Date.now() - new Date(c.timestamp).getTime()) / 1000);
       const reason = c.reason ? `, reason "${c.reason}"` : '';
       lines.push(
-        `Command: ${commandWord(c.command)}, version ${c.version}, ${age} ago by ${c.updated_by}${reason}`,
-        '',
+        `Command: ${commandWord(c.command)}, version ${c.version}, ${age} ago by ${who(c)}${reason}`,
       );
+      if (c.expires_at) lines.push(`Expires: ${when(c.expires_at)}, then the fleet resumes by itself`);
+      lines.push('');
     }
     if (this.agents) {
       const a = this.agents;
