@@ -134,13 +134,12 @@ export async function sendCommand(ctx: Context, verb: Verb, options: CommandOpti
     const { summary } = barrier;
     const drained = verb === 'resume' ? '' : ' and drained';
     const took = duration(barrier.waited_ms);
-    const registered = body.propagation?.agents_registered;
     ctx.out(
       timedOut
         ? `Not converged after ${took}: ${summary.applied}/${summary.live} live agents applied version ${body.version}, ${summary.drained}/${summary.live} drained.`
-        : verb === 'shutdown' && summary.live === 0
-          ? // A clean shutdown removes the agent from the registry: an empty one is the goal.
-            `Every agent${registered ? ` (${registered} registered)` : ''} applied version ${body.version}, drained and left the registry in ${took}.`
+        : verb === 'shutdown'
+          ? // Agents leave the registry as they exit: the table shows only those still on their way out.
+            `Every agent applied version ${body.version} and drained in ${took}; they leave the registry and exit.`
           : `All ${summary.live} live agent${summary.live === 1 ? '' : 's'} applied version ${body.version}${drained} in ${took}.`,
     );
     ctx.out(
