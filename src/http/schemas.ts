@@ -27,6 +27,8 @@ export const ControlStateJson = Type.Object({
   timestamp: Type.String({ format: 'date-time' }),
   reason: Type.Union([Type.String(), Type.Null()]),
   updated_by: Type.String(),
+  on_behalf_of: Type.Union([Type.String(), Type.Null()]),
+  expires_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
 });
 
 export const WatchModeSchema = Type.Enum(['file_events', 'listen_notify', 'change_streams', 'polling']);

@@ -178,6 +178,10 @@ for (const target of TARGETS) {
       }>('/api/cluster/pause?wait=true&timeout=0.1');
       assert.equal(timedOut.status, 504);
       assert.equal(timedOut.body.error, 'PA_WAIT_TIMEOUT');
+      assert.match(
+        (timedOut.body as unknown as { message: string }).message,
+        /was written, but after \d+ ms/,
+      );
       assert.equal(timedOut.body.barrier.timed_out, true);
       assert.ok(timedOut.body.barrier.summary.stragglers.length > 0);
 

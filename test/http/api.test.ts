@@ -73,6 +73,8 @@ describe('HTTP API on the embedded store', () => {
         version: 1,
         reason: 'Maintenance',
         updated_by: 'admin',
+        on_behalf_of: null,
+        expires_at: null,
         watch_mode: 'file_events',
         timestamp: undefined,
       },

@@ -141,12 +141,13 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
         });
         if (barrier.complete) return { status: 'success' as const, ...body, barrier };
         const what = command === 'running' ? 'applied it' : 'applied it and drained';
+        // The command's fields first, so that the error's status and message are the ones sent.
         const timedOut = {
+          ...body,
           ...errorBody(
             'PA_WAIT_TIMEOUT',
             `version ${state.version} was written, but after ${barrier.waited_ms} ms ${barrier.summary.stragglers.length} agent(s) had not ${what}: ${barrier.summary.stragglers.join(', ')}`,
           ),
-          ...body,
           barrier,
         };
         // The error schema admits extra fields; the command and the barrier table go with it.
