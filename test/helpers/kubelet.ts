@@ -126,6 +126,8 @@ const DURATIONS = Object.entries(
 )
   .filter(([, schema]) => schema.type === 'number')
   .map(([name, schema]) => ({ name, default: Number(schema.default) }));
+if (!DURATIONS.some((d) => d.name === 'SHUTDOWN_TIMEOUT'))
+  throw new Error('kubelet.ts: the durations of src/config.ts are no longer numbers of seconds; update it');
 
 export interface KubeletOptions {
   fleet: Fleet;

@@ -406,6 +406,31 @@ for (const target of [sqliteTarget, postgresTarget]) {
         assertCleanExits(await kubelet.terminateAll(), t, 'pods');
       });
 
+      if (target === sqliteTarget)
+        it('a pod that cannot reach its store stays live and never ready, so a rollout never puts it in service', async (t) => {
+          const unreachable = new Kubelet({
+            fleet,
+            timeScale: TIME_SCALE,
+            secrets: {
+              ...secrets,
+              'pulling-agent': {
+                ...secrets['pulling-agent'],
+                'store-url': 'postgres://agent:x@127.0.0.1:1/none',
+              },
+            },
+            configMaps: manifests.configMaps(),
+          });
+          const pod = await unreachable.runPod(deployment.spec.template, 'pulling-agent-rev9-nostore');
+          const threshold =
+            deployment.spec.template.spec.containers[0]?.readinessProbe?.failureThreshold ?? 3;
+          await waitFor(() => pod.started && pod.probes.readiness >= threshold + 2, {
+            what: 'the startup probe passed and readiness probed',
+          });
+          assert.equal(pod.ready, false, 'readiness fails while the agent waits for its store');
+          assert.deepEqual(pod.failures, [], 'liveness does not restart it');
+          assertCleanExits([await unreachable.terminate(pod)], t, 'the pod without a store');
+        });
+
       // A client connection that has sent nothing yet (a pooled or pre-opened connection: a
       // browser's, a proxy's) keeps app.close() waiting after the agent drained, until the client
       // drops it or Node's headers timeout (60 s, checked every 30 s): longer than the grace period.
