@@ -1,0 +1,98 @@
+// The shape of bench/results/<timestamp>.json: every figure of a run, with how it was measured.
+
+import type { ThroughputRun } from '../scenarios/throughput.js';
+import type { Machine } from './machine.js';
+import type { Summary } from './stats.js';
+
+export interface PropagationFigure {
+  mode: string;
+  store: string;
+  watch_mode: string;
+  agents: number;
+  how: 'processes' | 'in-process';
+  commands: number;
+  /** ms from the POST's 200 to each agent's apply; negative = applied before the 200 arrived. */
+  from_ack_ms: Summary;
+  /** ms from sending the POST to each agent's apply. */
+  from_send_ms: Summary;
+  /** How long the POST itself took (write, the commander applies, lists agents, answers). */
+  post_ms: Summary;
+  missing: number;
+  start_seconds: number;
+  heap_per_agent_kib?: number;
+  rss_per_agent_kib?: number;
+  connections?: number | null;
+  samples_from_ack_ms: number[];
+}
+
+export interface LoadFigure {
+  mode: string;
+  watch_mode: string;
+  agents: number;
+  window_seconds: number;
+  polling_interval_seconds: number;
+  /** Control reads (version + document) per agent per second, counted at the store interface. */
+  control_reads: number;
+  /** The seed's formula per agent: 1 ÷ interval when polling, 0 when event-driven. */
+  formula: number;
+  heartbeats: number;
+  claims: number;
+  /** Store calls per agent per second by class. */
+  store_calls: Record<string, number>;
+  /** Statements / commands on the wire per agent per second (PostgreSQL, MongoDB). */
+  wire: Record<string, number>;
+  /** pg_stat_statements calls per agent per second (own PostgreSQL only). */
+  server: Record<string, number> | null;
+}
+
+export interface DrainFigure {
+  mode: string;
+  agents: number;
+  handler_ms: number;
+  rounds: number;
+  barrier_ms: Summary;
+  longest_remaining_ms: Summary;
+  overhead_ms: Summary;
+  after_last_handler_ms: Summary;
+  started_after_send: number;
+}
+
+export type ThroughputFigure = ThroughputRun & {
+  vs_graphile_worker: number | null;
+  vs_bullmq: number | null;
+};
+
+export interface MemoryFigure {
+  store: string;
+  start_to_ready_ms: Summary;
+  rss_mib: Summary;
+  idle_seconds: number;
+  heap_per_agent_kib_at_500: number | null;
+  rss_per_agent_kib_at_500: number | null;
+}
+
+export interface TargetCheck {
+  target: string;
+  figure: string;
+  value: number | null;
+  limit: number | null;
+  met: boolean | null;
+  note: string;
+}
+
+export interface Results {
+  quick: boolean;
+  started_at: string;
+  finished_at: string;
+  duration_seconds: number;
+  machine: Machine;
+  servers: string[];
+  settings: Record<string, unknown>;
+  propagation: PropagationFigure[];
+  load: LoadFigure[];
+  drain: DrainFigure[];
+  throughput: ThroughputFigure[];
+  memory: MemoryFigure[];
+  targets: TargetCheck[];
+  errors: { scenario: string; message: string }[];
+}

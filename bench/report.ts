@@ -1,0 +1,538 @@
+// What a run prints and writes: the terminal tables, the Markdown summary (bench/results/latest.md
+// for a full run), the target checks, and the two SVG charts (propagation by mode and agent count;
+// throughput against the peers).
+
+import type { Results, TargetCheck } from './lib/results.js';
+import type { Summary } from './lib/stats.js';
+import { COLORS, Svg, ticks } from './lib/svg.js';
+
+type Row = (string | number)[];
+
+function table(header: string[], rows: Row[]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ')} |`;
+  return [
+    line(header),
+    `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`,
+    ...cells.slice(1).map(line),
+  ].join('\n');
+}
+
+const ms = (v: number) => (Number.isFinite(v) ? `${v}` : '–');
+const fmt = (v: number | null | undefined, digits = 2) =>
+  v === null || v === undefined || !Number.isFinite(v) ? '–' : Number(v.toFixed(digits)).toString();
+
+function propagationRows(r: Results): Row[] {
+  return r.propagation.map((p) => [
+    p.mode,
+    `${p.agents} ${p.how === 'processes' ? 'processes' : 'in-process'}`,
+    ms(p.from_ack_ms.p50),
+    ms(p.from_ack_ms.p99),
+    ms(p.from_ack_ms.max),
+    ms(p.from_send_ms.p99),
+    ms(p.post_ms.p50),
+    `${p.commands}${p.missing ? ` (${p.missing} missing)` : ''}`,
+  ]);
+}
+const PROPAGATION_HEADER = [
+  'Mode',
+  'Agents',
+  'p50 ms',
+  'p99 ms',
+  'max ms',
+  'p99 from send',
+  'POST ms',
+  'Commands',
+];
+
+function loadRows(r: Results): Row[] {
+  return r.load.map((l) => [
+    l.mode,
+    l.agents,
+    fmt(l.control_reads, 3),
+    fmt(l.formula, 3),
+    fmt(l.heartbeats, 3),
+    fmt(l.claims, 3),
+    Object.keys(l.wire).length
+      ? fmt(
+          sumWhere(l.wire, (k) => k.startsWith('control:')),
+          3,
+        )
+      : 'n/a (embedded)',
+    Object.keys(l.wire).length
+      ? fmt(
+          sumWhere(
+            l.wire,
+            (k) => k.startsWith('watch:') || k.startsWith('driver:') || k.startsWith('clock:'),
+          ),
+          3,
+        )
+      : '–',
+    l.server
+      ? fmt(
+          sumWhere(l.server, (k) => k.startsWith('control:')),
+          3,
+        )
+      : '–',
+  ]);
+}
+const LOAD_HEADER = [
+  'Mode',
+  'Agents',
+  'Control reads/s/agent',
+  'Formula (1/interval)',
+  'Heartbeat writes/s/agent',
+  'Empty claims/s/agent',
+  'Wire: control/s/agent',
+  'Wire: watch+driver/s/agent',
+  'Server (pg_stat_statements): control/s/agent',
+];
+
+function sumWhere(counts: Record<string, number>, keep: (k: string) => boolean): number {
+  return Object.entries(counts)
+    .filter(([k]) => keep(k))
+    .reduce((n, [, v]) => n + v, 0);
+}
+
+function drainRows(r: Results): Row[] {
+  return r.drain.map((d) => [
+    d.mode,
+    d.agents,
+    d.handler_ms,
+    d.rounds,
+    ms(d.barrier_ms.p50),
+    ms(d.longest_remaining_ms.p50),
+    ms(d.overhead_ms.p50),
+    ms(d.overhead_ms.max),
+    ms(d.after_last_handler_ms.p50),
+    ms(d.after_last_handler_ms.max),
+  ]);
+}
+const DRAIN_HEADER = [
+  'Mode',
+  'Agents',
+  'Handler ms',
+  'Rounds',
+  'Barrier p50 ms',
+  'Longest in-flight p50 ms',
+  'Overhead p50 ms',
+  'Overhead max ms',
+  'After last handler p50 ms',
+  'After last handler max ms',
+];
+
+function throughputRows(r: Results): Row[] {
+  return r.throughput.map((t) => [
+    t.system,
+    t.store,
+    t.workers,
+    t.batchSize ?? '1 (no batching)',
+    `${t.processed}${t.capped ? ' (capped)' : ''}`,
+    Math.round(t.perSecond),
+    fmt(t.vs_graphile_worker),
+    fmt(t.vs_bullmq),
+    fmt(t.enqueueSeconds),
+  ]);
+}
+const THROUGHPUT_HEADER = [
+  'System',
+  'Store',
+  'Workers',
+  'Batch',
+  'Documents',
+  'Docs/s',
+  '÷ graphile-worker',
+  '÷ BullMQ',
+  'Enqueue s',
+];
+
+function memoryRows(r: Results): Row[] {
+  return r.memory.map((m) => [
+    m.store,
+    ms(m.start_to_ready_ms.p50),
+    ms(m.start_to_ready_ms.max),
+    ms(m.rss_mib.p50),
+    ms(m.rss_mib.max),
+    fmt(m.heap_per_agent_kib_at_500, 0),
+    fmt(m.rss_per_agent_kib_at_500, 0),
+  ]);
+}
+const MEMORY_HEADER = [
+  'Store',
+  'Start → ready p50 ms',
+  'max ms',
+  'Idle RSS p50 MiB',
+  'max MiB',
+  'Heap per in-process agent KiB (largest fleet)',
+  'RSS per in-process agent KiB',
+];
+
+function targetRows(r: Results): Row[] {
+  return r.targets.map((t) => [
+    t.target,
+    t.figure,
+    fmt(t.value),
+    fmt(t.limit),
+    t.met === null ? '–' : t.met ? 'met' : 'MISSED',
+    t.note,
+  ]);
+}
+
+export function terminalTables(r: Results): string {
+  const parts: string[] = [];
+  const add = (title: string, header: string[], rows: Row[]) => {
+    if (rows.length) parts.push(`\n${title}\n${table(header, rows)}`);
+  };
+  add(
+    'Propagation (ms from the POST’s 200 to each agent applying the command)',
+    PROPAGATION_HEADER,
+    propagationRows(r),
+  );
+  add('Database load of the idle fleet (per agent per second)', LOAD_HEADER, loadRows(r));
+  add('Drain barrier (pause?wait=true with handlers in flight)', DRAIN_HEADER, drainRows(r));
+  add('Throughput (no-op handler)', THROUGHPUT_HEADER, throughputRows(r));
+  add('Start-up and memory', MEMORY_HEADER, memoryRows(r));
+  add('Targets', ['Target', 'Figure', 'Value', 'Limit', 'Result', 'Note'], targetRows(r));
+  parts.push(`\nMachine: ${describe(r)}; ${r.duration_seconds} s in all`);
+  return parts.join('\n');
+}
+
+function describe(r: Results): string {
+  const m = r.machine;
+  return `${m.cpu_model}, ${m.cores} cores, ${m.memory_gib} GiB, Node ${m.node}, ${m.os}; load average ${m.load_average_at_start.join(' ')} at the start, ${(m.load_average_at_end ?? []).join(' ')} at the end`;
+}
+
+const s = (x: Summary) => `${x.p50} / ${x.p99} / ${x.max}`;
+
+export function checkTargets(r: Results): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const interval = Number(r.settings.pollingIntervalMs) / 1000;
+  const mid = r.propagation.filter((p) => p.how === 'in-process');
+  const hundred = Math.min(...mid.map((p) => p.agents).filter((n) => n >= 100), Number.POSITIVE_INFINITY);
+  for (const p of r.propagation) {
+    if (p.watch_mode !== 'polling' && p.agents === hundred) {
+      checks.push({
+        target: 'Event-driven propagation p99 ≤ 50 ms at 100 agents',
+        figure: `${p.mode}, ${p.agents} ${p.how}`,
+        value: p.from_ack_ms.p99,
+        limit: 50,
+        met: p.from_ack_ms.p99 <= 50,
+        note: `p50/p99/max ${s(p.from_ack_ms)} ms`,
+      });
+    }
+    if (p.watch_mode === 'polling') {
+      const limit = interval * 1000 * 1.1;
+      checks.push({
+        target: `Polling propagation within interval + 10 % (${limit} ms)`,
+        figure: `${p.mode}, ${p.agents} ${p.how}`,
+        value: p.from_ack_ms.max,
+        limit,
+        met: p.from_ack_ms.max <= limit,
+        note: `max from the 200; mean ${p.from_ack_ms.mean} ms (expected ≈ ${(interval * 500).toFixed(0)})`,
+      });
+    }
+  }
+  for (const d of r.drain) {
+    checks.push({
+      target: 'Drain barrier overhead ≤ 50 ms',
+      figure: d.mode,
+      value: d.overhead_ms.p50,
+      limit: 50,
+      met: d.overhead_ms.p50 <= 50,
+      note: `p50 (max ${d.overhead_ms.max}); after the last handler p50 ${d.after_last_handler_ms.p50} ms`,
+    });
+  }
+  for (const t of r.throughput.filter((x) => x.system === 'pulling-agent' && x.batchSize !== 1)) {
+    for (const [peer, ratio] of [
+      ['graphile-worker', t.vs_graphile_worker],
+      ['BullMQ', t.vs_bullmq],
+    ] as const) {
+      if (ratio === null) continue;
+      checks.push({
+        target: `Throughput ≥ ${peer}`,
+        figure: `${t.store}, ${t.workers} worker(s)`,
+        value: ratio,
+        limit: 1,
+        met: ratio >= 1,
+        note: `${Math.round(t.perSecond)} docs/s, ratio to ${peer}`,
+      });
+    }
+  }
+  for (const m of r.memory) {
+    checks.push({
+      target: 'Idle agent ≤ 80 MB RSS',
+      figure: m.store,
+      value: m.rss_mib.max,
+      limit: 80,
+      met: m.rss_mib.max <= 80,
+      note: `max of ${m.rss_mib.n} after ${m.idle_seconds} s idle (MiB)`,
+    });
+  }
+  return checks;
+}
+
+export function markdown(r: Results, jsonName: string, prefix: string): string {
+  const interval = Number(r.settings.pollingIntervalMs) / 1000;
+  const lines: string[] = [];
+  lines.push(`# Benchmark results${r.quick ? ' (quick form: tiny sizes, figures not meaningful)' : ''}`);
+  lines.push('');
+  lines.push(
+    `Run ${r.started_at} → ${r.finished_at} (${r.duration_seconds} s) with \`npm run bench${r.quick ? ' -- --quick' : ''}\`. Every figure, with raw samples: [${jsonName}](${jsonName}). Method: [docs/benchmarks.md](../../docs/benchmarks.md).`,
+  );
+  lines.push('');
+  lines.push(`**Machine:** ${describe(r)}.`);
+  lines.push('');
+  lines.push(`**Stores:** ${Object.values(r.machine.stores).join('; ')}. ${r.servers.join('; ')}.`);
+  lines.push('');
+  if (r.errors.length) {
+    lines.push('**Failed scenarios:**');
+    for (const e of r.errors) lines.push(`- ${e.scenario}: ${e.message.split('\n')[0]}`);
+    lines.push('');
+  }
+  if (r.propagation.length) {
+    lines.push('## Propagation');
+    lines.push('');
+    lines.push(`![propagation](${prefix}propagation.svg)`);
+    lines.push('');
+    lines.push(
+      `Milliseconds from the moment the client receives the 200 of \`POST /api/cluster/pause|resume\` (sent to one more agent, the commander, not counted) to the moment each agent applied it; ${r.settings.commands} commands, alternately pause and resume, each waited for. Agent processes: the \`time\` of each agent's \`[Distributed Control] Applying command … (version N)\` log line (LOG_FORMAT=json, 1 ms resolution, nothing added by the measuring). In-process agents (\`createAgent\`, each with its own store instance, in one Node process with the commander): the \`applied\` event, on the same clock as the POST. Negative values: the agent applied the command before the 200 reached the client (the commander writes, applies, lists the agents, then answers — "POST ms"). Polling modes use \`CONTROL_POLLING_INTERVAL=${interval}\` s (±10 % jitter), so the expected mean is ≈ ${interval / 2} s and the maximum ${interval * 1.1} s.`,
+    );
+    lines.push('');
+    lines.push(table(PROPAGATION_HEADER, propagationRows(r)));
+    lines.push('');
+  }
+  if (r.load.length) {
+    lines.push('## Database load of an idle fleet');
+    lines.push('');
+    lines.push(
+      `Counted exactly over ${r.load[0]?.window_seconds} s with the in-process fleet running and idle (no documents), per agent per second, the commander included. "Control reads" are calls of \`readControlVersion\`/\`readControl\` on each agent's store (a counting proxy); the formula is the seed's agents ÷ interval, per agent (1/${interval} s when polling, 0 when event-driven). Heartbeats (every 5 s, a prune every 12th) and empty claims (\`POLL_INTERVAL\` 5 s) are not control traffic and are shown apart. "Wire" counts every statement node-postgres sends (its \`Client.query\` wrapped) or every command the MongoDB driver sends (command monitoring), classified by text; "watch+driver" is the LISTEN connection's keep-alive, the MongoDB driver's own server-monitoring \`hello\`s and the server-clock \`hello\`. "Server" is pg_stat_statements on a PostgreSQL started by the benchmark.`,
+    );
+    lines.push('');
+    lines.push(table(LOAD_HEADER, loadRows(r)));
+    lines.push('');
+    lines.push('Every class, per agent per second:');
+    lines.push('');
+    for (const l of r.load) {
+      lines.push(
+        `- ${l.mode}: store ${JSON.stringify(l.store_calls)}${Object.keys(l.wire).length ? `; wire ${JSON.stringify(l.wire)}` : ''}${l.server ? `; server ${JSON.stringify(l.server)}` : ''}`,
+      );
+    }
+    lines.push('');
+  }
+  if (r.drain.length) {
+    lines.push('## Drain barrier');
+    lines.push('');
+    lines.push(
+      `\`POST /api/cluster/pause?wait=true\` to one of the agent processes while every agent has a handler of ${r.drain[0]?.handler_ms} ms in flight (\`BATCH_SIZE=10\`, \`CONCURRENCY=1\`; the pause is sent 0.6–1.6 handler durations after a resume). Barrier = sent → 200. Longest in-flight = the longest remaining time, at the moment the pause was sent, of a handler then running (from the handlers' own start/end log lines). Overhead = barrier − longest in-flight: what the barrier adds (propagation, the drained agents' registry writes, the barrier's 25 ms registry polling). In polling modes the overhead includes the propagation itself and the handlers that agents started before they learned of the pause. "After last handler" = from the end of the last handler the barrier waited for to the 200.`,
+    );
+    lines.push('');
+    lines.push(table(DRAIN_HEADER, drainRows(r)));
+    lines.push('');
+  }
+  if (r.throughput.length) {
+    lines.push('## Throughput');
+    lines.push('');
+    lines.push(`![throughput](${prefix}throughput.svg)`);
+    lines.push('');
+    lines.push(
+      'Documents (jobs) per second with a no-op handler, each worker a process of concurrency 1 (pulling-agent: `CONCURRENCY=1` agent processes; BullMQ: `Worker` with `concurrency: 1`; graphile-worker 0.16: `run()` with `concurrency: 1`). Everything is enqueued first (timed separately: "Enqueue s"), the workers started and connected, then released together; the rate counts from the first job started to the last one finished, from the workers\' own timestamps. Neither peer fetches in batches (BullMQ\'s batches are a Pro feature; graphile-worker 0.16 fetches one job at a time), so pulling-agent is shown with its default `BATCH_SIZE=100` and also with `BATCH_SIZE=1`, like for like. Ratios compare with the peer at the same number of workers.',
+    );
+    lines.push('');
+    lines.push(table(THROUGHPUT_HEADER, throughputRows(r)));
+    lines.push('');
+  }
+  if (r.memory.length) {
+    lines.push('## Start-up and memory');
+    lines.push('');
+    lines.push(
+      'Start → ready: from `spawn()` of `node dist/src/cli/pulling-agent.js` to the first 200 of `/readiness` (polled every 5 ms on a port chosen beforehand). Idle RSS: VmRSS of that process after it idled with no documents. Heap per in-process agent: the heap used after a forced GC with the largest in-process fleet started and idle, minus before, divided by the agents.',
+    );
+    lines.push('');
+    lines.push(table(MEMORY_HEADER, memoryRows(r)));
+    lines.push('');
+  }
+  if (r.targets.length) {
+    lines.push('## Targets');
+    lines.push('');
+    lines.push(table(['Target', 'Figure', 'Value', 'Limit', 'Result', 'Note'], targetRows(r)));
+    lines.push('');
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+// --- charts ---
+
+const MODE_ORDER = [
+  'SQLite file_events',
+  'PostgreSQL listen_notify',
+  'SQLite polling',
+  'PostgreSQL polling',
+  'MongoDB (FerretDB) polling',
+];
+
+/** Two panels (event-driven, polling), each grouping by mode: a bar to p50, a whisker to p99, a dot at max. */
+export function propagationSvg(r: Results): string {
+  const interval = Number(r.settings.pollingIntervalMs);
+  const sizes = [...new Set(r.propagation.map((p) => `${p.agents} ${p.how}`))];
+  const sizeKey = (p: Results['propagation'][number]) => `${p.agents} ${p.how}`;
+  const panels = [
+    {
+      title: 'Event-driven',
+      modes: MODE_ORDER.filter((m) => r.propagation.some((p) => p.mode === m && p.watch_mode !== 'polling')),
+    },
+    {
+      title: `Polling (CONTROL_POLLING_INTERVAL ${interval / 1000} s)`,
+      modes: MODE_ORDER.filter((m) => r.propagation.some((p) => p.mode === m && p.watch_mode === 'polling')),
+    },
+  ].filter((panel) => panel.modes.length > 0);
+  const width = 980;
+  const panelHeight = 300;
+  const svg = new Svg(width, 70 + panels.length * (panelHeight + 70));
+  svg.text(20, 28, 'Propagation: ms from the POST’s 200 to each agent applying the command', {
+    size: 16,
+    weight: 'bold',
+  });
+  svg.text(
+    20,
+    48,
+    'bar = p50, whisker = p99, dot = max; ' + r.machine.cpu_model + `, ${r.machine.cores} cores`,
+    { size: 11, fill: '#555' },
+  );
+  svg.legend(
+    560,
+    48,
+    sizes.map((label, i) => ({
+      label: label.replace(' processes', ' processes').replace(' in-process', ' in-process'),
+      color: COLORS[i % COLORS.length] as string,
+    })),
+  );
+  panels.forEach((panel, pi) => {
+    const top = 80 + pi * (panelHeight + 70);
+    const left = 70;
+    const plotW = width - left - 30;
+    const plotH = panelHeight - 40;
+    const runs = r.propagation.filter(
+      (p) =>
+        panel.modes.includes(p.mode) && (pi === 0 ? p.watch_mode !== 'polling' : p.watch_mode === 'polling'),
+    );
+    const values = runs.flatMap((p) => [p.from_ack_ms.p50, p.from_ack_ms.p99, p.from_ack_ms.max, 0]);
+    if (pi === 1 || panel.title.startsWith('Polling')) values.push(interval * 1.1);
+    const axis = ticks(Math.min(...values), Math.max(...values));
+    const lo = axis[0] as number;
+    const hi = axis[axis.length - 1] as number;
+    const y = (v: number) => top + plotH - ((v - lo) / (hi - lo)) * plotH;
+    svg.text(left, top - 8, panel.title, { size: 13, weight: 'bold' });
+    for (const t of axis) {
+      svg.line(left, y(t), left + plotW, y(t), t === 0 ? '#888' : '#e5e5e5');
+      svg.text(left - 6, y(t) + 4, `${t}`, { size: 11, anchor: 'end', fill: '#555' });
+    }
+    svg.text(18, top + plotH / 2, 'ms', { size: 11, rotate: -90, anchor: 'middle', fill: '#555' });
+    if (panel.title.startsWith('Polling')) {
+      svg.line(left, y(interval), left + plotW, y(interval), '#999', 1, '4 3');
+      svg.text(left + plotW, y(interval) - 4, 'interval', { size: 10, anchor: 'end', fill: '#777' });
+      svg.line(left, y(interval * 1.1), left + plotW, y(interval * 1.1), '#d62728', 1, '4 3');
+      svg.text(left + plotW, y(interval * 1.1) - 4, 'interval + 10 %', {
+        size: 10,
+        anchor: 'end',
+        fill: '#d62728',
+      });
+    }
+    const groupW = plotW / panel.modes.length;
+    panel.modes.forEach((mode, mi) => {
+      const x0 = left + mi * groupW;
+      svg.text(x0 + groupW / 2, top + plotH + 18, mode, { size: 12, anchor: 'middle' });
+      const barW = Math.min(40, (groupW - 30) / sizes.length);
+      sizes.forEach((size, si) => {
+        const p = runs.find((run) => run.mode === mode && sizeKey(run) === size);
+        if (!p) return;
+        const color = COLORS[si % COLORS.length] as string;
+        const bx = x0 + (groupW - barW * sizes.length) / 2 + si * barW;
+        const a = p.from_ack_ms;
+        svg.rect(
+          bx + 2,
+          Math.min(y(a.p50), y(0)),
+          barW - 4,
+          Math.abs(y(a.p50) - y(0)),
+          color,
+          `${mode}, ${size}: p50 ${a.p50} ms, p99 ${a.p99} ms, max ${a.max} ms`,
+        );
+        const cx = bx + barW / 2;
+        svg.line(cx, y(a.p50), cx, y(a.p99), '#222', 1.5);
+        svg.line(cx - 5, y(a.p99), cx + 5, y(a.p99), '#222', 1.5);
+        svg.circle(cx, y(a.max), 3, '#222');
+        svg.text(cx, y(Math.max(a.p99, a.max)) - 6, `${a.p99}`, { size: 9, anchor: 'middle', fill: '#333' });
+      });
+    });
+  });
+  return svg.toString();
+}
+
+/** Horizontal bars of documents per second, grouped by number of workers. */
+export function throughputSvg(r: Results): string {
+  const systems = [...new Set(r.throughput.map((t) => label(t)))];
+  const workers = [...new Set(r.throughput.map((t) => t.workers))].sort((a, b) => a - b);
+  const barH = 16;
+  const groupH = systems.length * barH + 24;
+  const left = 290;
+  const width = 980;
+  const plotW = width - left - 90;
+  const svg = new Svg(width, 90 + workers.length * groupH + 30);
+  svg.text(20, 28, 'Throughput: documents (jobs) per second, no-op handler, workers of concurrency 1', {
+    size: 16,
+    weight: 'bold',
+  });
+  svg.text(
+    20,
+    48,
+    `${r.machine.cpu_model}, ${r.machine.cores} cores; the same machine and run for every system`,
+    { size: 11, fill: '#555' },
+  );
+  const max = Math.max(...r.throughput.map((t) => t.perSecond), 1);
+  const axis = ticks(0, max);
+  const hi = axis[axis.length - 1] as number;
+  const x = (v: number) => left + (v / hi) * plotW;
+  const bottom = 70 + workers.length * groupH;
+  for (const t of axis) {
+    svg.line(x(t), 62, x(t), bottom, '#e5e5e5');
+    svg.text(x(t), bottom + 16, t >= 1000 ? `${t / 1000}k` : `${t}`, {
+      size: 11,
+      anchor: 'middle',
+      fill: '#555',
+    });
+  }
+  workers.forEach((k, gi) => {
+    const top = 70 + gi * groupH;
+    svg.text(20, top + 12, `${k} worker${k > 1 ? 's' : ''}`, { size: 13, weight: 'bold' });
+    systems.forEach((system, si) => {
+      const run = r.throughput.find((t) => t.workers === k && label(t) === system);
+      const y = top + 18 + si * barH;
+      svg.text(left - 8, y + 12, system, { size: 11, anchor: 'end' });
+      if (!run) return;
+      const color =
+        run.system === 'BullMQ'
+          ? '#d62728'
+          : run.system === 'graphile-worker'
+            ? '#9467bd'
+            : (COLORS[Math.min(si, 2)] as string);
+      svg.rect(
+        left,
+        y + 2,
+        x(run.perSecond) - left,
+        barH - 4,
+        color,
+        `${system}, ${k} workers: ${Math.round(run.perSecond)}/s`,
+      );
+      svg.text(x(run.perSecond) + 4, y + 12, `${Math.round(run.perSecond)}${run.capped ? ' (capped)' : ''}`, {
+        size: 10,
+        fill: '#333',
+      });
+    });
+  });
+  return svg.toString();
+}
+
+function label(t: Results['throughput'][number]): string {
+  if (t.system !== 'pulling-agent') return `${t.system} (${t.store})`;
+  return `pulling-agent ${t.store}, BATCH_SIZE=${t.batchSize}`;
+}

@@ -1,0 +1,418 @@
+// `npm run bench` (`-- --quick` for CI): every figure the README claims, measured side by side in one
+// run on this machine: propagation, the drain barrier, the database load of an idle fleet,
+// throughput against BullMQ and graphile-worker, memory and start-up. Prints tables, writes
+// bench/results/<timestamp>.json, a Markdown summary and SVG charts. Fails on errors, never on figures.
+//   --quick            tiny sizes (CI)
+//   --only=a,b         propagation, drain, load, throughput, memory (load rides on propagation)
+//   --stores=a,b       sqlite, postgres, mongodb
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { describeMachine, loadNow } from './lib/machine.js';
+import { Progress } from './lib/progress.js';
+import type {
+  DrainFigure,
+  LoadFigure,
+  MemoryFigure,
+  PropagationFigure,
+  Results,
+  ThroughputFigure,
+} from './lib/results.js';
+import { ROOT, type Servers, startServers } from './lib/servers.js';
+import { round, roundSummary, summarize } from './lib/stats.js';
+import { availableStores, type BenchMode, modesOf, type StoreKind } from './lib/stores.js';
+import { checkTargets, markdown, propagationSvg, terminalTables, throughputSvg } from './report.js';
+import { drainBarrier } from './scenarios/drain.js';
+import { memoryAndStartup } from './scenarios/memory.js';
+import { propagationInProcess, propagationProcesses, type PropagationRun } from './scenarios/propagation.js';
+import {
+  throughputAgents,
+  throughputBullmq,
+  throughputGraphile,
+  type ThroughputRun,
+} from './scenarios/throughput.js';
+
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean' }, only: { type: 'string' }, stores: { type: 'string' } },
+  strict: true,
+});
+const quick = values.quick === true;
+const only = new Set((values.only ?? 'propagation,drain,throughput,memory').split(','));
+if (only.has('load')) only.add('propagation');
+
+const PLAN = quick
+  ? {
+      processAgents: 3,
+      inProcessAgents: [5],
+      loadAgents: 5,
+      commands: 5,
+      pollingIntervalMs: 500,
+      loadWindowMs: 3_000,
+      drain: { agents: 3, rounds: 2, handlerMs: 200 },
+      throughput: {
+        documents: 2_000,
+        workers: [1, 2],
+        capMs: 60_000,
+        batch1Documents: 500,
+        ferretDocuments: 300,
+        ferretCapMs: 15_000,
+      },
+      memory: { samples: 1, idleMs: 1_000 },
+    }
+  : {
+      processAgents: 10,
+      inProcessAgents: [100, 500],
+      loadAgents: 100,
+      commands: 20,
+      pollingIntervalMs: 1_000,
+      loadWindowMs: 30_000,
+      drain: { agents: 10, rounds: 10, handlerMs: 500 },
+      throughput: {
+        documents: 100_000,
+        workers: [1, 2, 4],
+        capMs: 150_000,
+        batch1Documents: 10_000,
+        // FerretDB 1.24's SQLite backend scans the whole collection for every update (see
+        // docs/benchmarks.md): fewer documents and a cap, or one run would take hours.
+        ferretDocuments: 5_000,
+        ferretCapMs: 60_000,
+      },
+      memory: { samples: 5, idleMs: 5_000 },
+    };
+
+interface Step {
+  label: string;
+  run(): Promise<void>;
+}
+
+function propagationFigure(run: PropagationRun): PropagationFigure {
+  return {
+    mode: run.mode,
+    store: run.store,
+    watch_mode: run.watch_mode,
+    agents: run.agents,
+    how: run.how,
+    commands: run.commands,
+    from_ack_ms: roundSummary(summarize(run.delaysFromAck)),
+    from_send_ms: roundSummary(summarize(run.delaysFromSend)),
+    post_ms: roundSummary(summarize(run.ackMs)),
+    missing: run.missing,
+    start_seconds: round(run.startSeconds),
+    ...(run.heapPerAgentKiB !== undefined ? { heap_per_agent_kib: round(run.heapPerAgentKiB) } : {}),
+    ...(run.rssPerAgentKiB !== undefined ? { rss_per_agent_kib: round(run.rssPerAgentKiB) } : {}),
+    ...(run.connections !== undefined ? { connections: run.connections } : {}),
+    samples_from_ack_ms: run.delaysFromAck.map((d) => Math.round(d * 10) / 10),
+  };
+}
+
+function loadFigure(mode: BenchMode, run: PropagationRun, intervalMs: number): LoadFigure | null {
+  const load = run.load;
+  if (!load) return null;
+  const per = (counts: Record<string, number>) =>
+    Object.fromEntries(
+      Object.entries(counts).map(([k, v]) => [k, round(v / load.windowSeconds / load.agentsCounted)]),
+    );
+  const store = per(load.store);
+  const get = (k: string) => store[k] ?? 0;
+  return {
+    mode: mode.label,
+    watch_mode: mode.watchMode,
+    agents: load.agentsCounted,
+    window_seconds: round(load.windowSeconds),
+    polling_interval_seconds: intervalMs / 1000,
+    control_reads: round(get('control: version read') + get('control: document read')),
+    formula: mode.eventDriven ? 0 : round(1000 / intervalMs),
+    heartbeats: round(get('heartbeat: upsert') + get('heartbeat: prune')),
+    claims: get('documents: claim'),
+    store_calls: store,
+    wire: per(load.wire),
+    server: load.server ? per(load.server) : null,
+  };
+}
+
+async function main(): Promise<number> {
+  const startedAt = new Date();
+  const machine = describeMachine();
+  const results: Results = {
+    quick,
+    started_at: startedAt.toISOString(),
+    finished_at: '',
+    duration_seconds: 0,
+    machine,
+    servers: [],
+    settings: { ...PLAN, only: [...only] },
+    propagation: [],
+    load: [],
+    drain: [],
+    throughput: [],
+    memory: [],
+    targets: [],
+    errors: [],
+  };
+  console.error(
+    `pulling-agent benchmark${quick ? ' (quick)' : ''}: ${machine.cpu_model}, ${machine.cores} cores, load ${machine.load_average_at_start.join(' ')}`,
+  );
+  const servers: Servers = await startServers({
+    peers: only.has('throughput'),
+    log: (t) => console.error(t),
+  });
+  const stopServers = () => void servers.stop();
+  process.once('SIGINT', () => {
+    stopServers();
+    process.exit(130);
+  });
+  try {
+    results.servers = servers.notes;
+    if (servers.postgres) machine.stores.postgres = `PostgreSQL ${servers.postgres.version}`;
+    if (servers.mongodb) machine.stores.mongodb = servers.mongodb.version;
+    if (servers.redis) machine.stores.redis = servers.redis.version;
+    machine.stores.sqlite = `SQLite ${await sqliteVersion()} (better-sqlite3)`;
+
+    let stores = availableStores(servers);
+    if (values.stores) {
+      const wanted = new Set(values.stores.split(','));
+      stores = stores.filter((s) => wanted.has(s.kind));
+    }
+    const modes = modesOf(stores);
+    const steps: Step[] = [];
+    const attempt = async (scenario: string, work: () => Promise<void>) => {
+      try {
+        await work();
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        results.errors.push({ scenario, message });
+        progress.note(`ERROR: ${message.split('\n')[0]}`);
+      }
+    };
+
+    if (only.has('propagation')) {
+      for (const mode of modes) {
+        steps.push({
+          label: `propagation ${mode.label}, ${PLAN.processAgents} agent processes`,
+          run: () =>
+            attempt(`propagation ${mode.label} ${PLAN.processAgents} processes`, async () => {
+              const run = await propagationProcesses(mode, PLAN.processAgents, servers, {
+                commands: PLAN.commands,
+                pollingIntervalMs: PLAN.pollingIntervalMs,
+                note: (t) => progress.note(t),
+              });
+              results.propagation.push(propagationFigure(run));
+            }),
+        });
+        for (const requested of PLAN.inProcessAgents) {
+          steps.push({
+            label: `propagation ${mode.label}, ${requested} in-process agents`,
+            run: () =>
+              attempt(`propagation ${mode.label} ${requested} in-process`, async () => {
+                let agents = requested;
+                const pgServer = servers.postgres;
+                if (mode.store.kind === 'postgres' && pgServer && pgServer.maxConnections < agents * 5 + 20) {
+                  agents = Math.floor((pgServer.maxConnections - 20) / 5);
+                  progress.note(
+                    `max_connections ${pgServer.maxConnections} fits ${agents} agents (5 connections each at most), not ${requested}`,
+                  );
+                }
+                const run = await propagationInProcess(mode, agents, servers, {
+                  commands: PLAN.commands,
+                  pollingIntervalMs: PLAN.pollingIntervalMs,
+                  loadWindowMs: requested === PLAN.loadAgents ? PLAN.loadWindowMs : 0,
+                  note: (t) => progress.note(t),
+                });
+                results.propagation.push(propagationFigure(run));
+                const load = loadFigure(mode, run, PLAN.pollingIntervalMs);
+                if (load) results.load.push(load);
+              }),
+          });
+        }
+      }
+    }
+    if (only.has('drain')) {
+      for (const mode of modes) {
+        steps.push({
+          label: `drain barrier ${mode.label}, ${PLAN.drain.agents} + 1 agent processes`,
+          run: () =>
+            attempt(`drain ${mode.label}`, async () => {
+              const run = await drainBarrier(mode, PLAN.drain.agents, servers, {
+                rounds: PLAN.drain.rounds,
+                handlerMs: PLAN.drain.handlerMs,
+                pollingIntervalMs: PLAN.pollingIntervalMs,
+              });
+              const pick = (f: (r: (typeof run.rounds)[number]) => number) =>
+                roundSummary(summarize(run.rounds.map(f)));
+              const figure: DrainFigure = {
+                mode: run.mode,
+                agents: run.agents + 1,
+                handler_ms: run.handlerMs,
+                rounds: run.rounds.length,
+                barrier_ms: pick((r) => r.barrierMs),
+                longest_remaining_ms: pick((r) => r.longestRemainingMs),
+                overhead_ms: pick((r) => r.overheadMs),
+                after_last_handler_ms: pick((r) => r.afterLastHandlerMs),
+                started_after_send: run.rounds.reduce((n, r) => n + r.startedAfterSend, 0),
+              };
+              results.drain.push(figure);
+            }),
+        });
+      }
+    }
+    const throughput: ThroughputRun[] = [];
+    if (only.has('throughput')) {
+      const t = PLAN.throughput;
+      const options = { documents: t.documents, capMs: t.capMs };
+      for (const store of stores) {
+        const ferret = store.kind === 'mongodb';
+        for (const k of t.workers) {
+          steps.push({
+            label: `throughput pulling-agent ${store.label}, ${k} agent(s), BATCH_SIZE=100`,
+            run: () =>
+              attempt(`throughput ${store.label} ${k}`, async () => {
+                const sized = ferret ? { documents: t.ferretDocuments, capMs: t.ferretCapMs } : options;
+                throughput.push(await throughputAgents(store.kind as StoreKind, k, 100, servers, sized));
+              }),
+          });
+        }
+        // BATCH_SIZE=1 costs two collection scans per document on FerretDB: not run there.
+        for (const k of ferret ? [] : t.workers) {
+          steps.push({
+            label: `throughput pulling-agent ${store.label}, ${k} agent(s), BATCH_SIZE=1`,
+            run: () =>
+              attempt(`throughput ${store.label} ${k} batch 1`, async () => {
+                throughput.push(
+                  await throughputAgents(store.kind as StoreKind, k, 1, servers, {
+                    documents: t.batch1Documents,
+                    capMs: t.capMs,
+                  }),
+                );
+              }),
+          });
+        }
+      }
+      for (const k of t.workers) {
+        if (servers.redis) {
+          steps.push({
+            label: `throughput BullMQ, ${k} worker(s)`,
+            run: () =>
+              attempt(
+                `throughput BullMQ ${k}`,
+                async () => void throughput.push(await throughputBullmq(k, servers, options)),
+              ),
+          });
+        }
+        if (servers.postgres) {
+          steps.push({
+            label: `throughput graphile-worker, ${k} worker(s)`,
+            run: () =>
+              attempt(
+                `throughput graphile-worker ${k}`,
+                async () => void throughput.push(await throughputGraphile(k, servers, options)),
+              ),
+          });
+        }
+      }
+    }
+    if (only.has('memory')) {
+      for (const store of stores) {
+        steps.push({
+          label: `start-up and memory, ${store.label}`,
+          run: () =>
+            attempt(`memory ${store.label}`, async () => {
+              const run = await memoryAndStartup(store.kind, servers, PLAN.memory);
+              const at500 = results.propagation.find(
+                (p) =>
+                  p.store === store.label &&
+                  p.how === 'in-process' &&
+                  p.agents === Math.max(...PLAN.inProcessAgents),
+              );
+              const figure: MemoryFigure = {
+                store: run.store,
+                start_to_ready_ms: roundSummary(summarize(run.startToReadyMs)),
+                rss_mib: roundSummary(summarize(run.rssMiB)),
+                idle_seconds: run.idleSeconds,
+                heap_per_agent_kib_at_500: at500?.heap_per_agent_kib ?? null,
+                rss_per_agent_kib_at_500: at500?.rss_per_agent_kib ?? null,
+              };
+              results.memory.push(figure);
+            }),
+        });
+      }
+    }
+
+    const progress = new Progress(steps.length);
+    for (const step of steps) {
+      progress.step(step.label);
+      const errorsBefore = results.errors.length;
+      await step.run();
+      progress.done(results.errors.length > errorsBefore ? 'FAILED' : `done (load ${loadNow().join(' ')})`);
+    }
+
+    results.throughput = withRatios(throughput);
+    machine.load_average_at_end = loadNow();
+    const finishedAt = new Date();
+    results.finished_at = finishedAt.toISOString();
+    results.duration_seconds = round((finishedAt.getTime() - startedAt.getTime()) / 1000);
+    results.targets = checkTargets(results);
+    writeResults(results);
+    console.log(terminalTables(results));
+    if (results.errors.length > 0) {
+      console.error(`\n${results.errors.length} scenario(s) failed:`);
+      for (const e of results.errors) console.error(`- ${e.scenario}: ${e.message.split('\n')[0]}`);
+      return 1;
+    }
+    return 0;
+  } finally {
+    await servers.stop();
+  }
+}
+
+function withRatios(runs: ThroughputRun[]): ThroughputFigure[] {
+  const peer = (system: string, workers: number) =>
+    runs.find((r) => r.system === system && r.workers === workers && r.perSecond > 0)?.perSecond ?? null;
+  return runs.map((r) => {
+    const graphile = peer('graphile-worker', r.workers);
+    const bullmq = peer('BullMQ', r.workers);
+    return {
+      ...r,
+      seconds: round(r.seconds),
+      perSecond: round(r.perSecond),
+      enqueueSeconds: round(r.enqueueSeconds),
+      vs_graphile_worker: graphile ? round(r.perSecond / graphile) : null,
+      vs_bullmq: bullmq ? round(r.perSecond / bullmq) : null,
+    };
+  });
+}
+
+async function sqliteVersion(): Promise<string> {
+  const { default: Database } = await import('better-sqlite3');
+  const db = new Database(':memory:');
+  try {
+    return (db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
+  } finally {
+    db.close();
+  }
+}
+
+function writeResults(results: Results): void {
+  const dir = join(ROOT, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  const stamp = results.started_at.replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
+  const prefix = results.quick ? 'quick-' : '';
+  const json = join(dir, `${prefix}${stamp}.json`);
+  writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);
+  const md = join(dir, results.quick ? 'quick.md' : 'latest.md');
+  writeFileSync(md, markdown(results, `${prefix}${stamp}.json`, prefix));
+  if (results.propagation.length > 0)
+    writeFileSync(join(dir, `${prefix}propagation.svg`), propagationSvg(results));
+  if (results.throughput.length > 0)
+    writeFileSync(join(dir, `${prefix}throughput.svg`), throughputSvg(results));
+  console.error(`\nWrote ${json} and ${md}`);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exit(1);
+  },
+);

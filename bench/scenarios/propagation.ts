@@ -1,0 +1,152 @@
+// Propagation: from the moment a command is acknowledged (the POST's 200 reaches the client) to the
+// moment each agent applied it, alternating pause and resume, each command waited for before the
+// next. Real processes: the applied time is the `time` of each agent's `[Distributed Control]
+// Applying command … (version N)` JSON log line (pino, Date.now(), 1 ms resolution), so nothing is
+// added by the measuring itself. In-process agents: the `applied` event (see fleet-host.ts).
+
+import type { FleetResult } from '../fleet-host.js';
+import { runFleetHost } from '../lib/host.js';
+import { expectWatchMode, type LogLine, post, ProcessFleet } from '../lib/processes.js';
+import type { Servers } from '../lib/servers.js';
+import { sleep, until } from '../lib/stats.js';
+import { type BenchMode, freshDatabase } from '../lib/stores.js';
+
+export interface PropagationRun {
+  mode: string;
+  store: string;
+  watch_mode: string;
+  agents: number;
+  how: 'processes' | 'in-process';
+  commands: number;
+  delaysFromAck: number[];
+  delaysFromSend: number[];
+  ackMs: number[];
+  missing: number;
+  startSeconds: number;
+  heapPerAgentKiB?: number;
+  rssPerAgentKiB?: number;
+  connections?: number | null;
+  load?: FleetResult['load'];
+}
+
+export interface PropagationOptions {
+  commands: number;
+  pollingIntervalMs: number;
+  note(text: string): void;
+}
+
+export function agentEnv(mode: BenchMode, pollingIntervalMs: number): Record<string, string> {
+  return {
+    ENABLE_CHANGE_STREAMS: String(mode.eventDriven),
+    CONTROL_POLLING_INTERVAL: String(pollingIntervalMs / 1000),
+  };
+}
+
+export async function propagationProcesses(
+  mode: BenchMode,
+  agents: number,
+  servers: Servers,
+  options: PropagationOptions,
+): Promise<PropagationRun> {
+  const db = await freshDatabase(mode.store.kind, servers);
+  const fleet = new ProcessFleet({ ...db.env, ...agentEnv(mode, options.pollingIntervalMs) });
+  try {
+    const started = performance.now();
+    // The commander is the agent the operator calls; it is not counted (it applies the command
+    // itself before answering).
+    const [commander] = await fleet.startMany(['commander']);
+    const members = await fleet.startMany(Array.from({ length: agents }, (_, i) => `agent-${i + 1}`));
+    const startSeconds = (performance.now() - started) / 1000;
+    await expectWatchMode([commander!, ...members], mode.watchMode);
+    await sleep(500);
+
+    const applied = new Map<number, number[]>();
+    for (const agent of members) {
+      const record = (line: LogLine) => {
+        const match = /^\[Distributed Control\] Applying command \S+ \(version (\d+)\)/.exec(line.msg);
+        if (!match) return;
+        const version = Number(match[1]);
+        const list = applied.get(version) ?? [];
+        list.push(line.time);
+        applied.set(version, list);
+      };
+      agent.lines.forEach(record);
+      agent.onLine(record);
+    }
+    const run: PropagationRun = {
+      mode: mode.label,
+      store: mode.store.label,
+      watch_mode: mode.watchMode,
+      agents,
+      how: 'processes',
+      commands: options.commands,
+      delaysFromAck: [],
+      delaysFromSend: [],
+      ackMs: [],
+      missing: 0,
+      startSeconds,
+    };
+    const waitMs = mode.eventDriven ? 10_000 : options.pollingIntervalMs * 3 + 5_000;
+    for (let i = 0; i < options.commands; i++) {
+      const command = i % 2 === 0 ? 'pause' : 'resume';
+      const answer = await post<{ version?: number }>(
+        `${commander!.url}/api/cluster/${command}?updated_by=bench`,
+      );
+      const version = answer.body.version;
+      if (answer.status !== 200 || typeof version !== 'number')
+        throw new Error(`POST ${command} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+      await until(() => (applied.get(version)?.length ?? 0) >= agents, waitMs, 2);
+      const times = applied.get(version) ?? [];
+      run.missing += agents - times.length;
+      for (const t of times) {
+        run.delaysFromAck.push(t - answer.ackAt);
+        run.delaysFromSend.push(t - answer.sentAt);
+      }
+      run.ackMs.push(answer.ackAt - answer.sentAt);
+      await sleep(50 + Math.random() * 200);
+    }
+    return run;
+  } finally {
+    await fleet.stopAll();
+    await db.cleanup().catch(() => undefined);
+  }
+}
+
+export async function propagationInProcess(
+  mode: BenchMode,
+  agents: number,
+  servers: Servers,
+  options: PropagationOptions & { loadWindowMs: number },
+): Promise<PropagationRun> {
+  const db = await freshDatabase(mode.store.kind, servers);
+  try {
+    const result = await runFleetHost(
+      {
+        target: db.target,
+        agents,
+        eventDriven: mode.eventDriven,
+        watchMode: mode.watchMode,
+        pollingIntervalMs: options.pollingIntervalMs,
+        commands: options.commands,
+        loadWindowMs: options.loadWindowMs,
+        pgAdmin:
+          mode.store.kind === 'postgres'
+            ? ((servers.postgres?.admin as Record<string, unknown> | null) ?? null)
+            : null,
+        startParallel: mode.store.kind === 'sqlite' ? 50 : 10,
+      },
+      20 * 60_000,
+      options.note,
+    );
+    return {
+      mode: mode.label,
+      store: mode.store.label,
+      watch_mode: mode.watchMode,
+      how: 'in-process',
+      commands: options.commands,
+      ...result,
+    };
+  } finally {
+    await db.cleanup().catch(() => undefined);
+  }
+}
