@@ -1,8 +1,9 @@
-// A kubelet, a Deployment controller and a Service in miniature, for tests that run the shipped
-// Deployment's pods as local agent processes (through a Fleet). Pods get the manifest's
-// environment (secrets and the downward API resolved, volumes materialised as folders) and are
-// probed and terminated as the kubelet does: the startup probe first, then liveness and readiness
-// with the manifest's periods and thresholds; SIGTERM, then SIGKILL after the grace period.
+// A kubelet in miniature, for tests that run the shipped Deployment's pods as local agent
+// processes (through a Fleet). Pods get the manifest's environment (secrets and the downward API
+// resolved, volumes materialised as folders) and are probed, restarted and terminated as the
+// kubelet does: the startup probe first, then liveness and readiness with the manifest's periods
+// and thresholds; a container that exits is started again; SIGTERM, then SIGKILL after the grace
+// period. The Service and the Deployment's rollout are in test/kubernetes/controllers.ts.
 //
 // Time runs `timeScale` times faster than in the manifest: probe periods, delays, the grace
 // period and every duration the agent is configured with (set by the manifest or defaulted) are
@@ -14,7 +15,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import { ENV_SCHEMA } from '../../src/config.js';
 import type { AgentProcess, Fleet } from './processes.js';
-import { waitFor } from './wait.js';
 
 export interface Probe {
   httpGet?: { path: string; port: number | string };
@@ -378,111 +378,5 @@ export class Kubelet {
   /** Terminates every pod still running; the Fleet then finds nothing left behind. */
   async terminateAll(): Promise<Termination[]> {
     return Promise.all(this.pods.filter((p) => !p.termination).map((p) => this.terminate(p)));
-  }
-}
-
-export interface ServicePort {
-  name?: string;
-  port: number;
-  targetPort?: number | string;
-}
-
-/** A Service's endpoints: matching pods that run, also unready ones with publishNotReadyAddresses. */
-export class ClusterService {
-  #next = 0;
-
-  constructor(
-    readonly spec: {
-      selector: Record<string, string>;
-      publishNotReadyAddresses?: boolean;
-      ports: ServicePort[];
-    },
-    private readonly kubelet: Kubelet,
-  ) {}
-
-  endpoints(): Pod[] {
-    return this.kubelet.pods.filter(
-      (pod) =>
-        !pod.terminating &&
-        Object.entries(this.spec.selector).every(([k, v]) => pod.labels[k] === v) &&
-        (pod.ready || (this.spec.publishNotReadyAddresses === true && pod.started)),
-    );
-  }
-
-  /** The URL of the next endpoint (round robin) for the Service's port, as a client reaches it. */
-  url(port = this.spec.ports[0]?.port): string {
-    const servicePort = this.spec.ports.find((p) => p.port === port);
-    if (!servicePort) throw new Error(`the Service has no port ${port}`);
-    const endpoints = this.endpoints();
-    const pod = endpoints[this.#next++ % Math.max(1, endpoints.length)];
-    if (!pod) throw new Error('the Service has no endpoint: no client can reach any agent');
-    return pod.address(servicePort.targetPort ?? servicePort.port);
-  }
-}
-
-export interface DeploymentSpec {
-  replicas: number;
-  progressDeadlineSeconds?: number;
-  strategy?: {
-    type?: string;
-    rollingUpdate?: { maxSurge?: number | string; maxUnavailable?: number | string };
-  };
-  template: PodTemplate;
-}
-
-/** The Deployment controller, for the shipped strategy: maxSurge 1, maxUnavailable 0. */
-export class DeploymentController {
-  pods: Pod[] = [];
-  #revision = 0;
-
-  constructor(
-    readonly name: string,
-    readonly spec: DeploymentSpec,
-    private readonly kubelet: Kubelet,
-  ) {
-    const rolling = spec.strategy?.rollingUpdate;
-    if (spec.strategy?.type !== 'RollingUpdate' || rolling?.maxSurge !== 1 || rolling.maxUnavailable !== 0)
-      throw new Error('only the RollingUpdate strategy with maxSurge 1 and maxUnavailable 0 is simulated');
-  }
-
-  get #deadlineMs(): number {
-    return ((this.spec.progressDeadlineSeconds ?? 600) * 1000) / this.kubelet.timeScale;
-  }
-
-  #podName(hash: string): string {
-    return `${this.name}-${hash}-${Math.random().toString(36).slice(2, 7)}`;
-  }
-
-  async #startReady(hash: string): Promise<Pod> {
-    const pod = await this.kubelet.runPod(this.spec.template, this.#podName(hash));
-    await waitFor(() => pod.ready || pod.failures.length > 0, {
-      what: `${pod.name} to pass its readiness probe (progressDeadlineSeconds)`,
-      timeoutMs: this.#deadlineMs,
-    });
-    if (pod.failures.length > 0) throw new Error(`${pod.name}: ${pod.failures.join('; ')}`);
-    return pod;
-  }
-
-  /** Creates the replicas and waits until each is ready (`kubectl rollout status`). */
-  async create(): Promise<Pod[]> {
-    const hash = `rev${++this.#revision}`;
-    this.pods = await Promise.all(Array.from({ length: this.spec.replicas }, () => this.#startReady(hash)));
-    return this.pods;
-  }
-
-  /**
-   * `kubectl rollout restart` until `kubectl rollout status` returns: one new pod at a time, each
-   * ready before an old one is terminated. Resolves with the old pods' terminations.
-   */
-  async restart(): Promise<Termination[]> {
-    const hash = `rev${++this.#revision}`;
-    const old = [...this.pods];
-    const terminations: Termination[] = [];
-    for (const oldPod of old) {
-      const pod = await this.#startReady(hash);
-      terminations.push(await this.kubelet.terminate(oldPod));
-      this.pods = [...this.pods.filter((p) => p !== oldPod), pod];
-    }
-    return terminations;
   }
 }

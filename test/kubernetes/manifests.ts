@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 import { parseAllDocuments } from 'yaml';
 
-import type { Container, DeploymentSpec, PodTemplate, ServicePort } from '../helpers/kubelet.js';
+import type { Container, PodTemplate } from '../helpers/kubelet.js';
+import type { DeploymentSpec, ServicePort } from './controllers.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const KUBERNETES = join(ROOT, 'deploy/kubernetes');
