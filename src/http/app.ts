@@ -85,7 +85,12 @@ function toHttpError(error: FastifyError | Error): {
     const context = fastifyError.validationContext ?? 'request';
     const problems = fastifyError.validation.map((v) => {
       const path = v.instancePath.replace(/^\//, '').replaceAll('/', '.');
-      const field = path || (v.params as { missingProperty?: string }).missingProperty || '';
+      const params = v.params as { missingProperty?: string; additionalProperty?: string };
+      if (v.keyword === 'additionalProperties' && params.additionalProperty) {
+        const what = context === 'querystring' ? 'query parameter' : `${context} property`;
+        return `${what} ${params.additionalProperty} is not accepted here`;
+      }
+      const field = path || params.missingProperty || '';
       const where =
         context === 'querystring' ? `query parameter ${field}` : field ? `${context} ${field}` : context;
       return `${where} ${v.message ?? 'is invalid'}`;

@@ -336,6 +336,20 @@ for (const { name, url } of servers) {
       assert.equal(await store.getDocument(''), null);
     });
 
+    it('refuses a batch with a document MongoDB cannot store, naming the field, and stores none of it', async () => {
+      const store = await open();
+      for (const bad of [{ 'a\u0000b': 1 }, { $where: 'x' }, { nested: [{ 'a.b': 1 }] }]) {
+        await assert.rejects(
+          store.insertDocuments([{ fine: true }, bad]),
+          (error: unknown) =>
+            error instanceof Error &&
+            (error as { code?: string }).code === 'PA_BAD_REQUEST' &&
+            /MongoDB cannot store document 1(\.nested\[0\])?: the field name/.test(error.message),
+        );
+      }
+      assert.deepEqual(await store.countDocuments(), { pending: 0, processing: 0, processed: 0, failed: 0 });
+    });
+
     it('claims and completes batches of 100 (timings as diagnostics)', async (t) => {
       const store = await open();
       await store.insertDocuments(Array.from({ length: 1000 }, (_, i) => ({ i })));

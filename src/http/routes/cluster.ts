@@ -2,7 +2,7 @@
 // command is written through the store (version + 1, store timestamp, history) and then applied
 // by this agent at once; every other agent applies it through its watch.
 
-import { Type } from 'typebox';
+import { type Static, Type } from 'typebox';
 
 import { parseDuration } from '../../control/duration.js';
 import { describeFleet, waitForBarrier } from '../../control/fleet.js';
@@ -18,43 +18,51 @@ const COMMANDS: { path: string; command: ControlCommand; verb: string }[] = [
   { path: 'shutdown', command: 'shutdown', verb: 'shutdown' },
 ];
 
-const CommandQuery = Type.Intersect([
-  AuditQuery,
-  Type.Object({
-    expected_version: Type.Optional(
-      Type.Integer({ minimum: 0, description: 'Fail with 409 unless the current version is this one.' }),
-    ),
-    wait: Type.Optional(
-      Type.Boolean({
-        description:
-          'Answer only when every live agent applied the command (and drained, for pause and shutdown).',
-      }),
-    ),
-    timeout: Type.Optional(
-      Type.Number({
-        minimum: 0.1,
-        maximum: 3600,
-        description: 'Seconds to wait with wait=true (default 30); then 504.',
-      }),
-    ),
+/** Seconds, or units: 90, 90s, 30m, 2h, 1d, 1h30m. The range (1 s to 30 days) is checked after. */
+const DURATION_PATTERN = '^(\\d{1,9}(\\.\\d{1,3})?|(\\d{1,9}(\\.\\d{1,3})?(ms|s|m|h|d)){1,5})$';
+
+const COMMON_QUERY = {
+  ...AuditQuery.properties,
+  expected_version: Type.Optional(
+    Type.Integer({ minimum: 0, description: 'Fail with 409 unless the current version is this one.' }),
+  ),
+  wait: Type.Optional(
+    Type.Boolean({
+      description:
+        'Answer only when every live agent applied the command (and drained, for pause and shutdown).',
+    }),
+  ),
+  timeout: Type.Optional(
+    Type.Number({
+      minimum: 0.1,
+      maximum: 3600,
+      description: 'Seconds to wait with wait=true (default 30); then 504.',
+    }),
+  ),
+};
+
+// Unknown query parameters are refused by name (expires_in on a resume, a misspelt one), not ignored.
+const PauseQuery = Type.Object(
+  {
+    ...COMMON_QUERY,
     expires_in: Type.Optional(
       Type.String({
         maxLength: 32,
+        pattern: DURATION_PATTERN,
         description:
-          'Pause only: the fleet resumes by itself after this long (seconds, or 90s, 30m, 2h, 1d, 1h30m).',
+          'The fleet resumes by itself after this long: seconds, or 90s, 30m, 2h, 1d, 1h30m (1 s to 30 days).',
       }),
     ),
-  }),
-]);
+  },
+  { additionalProperties: false },
+);
+const OtherCommandQuery = Type.Object(COMMON_QUERY, { additionalProperties: false });
 
 const MAX_EXPIRY_MS = 30 * 86_400_000;
 
-/** When a pause with `expires_in` ends; null without it. Refuses it on other commands. */
-function expiryOf(command: ControlCommand, expiresIn: string | undefined): Date | null {
+/** When a pause with `expires_in` ends; null without it (other commands do not accept it). */
+function expiryOf(expiresIn: string | undefined): Date | null {
   if (expiresIn === undefined) return null;
-  if (command !== 'pause') {
-    throw new PullingAgentError('PA_BAD_REQUEST', 'query parameter expires_in applies to pause only');
-  }
   const ms = parseDuration(expiresIn);
   if (ms === null || ms < 1_000 || ms > MAX_EXPIRY_MS) {
     throw new PullingAgentError(
@@ -89,7 +97,7 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
         config: { rateLimit: { max: security.rateLimitCommands, timeWindow: 60_000 } },
         schema: {
           summary: `${verb[0]!.toUpperCase()}${verb.slice(1)} every agent of the cluster`,
-          querystring: CommandQuery,
+          querystring: command === 'pause' ? PauseQuery : OtherCommandQuery,
           headers: Type.Object({ 'if-match': Type.Optional(Type.String({ pattern: '^"?\\d+"?$' })) }),
           response: {
             200: Type.Object({ status: Type.Literal('success') }, { additionalProperties: true }),
@@ -99,11 +107,11 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
         },
       },
       async (request, reply) => {
-        const query = request.query;
+        const query = request.query as Static<typeof PauseQuery>;
         const ifMatch = request.headers['if-match'];
         const expectedVersion =
           query.expected_version ?? (ifMatch ? Number(ifMatch.replaceAll('"', '')) : undefined);
-        const expiresAt = expiryOf(command, query.expires_in);
+        const expiresAt = expiryOf(query.expires_in);
         const actor = request.actor?.name;
         const state = await agent.store.writeCommand({
           command,

@@ -16,6 +16,7 @@ import { randomUUID } from 'node:crypto';
 
 import { type Collection, type Document, type Filter, MongoBulkWriteError, ObjectId } from 'mongodb';
 
+import { PullingAgentError } from '../../errors.js';
 import {
   type ClaimedDocument,
   DOCUMENT_STATUSES,
@@ -104,11 +105,43 @@ function attemptsOf(doc: Document): number {
   return Number.isFinite(attempts) ? attempts : 0;
 }
 
+/** BSON and the servers refuse these field names; nesting deeper than this is refused too. */
+const MAX_DEPTH = 90;
+
+/**
+ * Throws PA_BAD_REQUEST naming the field when MongoDB (or FerretDB) could not store a payload: a
+ * field name with a NUL byte, starting with `$` or containing `.`, or nesting over MAX_DEPTH.
+ */
+function assertStorable(value: unknown, path: string, depth: number): void {
+  if (value === null || typeof value !== 'object') return;
+  if (depth > MAX_DEPTH) {
+    throw new PullingAgentError(
+      'PA_BAD_REQUEST',
+      `MongoDB cannot store ${path}: nested deeper than ${MAX_DEPTH} levels`,
+    );
+  }
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => assertStorable(item, `${path}[${i}]`, depth + 1));
+    return;
+  }
+  for (const [key, item] of Object.entries(value)) {
+    if (key.includes('\u0000') || key.startsWith('$') || key.includes('.')) {
+      throw new PullingAgentError(
+        'PA_BAD_REQUEST',
+        `MongoDB cannot store ${path}: the field name ${JSON.stringify(key)} contains a NUL byte or a '.', or starts with '$'`,
+      );
+    }
+    assertStorable(item, `${path}.${key}`, depth + 1);
+  }
+}
+
 export async function insertDocuments(
   { documents, clock }: DocumentCollections,
   payloads: unknown[],
 ): Promise<string[]> {
   if (payloads.length === 0) return [];
+  // Checked before anything is written, so that a bad document in a batch stores none of them.
+  payloads.forEach((payload, index) => assertStorable(payload, `document ${index}`, 0));
   const now = await clock.now();
   const docs = payloads.map((payload) => ({
     _id: new ObjectId(),
