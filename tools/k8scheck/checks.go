@@ -123,52 +123,65 @@ func checkPodTemplate(t *corev1.PodTemplateSpec, path *field.Path) []string {
 		}
 		volumes[v.Name] = true
 	}
-	containers := append(append([]corev1.Container{}, t.Spec.InitContainers...), t.Spec.Containers...)
-	for i, c := range containers {
-		cpath := path.Child("spec", "containers").Index(i)
-		ports := map[string]bool{}
-		for j, p := range c.Ports {
-			if p.Name == "" {
-				continue
-			}
-			for _, msg := range validation.IsValidPortName(p.Name) {
-				errs = append(errs, field.Invalid(cpath.Child("ports").Index(j).Child("name"), p.Name, msg))
-			}
-			ports[p.Name] = true
-		}
-		for j, m := range c.VolumeMounts {
-			if !volumes[m.Name] {
-				errs = append(errs, field.NotFound(cpath.Child("volumeMounts").Index(j).Child("name"), m.Name))
-			}
-		}
-		for j, e := range c.Env {
-			for _, msg := range validation.IsEnvVarName(e.Name) {
-				errs = append(errs, field.Invalid(cpath.Child("env").Index(j).Child("name"), e.Name, msg))
-			}
-			if e.ValueFrom != nil && e.Value != "" {
-				errs = append(errs, field.Invalid(cpath.Child("env").Index(j), e.Name, "both value and valueFrom"))
-			}
-		}
-		for name, probe := range map[string]*corev1.Probe{"startupProbe": c.StartupProbe, "livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe} {
-			if probe == nil {
-				continue
-			}
-			var port *intstr.IntOrString
-			switch {
-			case probe.HTTPGet != nil:
-				port = &probe.HTTPGet.Port
-			case probe.TCPSocket != nil:
-				port = &probe.TCPSocket.Port
-			}
-			if port != nil && port.Type == intstr.String && !ports[port.StrVal] {
-				errs = append(errs, field.NotFound(cpath.Child(name, "port"), port.StrVal))
-			}
-			if name != "readinessProbe" && probe.SuccessThreshold > 1 {
-				errs = append(errs, field.Invalid(cpath.Child(name, "successThreshold"), probe.SuccessThreshold, "must be 1"))
-			}
-		}
+	for i, c := range t.Spec.InitContainers {
+		errs = append(errs, checkContainer(c, volumes, path.Child("spec", "initContainers").Index(i))...)
+	}
+	for i, c := range t.Spec.Containers {
+		errs = append(errs, checkContainer(c, volumes, path.Child("spec", "containers").Index(i))...)
 	}
 	return messages(errs)
+}
+
+// checkContainer checks a container against its pod: ports, mounts, env names, probes.
+func checkContainer(c corev1.Container, volumes map[string]bool, cpath *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	ports := map[string]bool{}
+	for j, p := range c.Ports {
+		if p.Name == "" {
+			continue
+		}
+		for _, msg := range validation.IsValidPortName(p.Name) {
+			errs = append(errs, field.Invalid(cpath.Child("ports").Index(j).Child("name"), p.Name, msg))
+		}
+		ports[p.Name] = true
+	}
+	for j, m := range c.VolumeMounts {
+		if !volumes[m.Name] {
+			errs = append(errs, field.NotFound(cpath.Child("volumeMounts").Index(j).Child("name"), m.Name))
+		}
+	}
+	for j, e := range c.Env {
+		for _, msg := range validation.IsEnvVarName(e.Name) {
+			errs = append(errs, field.Invalid(cpath.Child("env").Index(j).Child("name"), e.Name, msg))
+		}
+		if e.ValueFrom != nil && e.Value != "" {
+			errs = append(errs, field.Invalid(cpath.Child("env").Index(j), e.Name, "both value and valueFrom"))
+		}
+	}
+	probes := []struct {
+		name  string
+		probe *corev1.Probe
+	}{{"startupProbe", c.StartupProbe}, {"livenessProbe", c.LivenessProbe}, {"readinessProbe", c.ReadinessProbe}}
+	for _, p := range probes {
+		name, probe := p.name, p.probe
+		if probe == nil {
+			continue
+		}
+		var port *intstr.IntOrString
+		switch {
+		case probe.HTTPGet != nil:
+			port = &probe.HTTPGet.Port
+		case probe.TCPSocket != nil:
+			port = &probe.TCPSocket.Port
+		}
+		if port != nil && port.Type == intstr.String && !ports[port.StrVal] {
+			errs = append(errs, field.NotFound(cpath.Child(name, "port"), port.StrVal))
+		}
+		if name != "readinessProbe" && probe.SuccessThreshold > 1 {
+			errs = append(errs, field.Invalid(cpath.Child(name, "successThreshold"), probe.SuccessThreshold, "must be 1"))
+		}
+	}
+	return errs
 }
 
 func checkSelectsTemplate(selector *metav1.LabelSelector, templateLabels map[string]string) []string {
@@ -202,7 +215,7 @@ func checkTogether(objects []object) []string {
 	selected := func(selector labels.Selector) []workload {
 		var found []workload
 		for _, w := range workloads {
-			if w.o.obj.GetObjectKind().GroupVersionKind().Kind != "Namespace" && selector.Matches(labels.Set(w.template.Labels)) {
+			if selector.Matches(labels.Set(w.template.Labels)) {
 				found = append(found, w)
 			}
 		}
