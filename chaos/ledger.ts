@@ -90,7 +90,11 @@ export class RecordCounter {
 }
 
 /** How the store sees a few lost documents, for the report: "id pending (attempts 0)". */
-export async function describeLost(store: Store, lost: string[], max = 5): Promise<string> {
+export async function describeLost(
+  { store, inspector }: { store: Store; inspector: { diagnose(ids: string[]): Promise<string> } },
+  lost: string[],
+  max = 5,
+): Promise<string> {
   const shown = await Promise.all(
     lost.slice(0, max).map(async (id) => {
       const doc = await store.getDocument(id).catch(() => null);
@@ -98,5 +102,10 @@ export async function describeLost(store: Store, lost: string[], max = 5): Promi
       return `${id} ${doc.status}${doc.claimed_by ? ` by ${doc.claimed_by}` : ''} (attempts ${doc.attempts})`;
     }),
   );
-  return shown.join('; ') + (lost.length > max ? `; … ${lost.length - max} more` : '');
+  const diagnosis = await inspector.diagnose(lost).catch(() => '');
+  return (
+    shown.join('; ') +
+    (lost.length > max ? `; … ${lost.length - max} more` : '') +
+    (diagnosis ? `; ${diagnosis}` : '')
+  );
 }

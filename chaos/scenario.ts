@@ -27,7 +27,6 @@ export interface Params {
     maxGapMs: number;
     leaseSeconds: number;
     batchSize: number;
-    handlerDelayMs: number;
   };
   commanders: { agents: number; clients: number; commands: number };
   shutdown: {
@@ -59,7 +58,6 @@ export const FULL: Params = {
     maxGapMs: 5_000,
     leaseSeconds: 2,
     batchSize: 20,
-    handlerDelayMs: 8,
   },
   commanders: { agents: 5, clients: 10, commands: 1_000 },
   shutdown: {
@@ -85,7 +83,6 @@ export const QUICK: Params = {
     maxGapMs: 2_000,
     leaseSeconds: 2,
     batchSize: 10,
-    handlerDelayMs: 30,
   },
   commanders: { agents: 5, clients: 10, commands: 100 },
   shutdown: {

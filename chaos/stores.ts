@@ -9,12 +9,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
-import { MongoClient } from 'mongodb';
+import { MongoClient, ObjectId } from 'mongodb';
 import pg from 'pg';
 
 import { loadConfig } from '../src/config.js';
 import { openStore } from '../src/stores/index.js';
-import { idToString } from '../src/stores/mongodb/documents.js';
+import { CLAIMS_COLLECTION, idToString } from '../src/stores/mongodb/documents.js';
 import type { Store } from '../src/stores/types.js';
 import { dropDatabase, FERRETDB_HOW_TO, freshDatabase } from '../test/helpers/mongodb.js';
 import { dropSchema, freshSchema, POSTGRES_HOW_TO } from '../test/helpers/postgres.js';
@@ -28,6 +28,8 @@ export interface Inspector {
   heldBy(agentId: string): Promise<string[]>;
   /** How many of `ids` are still held by `agentId`. */
   stillHeld(agentId: string, ids: string[]): Promise<number>;
+  /** What the store says about documents that were never handled, beyond their status. */
+  diagnose(ids: string[]): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -91,6 +93,7 @@ async function createSqlite(): Promise<ChaosDatabase> {
       const wanted = new Set(ids);
       return held.all(agentId).filter((r) => wanted.has(String(r.id))).length;
     },
+    diagnose: async () => '',
     close: async () => void db.close(),
   };
   return {
@@ -128,6 +131,7 @@ async function createPostgres(url: string): Promise<ChaosDatabase> {
       );
       return Number(rows[0]?.n ?? 0);
     },
+    diagnose: async () => '',
     close: () => pool.end(),
   };
   return {
@@ -156,6 +160,23 @@ async function createMongo(url: string): Promise<ChaosDatabase> {
     ).flatMap((d) => idToString(d._id) ?? []);
   const inspector: Inspector = {
     heldBy: held,
+    // A claim marker for the next claim_seq with no claim behind it blocks the document (see
+    // test/stores/mongodb-abandoned-claim.test.ts).
+    async diagnose(ids) {
+      const docs = await documents
+        .find({ _id: { $in: ids.map((id) => ObjectId.createFromHexString(id)) } })
+        .project({ _id: 1, claim_seq: 1, status: 1 })
+        .toArray();
+      const markers = client.db(database).collection<{ _id: string }>(CLAIMS_COLLECTION);
+      let blocked = 0;
+      for (const d of docs) {
+        const next = `documents|o:${idToString(d._id)}|${(Number(d.claim_seq) || 0) + 1}`;
+        if (d.status === 'pending' && (await markers.countDocuments({ _id: next })) > 0) blocked++;
+      }
+      return blocked === 0
+        ? ''
+        : `${blocked} of them pending behind a claim marker whose claim never happened (a claim interrupted between its two writes)`;
+    },
     async stillHeld(agentId, ids) {
       const wanted = new Set(ids);
       return (await held(agentId)).filter((id) => wanted.has(id)).length;

@@ -40,8 +40,9 @@ export const kills: Scenario = {
   async run({ store, params, scope, log, watch }, result) {
     const p = params.kills;
     const documents = backlog(p, store.kind);
-    // FerretDB paces itself (see Backlog); elsewhere the handler's delay makes the backlog last.
-    const handlerDelayMs = store.kind === 'mongodb' ? 0 : p.handlerDelayMs;
+    // Each handler waits long enough for the backlog to last through every kill (a kill and its
+    // restart take about minGap + 1 s), so that kills land on agents that hold claims.
+    const handlerDelayMs = Math.round((p.kills * (p.minGapMs + 1_000) * p.agents) / documents);
     const db = await createDatabase(store.kind, store.sharedUrl);
     scope.defer('dropping the database', () => db.cleanup());
     const fleet = watch(
@@ -141,9 +142,7 @@ export const kills: Scenario = {
       result.broken.push(`only ${done.length} of ${p.kills} kills happened before the deadline`);
     if (!allHandled) result.broken.push('documents still pending or processing at the deadline');
     if (ledger.lost.length > 0)
-      result.broken.push(
-        `${ledger.lost.length} document(s) lost: ${await describeLost(db.store, ledger.lost)}`,
-      );
+      result.broken.push(`${ledger.lost.length} document(s) lost: ${await describeLost(db, ledger.lost)}`);
     if (unexplained.length > 0)
       result.broken.push(
         `${unexplained.length} document(s) processed twice without a kill of an agent holding them: ${unexplained.slice(0, 3).join('; ')}`,

@@ -255,9 +255,7 @@ export const outage: Scenario = {
       );
     if (!allHandled) result.broken.push('documents still pending or processing 240 s after the outage');
     if (ledger.lost.length > 0)
-      result.broken.push(
-        `${ledger.lost.length} document(s) lost: ${await describeLost(db.store, ledger.lost)}`,
-      );
+      result.broken.push(`${ledger.lost.length} document(s) lost: ${await describeLost(db, ledger.lost)}`);
     if (ledger.twice.size > 0) {
       const [id, by] = ledger.twice.entries().next().value as [string, string[]];
       result.broken.push(

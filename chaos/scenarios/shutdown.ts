@@ -111,9 +111,7 @@ export const shutdown: Scenario = {
       );
     if (!allHandled) result.broken.push('the later fleet did not handle every document within 60 s');
     if (ledger.lost.length > 0)
-      result.broken.push(
-        `${ledger.lost.length} document(s) lost: ${await describeLost(db.store, ledger.lost)}`,
-      );
+      result.broken.push(`${ledger.lost.length} document(s) lost: ${await describeLost(db, ledger.lost)}`);
     if (ledger.twice.size > 0) result.broken.push(`${ledger.twice.size} document(s) processed twice`);
   },
 };

@@ -42,9 +42,7 @@ export const steady: Scenario = {
     );
     if (!done) result.broken.push(`documents still pending or processing after ${seconds(tookMs, 0)}`);
     if (ledger.lost.length > 0)
-      result.broken.push(
-        `${ledger.lost.length} document(s) lost: ${await describeLost(db.store, ledger.lost)}`,
-      );
+      result.broken.push(`${ledger.lost.length} document(s) lost: ${await describeLost(db, ledger.lost)}`);
     if (ledger.twice.size > 0) {
       const [id, by] = ledger.twice.entries().next().value as [string, string[]];
       result.broken.push(
