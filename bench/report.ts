@@ -154,6 +154,7 @@ function memoryRows(r: Results): Row[] {
     ms(m.start_to_ready_ms.max),
     ms(m.rss_mib.p50),
     ms(m.rss_mib.max),
+    m.rss_mib_small_semi_space ? ms(m.rss_mib_small_semi_space.p50) : '–',
     fmt(m.heap_per_agent_kib_at_500, 0),
     fmt(m.rss_per_agent_kib_at_500, 0),
   ]);
@@ -164,6 +165,7 @@ const MEMORY_HEADER = [
   'max ms',
   'Idle RSS p50 MiB',
   'max MiB',
+  'RSS p50 MiB with --max-semi-space-size=1',
   'Heap per in-process agent KiB (largest fleet)',
   'RSS per in-process agent KiB',
 ];
@@ -266,7 +268,7 @@ export function checkTargets(r: Results): TargetCheck[] {
       value: m.rss_mib.max,
       limit: 80,
       met: m.rss_mib.max <= 80,
-      note: `max of ${m.rss_mib.n} after ${m.idle_seconds} s idle (MiB)`,
+      note: `max of ${m.rss_mib.n} after ${m.idle_seconds} s idle (MiB); ${m.rss_mib_small_semi_space?.max ?? '–'} with NODE_OPTIONS=--max-semi-space-size=1`,
     });
   }
   return checks;
@@ -296,7 +298,7 @@ export function markdown(r: Results, jsonName: string, prefix: string): string {
     lines.push(`![propagation](${prefix}propagation.svg)`);
     lines.push('');
     lines.push(
-      `Milliseconds from the moment the client receives the 200 of \`POST /api/cluster/pause|resume\` (sent to one more agent, the commander, not counted) to the moment each agent applied it; ${r.settings.commands} commands, alternately pause and resume, each waited for. Agent processes: the \`time\` of each agent's \`[Distributed Control] Applying command … (version N)\` log line (LOG_FORMAT=json, 1 ms resolution, nothing added by the measuring). In-process agents (\`createAgent\`, each with its own store instance, in one Node process with the commander): the \`applied\` event, on the same clock as the POST. Negative values: the agent applied the command before the 200 reached the client (the commander writes, applies, lists the agents, then answers — "POST ms"). Polling modes use \`CONTROL_POLLING_INTERVAL=${interval}\` s (±10 % jitter), so the expected mean is ≈ ${interval / 2} s and the maximum ${interval * 1.1} s.`,
+      `Milliseconds from the moment the client receives the 200 of \`POST /api/cluster/pause|resume\` to the moment each agent applied it; ${r.settings.commands} commands, alternately pause and resume, each waited for. The POST goes to one more agent, the commander, a separate agent process that is not counted (it applies the command itself before answering). Agent processes: the \`time\` of each agent's \`[Distributed Control] Applying command … (version N)\` log line (LOG_FORMAT=json, 1 ms resolution; nothing added by the measuring). In-process agents (\`createAgent\`, each with its own store instance, all in one Node process): the \`applied\` event, stamped on the same clock as the POST (\`performance.timeOrigin + performance.now()\` in both processes). Negative values: the agent applied the command before the 200 reached the client (the commander writes, applies, lists the agents, then answers — "POST ms"). Polling modes use \`CONTROL_POLLING_INTERVAL=${interval}\` s (±10 % jitter), so the expected mean is ≈ ${interval / 2} s and the maximum ${interval * 1.1} s.`,
     );
     lines.push('');
     lines.push(table(PROPAGATION_HEADER, propagationRows(r)));
@@ -306,7 +308,7 @@ export function markdown(r: Results, jsonName: string, prefix: string): string {
     lines.push('## Database load of an idle fleet');
     lines.push('');
     lines.push(
-      `Counted exactly over ${r.load[0]?.window_seconds} s with the in-process fleet running and idle (no documents), per agent per second, the commander included. "Control reads" are calls of \`readControlVersion\`/\`readControl\` on each agent's store (a counting proxy); the formula is the seed's agents ÷ interval, per agent (1/${interval} s when polling, 0 when event-driven). Heartbeats (every 5 s, a prune every 12th) and empty claims (\`POLL_INTERVAL\` 5 s) are not control traffic and are shown apart. "Wire" counts every statement node-postgres sends (its \`Client.query\` wrapped) or every command the MongoDB driver sends (command monitoring), classified by text; "watch+driver" is the LISTEN connection's keep-alive, the MongoDB driver's own server-monitoring \`hello\`s and the server-clock \`hello\`. "Server" is pg_stat_statements on a PostgreSQL started by the benchmark.`,
+      `Counted exactly over ${r.load[0]?.window_seconds} s with the in-process fleet running and idle (no documents), per agent per second (the in-process agents; the commander is a separate process, not counted, except by pg_stat_statements, whose figure is divided by the agents + 1). "Control reads" are calls of \`readControlVersion\`/\`readControl\` on each agent's store (a counting proxy); the formula is the seed's agents ÷ interval, per agent (1/${interval} s when polling, 0 when event-driven). Heartbeats (every 5 s, a prune every 12th) and empty claims (\`POLL_INTERVAL\` 5 s) are not control traffic and are shown apart. "Wire" counts every statement node-postgres sends (its \`Client.query\` wrapped) or every command the MongoDB driver sends (command monitoring), classified by text; "watch+driver" is the LISTEN connection's keep-alive, the MongoDB driver's own server-monitoring \`hello\`s and the server-clock \`hello\`. "Server" is pg_stat_statements on a PostgreSQL started by the benchmark.`,
     );
     lines.push('');
     lines.push(table(LOAD_HEADER, loadRows(r)));
@@ -346,7 +348,7 @@ export function markdown(r: Results, jsonName: string, prefix: string): string {
     lines.push('## Start-up and memory');
     lines.push('');
     lines.push(
-      'Start → ready: from `spawn()` of `node dist/src/cli/pulling-agent.js` to the first 200 of `/readiness` (polled every 5 ms on a port chosen beforehand). Idle RSS: VmRSS of that process after it idled with no documents. Heap per in-process agent: the heap used after a forced GC with the largest in-process fleet started and idle, minus before, divided by the agents.',
+      'Start → ready: from `spawn()` of `node dist/src/cli/pulling-agent.js` to the first 200 of `/readiness` (polled every 5 ms on a port chosen beforehand). Idle RSS: VmRSS of that process after it idled with no documents; the next column is the same with `NODE_OPTIONS=--max-semi-space-size=1` (a young generation of 1 MiB instead of up to 16 MiB per semi-space). Heap per in-process agent: the heap used after a forced GC with the largest in-process fleet started and idle, minus before, divided by the agents.',
     );
     lines.push('');
     lines.push(table(MEMORY_HEADER, memoryRows(r)));

@@ -128,7 +128,15 @@ function loadFigure(mode: BenchMode, run: PropagationRun, intervalMs: number): L
     claims: get('documents: claim'),
     store_calls: store,
     wire: per(load.wire),
-    server: load.server ? per(load.server) : null,
+    // pg_stat_statements also sees the commander process.
+    server: load.server
+      ? Object.fromEntries(
+          Object.entries(load.server).map(([k, v]) => [
+            k,
+            round(v / load.windowSeconds / (load.agentsCounted + 1)),
+          ]),
+        )
+      : null,
   };
 }
 
@@ -319,6 +327,10 @@ async function main(): Promise<number> {
           run: () =>
             attempt(`memory ${store.label}`, async () => {
               const run = await memoryAndStartup(store.kind, servers, PLAN.memory);
+              const small = await memoryAndStartup(store.kind, servers, {
+                ...PLAN.memory,
+                nodeOptions: '--max-semi-space-size=1',
+              });
               const at500 = results.propagation.find(
                 (p) =>
                   p.store === store.label &&
@@ -329,6 +341,7 @@ async function main(): Promise<number> {
                 store: run.store,
                 start_to_ready_ms: roundSummary(summarize(run.startToReadyMs)),
                 rss_mib: roundSummary(summarize(run.rssMiB)),
+                rss_mib_small_semi_space: roundSummary(summarize(small.rssMiB)),
                 idle_seconds: run.idleSeconds,
                 heap_per_agent_kib_at_500: at500?.heap_per_agent_kib ?? null,
                 rss_per_agent_kib_at_500: at500?.rss_per_agent_kib ?? null,

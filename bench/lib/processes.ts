@@ -115,12 +115,15 @@ export class ProcessFleet {
   }
 }
 
+/** Milliseconds since the epoch with sub-millisecond resolution (the same clock in every process). */
+export const epochNow = () => performance.timeOrigin + performance.now();
+
 export async function post<T = Record<string, unknown>>(
   url: string,
 ): Promise<{ status: number; body: T; sentAt: number; ackAt: number }> {
-  const sentAt = Date.now();
+  const sentAt = epochNow();
   const response = await fetch(url, { method: 'POST' });
-  const ackAt = Date.now();
+  const ackAt = epochNow();
   const body = (await response.json()) as T;
   return { status: response.status, body, sentAt, ackAt };
 }

@@ -66,6 +66,8 @@ export interface MemoryFigure {
   store: string;
   start_to_ready_ms: Summary;
   rss_mib: Summary;
+  /** The same with NODE_OPTIONS=--max-semi-space-size=1 (a smaller young generation). */
+  rss_mib_small_semi_space: Summary | null;
   idle_seconds: number;
   heap_per_agent_kib_at_500: number | null;
   rss_per_agent_kib_at_500: number | null;

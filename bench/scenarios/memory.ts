@@ -28,7 +28,7 @@ function rssMiB(pid: number): number {
 export async function memoryAndStartup(
   kind: StoreKind,
   servers: Servers,
-  options: { samples: number; idleMs: number },
+  options: { samples: number; idleMs: number; nodeOptions?: string },
 ): Promise<MemoryRun> {
   const db = await freshDatabase(kind, servers);
   const dir = mkdtempSync(join(tmpdir(), 'pa-bench-memory-'));
@@ -50,6 +50,7 @@ export async function memoryAndStartup(
           AGENT_ID: `memory-${i + 1}`,
           CONTROL_FILE: join(dir, 'control'),
           LOG_LEVEL: 'warn',
+          ...(options.nodeOptions ? { NODE_OPTIONS: options.nodeOptions } : {}),
           ...db.env,
         },
         stdio: ['ignore', 'ignore', 'pipe'],

@@ -1,11 +1,12 @@
 // Propagation: from the moment a command is acknowledged (the POST's 200 reaches the client) to the
 // moment each agent applied it, alternating pause and resume, each command waited for before the
-// next. Real processes: the applied time is the `time` of each agent's `[Distributed Control]
-// Applying command … (version N)` JSON log line (pino, Date.now(), 1 ms resolution), so nothing is
-// added by the measuring itself. In-process agents: the `applied` event (see fleet-host.ts).
+// next. The command goes to a commander agent process that is not counted. Real processes: the
+// applied time is the `time` of each agent's `[Distributed Control] Applying command … (version N)`
+// JSON log line (pino, Date.now(), 1 ms resolution), so nothing is added by the measuring itself.
+// In-process agents: the `applied` event, stamped in the fleet host (see fleet-host.ts).
 
-import type { FleetResult } from '../fleet-host.js';
-import { runFleetHost } from '../lib/host.js';
+import type { FleetLoad } from '../fleet-host.js';
+import { FleetHost } from '../lib/host.js';
 import { expectWatchMode, type LogLine, post, ProcessFleet } from '../lib/processes.js';
 import type { Servers } from '../lib/servers.js';
 import { sleep, until } from '../lib/stats.js';
@@ -26,7 +27,7 @@ export interface PropagationRun {
   heapPerAgentKiB?: number;
   rssPerAgentKiB?: number;
   connections?: number | null;
-  load?: FleetResult['load'];
+  load?: FleetLoad;
 }
 
 export interface PropagationOptions {
@@ -119,34 +120,68 @@ export async function propagationInProcess(
   options: PropagationOptions & { loadWindowMs: number },
 ): Promise<PropagationRun> {
   const db = await freshDatabase(mode.store.kind, servers);
+  const env = { ...db.env, ...agentEnv(mode, options.pollingIntervalMs) };
+  const fleet = new ProcessFleet(env);
+  const host = new FleetHost(options.note);
   try {
-    const result = await runFleetHost(
-      {
-        target: db.target,
-        agents,
-        eventDriven: mode.eventDriven,
-        watchMode: mode.watchMode,
-        pollingIntervalMs: options.pollingIntervalMs,
-        commands: options.commands,
-        loadWindowMs: options.loadWindowMs,
-        pgAdmin:
-          mode.store.kind === 'postgres'
-            ? ((servers.postgres?.admin as Record<string, unknown> | null) ?? null)
-            : null,
-        startParallel: mode.store.kind === 'sqlite' ? 50 : 10,
-      },
-      20 * 60_000,
-      options.note,
-    );
-    return {
+    const [commander] = await fleet.startMany(['commander']);
+    const ready = await host.start({
+      target: db.target,
+      agents,
+      eventDriven: mode.eventDriven,
+      watchMode: mode.watchMode,
+      pollingIntervalMs: options.pollingIntervalMs,
+      counting: options.loadWindowMs > 0,
+      pgAdmin:
+        mode.store.kind === 'postgres'
+          ? ((servers.postgres?.admin as Record<string, unknown> | null) ?? null)
+          : null,
+      startParallel: mode.store.kind === 'sqlite' ? 50 : 10,
+    });
+    await expectWatchMode([commander!], mode.watchMode);
+    const run: PropagationRun = {
       mode: mode.label,
       store: mode.store.label,
       watch_mode: mode.watchMode,
+      agents,
       how: 'in-process',
       commands: options.commands,
-      ...result,
+      delaysFromAck: [],
+      delaysFromSend: [],
+      ackMs: [],
+      missing: 0,
+      startSeconds: ready.startSeconds,
+      heapPerAgentKiB: ready.heapPerAgentKiB,
+      rssPerAgentKiB: ready.rssPerAgentKiB,
+      connections: ready.connections,
     };
+    const waitMs = mode.eventDriven ? 10_000 : options.pollingIntervalMs * 3 + 5_000;
+    for (let i = 0; i < options.commands; i++) {
+      const command = i % 2 === 0 ? 'pause' : 'resume';
+      const answer = await post<{ version?: number }>(
+        `${commander!.url}/api/cluster/${command}?updated_by=bench`,
+      );
+      const version = answer.body.version;
+      if (answer.status !== 200 || typeof version !== 'number')
+        throw new Error(`POST ${command} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+      const times = await host.collect(version, waitMs);
+      run.missing += agents - times.length;
+      for (const t of times) {
+        run.delaysFromAck.push(t - answer.ackAt);
+        run.delaysFromSend.push(t - answer.sentAt);
+      }
+      run.ackMs.push(answer.ackAt - answer.sentAt);
+      await sleep(50 + Math.random() * 200);
+    }
+    if (options.loadWindowMs > 0) {
+      // The last command was a resume: the fleet is running and idle (no documents).
+      await sleep(2_000);
+      run.load = await host.load(options.loadWindowMs);
+    }
+    return run;
   } finally {
+    await host.close();
+    await fleet.stopAll();
     await db.cleanup().catch(() => undefined);
   }
 }
