@@ -193,7 +193,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#adopted = true;
     this.#controlFile = watchControlFile(
       s.controlFile,
-      (command) => this.command(command, 'control file'),
+      (command, atStart) => {
+        // A file that says running at start must not undo a cluster pause (a ConfigMap left at
+        // "running" would resume every new pod of a paused rollout); pause and shutdown apply.
+        if (atStart && command === 'running') return;
+        this.command(command, 'control file');
+      },
       this.logger,
     );
     this.#heartbeat = new Heartbeat({

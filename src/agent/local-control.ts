@@ -29,14 +29,17 @@ export interface ControlFileWatch {
  */
 export function watchControlFile(
   path: string,
-  onCommand: (command: ControlCommand) => void,
+  onCommand: (command: ControlCommand, initial: boolean) => void,
   logger: Logger,
   intervalMs = CONTROL_FILE_POLL_MS,
 ): ControlFileWatch {
   let last: string | null = null;
   let closed = false;
+  let initial = true;
   const read = () => {
     readFile(path, 'utf8', (error, content) => {
+      const atStart = initial;
+      initial = false;
       if (closed) return;
       if (error) {
         last = null; // removed: a later file with the same content applies again
@@ -51,8 +54,8 @@ export function watchControlFile(
         );
         return;
       }
-      logger.info(`Control file ${path}: ${command}`);
-      onCommand(command);
+      logger.info(`Control file ${path}: ${command}${atStart ? ' (found at start)' : ''}`);
+      onCommand(command, atStart);
     });
   };
   const listener = (current: Stats, previous: Stats) => {

@@ -207,6 +207,26 @@ describe('one agent', () => {
     assert.equal(agent.controlStatus?.lastError, null);
   });
 
+  it('does not let a control file that says running at start undo a cluster pause', async () => {
+    const { writeFileSync } = await import('node:fs');
+    await box.store.writeCommand({ command: 'pause', reason: 'rollout', updated_by: 't' });
+    const agent = box.agent();
+    writeFileSync(agent.settings.controlFile, 'running\n');
+    await agent.start();
+    await waitFor(() => agent.stats.lastHeartbeatAt !== null, { what: 'a heartbeat' });
+    // The file is read at start; give its first read the time of a few polls before looking.
+    await waitFor(() => agent.stats.claims === 0 && Date.now() - agent.stats.startedAt.getTime() > 500, {
+      what: 'half a second after start',
+    });
+    assert.equal(agent.state, 'paused');
+    // A pause in the file at start does apply.
+    const other = box.agent();
+    writeFileSync(other.settings.controlFile, 'pause');
+    await box.store.writeCommand({ command: 'running', reason: null, updated_by: 't' });
+    await other.start();
+    await waitFor(() => other.state === 'paused', { what: 'the second agent paused by its file' });
+  });
+
   it('follows the control file', async () => {
     const { writeFileSync } = await import('node:fs');
     const agent = box.agent();

@@ -350,6 +350,24 @@ for (const { name, url } of servers) {
       assert.deepEqual(await store.countDocuments(), { pending: 0, processing: 0, processed: 0, failed: 0 });
     });
 
+    it('stores a batch the server partly refuses all or nothing (FerretDB has no nested arrays)', async (t) => {
+      const store = await open();
+      try {
+        const ids = await store.insertDocuments([{ fine: 1 }, { matrix: [[1, 2], [3]] }, { fine: 2 }]);
+        assert.equal(ids.length, 3); // a real MongoDB stores nested arrays
+        t.diagnostic('this server stores nested arrays');
+      } catch (error) {
+        assert.equal((error as { code?: string }).code, 'PA_BAD_REQUEST');
+        assert.match((error as Error).message, /the MongoDB server refused document 1: .*nested arrays/);
+        assert.deepEqual(await store.countDocuments(), {
+          pending: 0,
+          processing: 0,
+          processed: 0,
+          failed: 0,
+        });
+      }
+    });
+
     it('claims and completes batches of 100 (timings as diagnostics)', async (t) => {
       const store = await open();
       await store.insertDocuments(Array.from({ length: 1000 }, (_, i) => ({ i })));

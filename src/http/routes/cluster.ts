@@ -24,7 +24,11 @@ const DURATION_PATTERN = '^(\\d{1,9}(\\.\\d{1,3})?|(\\d{1,9}(\\.\\d{1,3})?(ms|s|
 const COMMON_QUERY = {
   ...AuditQuery.properties,
   expected_version: Type.Optional(
-    Type.Integer({ minimum: 0, description: 'Fail with 409 unless the current version is this one.' }),
+    Type.Integer({
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description: 'Fail with 409 unless the current version is this one.',
+    }),
   ),
   wait: Type.Optional(
     Type.Boolean({
@@ -98,7 +102,7 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
         schema: {
           summary: `${verb[0]!.toUpperCase()}${verb.slice(1)} every agent of the cluster`,
           querystring: command === 'pause' ? PauseQuery : OtherCommandQuery,
-          headers: Type.Object({ 'if-match': Type.Optional(Type.String({ pattern: '^"?\\d+"?$' })) }),
+          headers: Type.Object({ 'if-match': Type.Optional(Type.String({ pattern: '^"?\\d{1,15}"?$' })) }),
           response: {
             200: Type.Object({ status: Type.Literal('success') }, { additionalProperties: true }),
             '4xx': ErrorBody,

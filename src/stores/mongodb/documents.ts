@@ -152,7 +152,20 @@ export async function insertDocuments(
     created_at: now,
     updated_at: now,
   }));
-  await documents.insertMany(docs, { ordered: true });
+  try {
+    await documents.insertMany(docs, { ordered: true });
+  } catch (error) {
+    // The server refused a document (FerretDB, for one, has no arrays inside arrays): take back
+    // the ones written before it, so that a refused request stores nothing, and say which.
+    if (!(error instanceof MongoBulkWriteError) || error.code !== 2) throw error;
+    const refused = error.writeErrors;
+    const first = Array.isArray(refused) ? refused[0] : refused;
+    await documents.deleteMany({ _id: { $in: docs.map((d) => d._id) }, status: 'pending', attempts: 0 });
+    throw new PullingAgentError(
+      'PA_BAD_REQUEST',
+      `the MongoDB server refused document ${first?.index ?? '?'}: ${first?.errmsg ?? error.message}`,
+    );
+  }
   return docs.map((d) => d._id.toHexString());
 }
 
