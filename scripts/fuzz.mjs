@@ -111,6 +111,9 @@ for (const store of stores) {
         `${agent.url}/openapi.json`,
         '--max-examples',
         String(examples),
+        // FerretDB answers document writes slowly beside a fuzzer's thousands of documents.
+        '--request-timeout',
+        '60',
         // Shutting the agent down would end the run; those two are covered by the tests.
         '--exclude-path',
         '/api/cluster/shutdown',
