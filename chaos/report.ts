@@ -8,6 +8,7 @@ export interface RunReport {
   startedAt: string;
   seconds: number;
   commit: string;
+  warnings: string[];
   machine: string;
   stores: string[];
   skipped: string[];
@@ -61,6 +62,7 @@ export function renderTerminal(report: RunReport): string {
   out.push('', broken.length === 0 ? 'Every promise held.' : `BROKEN PROMISES (${broken.length}):`);
   for (const b of broken) out.push(`  - ${b}`);
   for (const s of report.skipped) out.push(`skipped: ${s}`);
+  for (const w of report.warnings) out.push(`warning: ${w}`);
   return out.join('\n') + '\n';
 }
 
@@ -86,5 +88,6 @@ export function renderMarkdown(report: RunReport): string {
   out.push('', broken.length === 0 ? 'Every promise held.' : `**Broken promises (${broken.length}):**`);
   for (const b of broken) out.push(`- ${cell(b)}`);
   for (const s of report.skipped) out.push(`- skipped: ${s}`);
+  for (const w of report.warnings) out.push(`- warning: ${w}`);
   return out.join('\n') + '\n';
 }

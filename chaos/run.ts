@@ -5,7 +5,8 @@
 //   --only=kills,outage   run these scenarios only      --stores=sqlite,postgres   these stores only
 
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,16 +24,36 @@ import { configuredStores } from './stores.js';
 
 const SCENARIOS: Scenario[] = [outage, kills, commanders, shutdown, steady];
 const RESULTS = fileURLToPath(new URL('../../chaos/results/', import.meta.url));
+const DIST_SRC = fileURLToPath(new URL('../src/', import.meta.url));
 const fleets = new Set<ChaosFleet>();
 
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
+/** The commit, marked `+changes` when src/ differs from it (the agents run the working tree). */
 function commit(): string {
   try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const head = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { encoding: 'utf8' }).trim();
+    return dirty ? `${head}+changes` : head;
   } catch {
     return 'unknown';
   }
+}
+
+/** A fingerprint of the compiled agent: a rebuild during a run means results from two versions. */
+function agentBuild(dir = DIST_SRC): string {
+  const hash = createHash('sha1');
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) =>
+      a.name.localeCompare(b.name),
+    )) {
+      const path = join(d, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else hash.update(`${path} ${statSync(path).size} ${statSync(path).mtimeMs}\n`);
+    }
+  };
+  walk(dir);
+  return hash.digest('hex');
 }
 
 async function runOne(
@@ -116,6 +137,8 @@ async function main(): Promise<number> {
   }
   for (const s of configured.skipped) say(s);
   const startedAt = new Date();
+  const build = agentBuild();
+  const revision = commit();
   say(
     `chaos (${params.mode}): ${scenarios.map((s) => s.id).join(', ')} on ${stores.map((s) => s.label).join(', ')}`,
   );
@@ -124,11 +147,15 @@ async function main(): Promise<number> {
   for (const scenario of scenarios)
     for (const store of stores) results.push(await runOne(scenario, store, params));
 
+  const rebuilt = agentBuild() !== build;
+  if (rebuilt)
+    say('warning: dist/src was rebuilt during the run; agents started after that ran another build');
   const report: RunReport = {
     mode: params.mode,
     startedAt: startedAt.toISOString(),
     seconds: (Date.now() - startedAt.getTime()) / 1000,
-    commit: commit(),
+    commit: revision,
+    warnings: rebuilt ? ['dist/src was rebuilt during the run: later agents ran a different build'] : [],
     machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
     stores: stores.map((s) => s.label),
     skipped: configured.skipped,
