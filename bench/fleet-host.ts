@@ -104,7 +104,9 @@ class Fleet {
             url: t.url,
             database: t.database,
             collection: t.collection,
-            clientOptions: { monitorCommands: this.#task.counting },
+            // One pool connection (plus the driver's monitoring one) per agent: 500 agents with
+            // the default pool of 5 opened ~2,000 connections and FerretDB stopped answering.
+            clientOptions: { monitorCommands: this.#task.counting, maxPoolSize: 1 },
           })
         : await openStore(t);
     return this.#task.counting ? countingStore(store, this.#storeCounter) : store;

@@ -32,7 +32,7 @@ function propagationRows(r: Results): Row[] {
     ms(p.from_ack_ms.max),
     ms(p.from_send_ms.p99),
     ms(p.post_ms.p50),
-    `${p.commands}${p.missing ? ` (${p.missing} missing)` : ''}`,
+    `${p.commands}${p.missing ? ` (${p.missing} missing)` : ''}${p.limit ? ` — ${p.limit}` : ''}`,
   ]);
 }
 const PROPAGATION_HEADER = [

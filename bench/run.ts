@@ -10,6 +10,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
+import { abortAll } from './lib/cleanup.js';
 import { describeMachine, loadNow } from './lib/machine.js';
 import { Progress } from './lib/progress.js';
 import type {
@@ -49,7 +50,7 @@ const PLAN = quick
       loadAgents: 5,
       commands: 5,
       pollingIntervalMs: 500,
-      loadWindowMs: 3_000,
+      loadWindowMs: 2_000,
       drain: { agents: 3, rounds: 2, handlerMs: 200 },
       throughput: {
         documents: 2_000,
@@ -166,11 +167,13 @@ async function main(): Promise<number> {
     peers: only.has('throughput'),
     log: (t) => console.error(t),
   });
-  const stopServers = () => void servers.stop();
-  process.once('SIGINT', () => {
-    stopServers();
-    process.exit(130);
-  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      console.error(`\n${signal}: stopping every agent and server this run started`);
+      abortAll();
+      void servers.stop().finally(() => process.exit(130));
+    });
+  }
   try {
     results.servers = servers.notes;
     if (servers.postgres) machine.stores.postgres = `PostgreSQL ${servers.postgres.version}`;
@@ -222,13 +225,27 @@ async function main(): Promise<number> {
                     `max_connections ${pgServer.maxConnections} fits ${agents} agents (5 connections each at most), not ${requested}`,
                   );
                 }
-                const run = await propagationInProcess(mode, agents, servers, {
+                const options = {
                   commands: PLAN.commands,
                   pollingIntervalMs: PLAN.pollingIntervalMs,
                   loadWindowMs: requested === PLAN.loadAgents ? PLAN.loadWindowMs : 0,
-                  note: (t) => progress.note(t),
-                });
-                results.propagation.push(propagationFigure(run));
+                  note: (t: string) => progress.note(t),
+                };
+                let run: PropagationRun;
+                let limit: string | undefined;
+                try {
+                  run = await propagationInProcess(mode, agents, servers, options);
+                } catch (error) {
+                  // The largest fleet may not fit a store: that is a figure (the store's limit), so
+                  // it is recorded, and half the fleet is measured instead, once.
+                  if (requested !== Math.max(...PLAN.inProcessAgents) || requested === PLAN.loadAgents)
+                    throw error;
+                  limit = `${agents} agents failed: ${(error as Error).message.split('\n')[0]}`;
+                  progress.note(`${limit}; measuring ${Math.floor(agents / 2)} instead`);
+                  agents = Math.floor(agents / 2);
+                  run = await propagationInProcess(mode, agents, servers, options);
+                }
+                results.propagation.push({ ...propagationFigure(run), ...(limit ? { limit } : {}) });
                 const load = loadFigure(mode, run, PLAN.pollingIntervalMs);
                 if (load) results.load.push(load);
               }),

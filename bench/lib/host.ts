@@ -5,6 +5,7 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { join } from 'node:path';
 
 import type { FleetLoad, FleetReady, FleetTask, HostReply, HostRequest } from '../fleet-host.js';
+import { onAbort } from './cleanup.js';
 import { ROOT } from './servers.js';
 
 const HOST = join(ROOT, 'dist/bench/fleet-host.js');
@@ -13,12 +14,14 @@ export class FleetHost {
   readonly #child: ChildProcess;
   #waiting: { resolve(reply: HostReply): void; reject(error: Error): void } | null = null;
   #exited = false;
+  readonly #unregister: () => void;
 
   constructor(note: (text: string) => void) {
     this.#child = fork(HOST, [], {
       execArgv: ['--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    this.#unregister = onAbort(() => this.#child.kill('SIGKILL'));
     this.#child.on('message', (reply: HostReply) => {
       if (reply.type === 'progress') return note(reply.text);
       const waiting = this.#waiting;
@@ -75,9 +78,10 @@ export class FleetHost {
 
   /** Stops the agents (gracefully, within 5 minutes), then makes sure the process is gone. */
   async close(): Promise<void> {
+    this.#unregister();
     if (this.#exited) return;
     const exited = new Promise((resolve) => this.#child.once('exit', resolve));
-    await this.#request({ type: 'stop' }, 'stopped', 5 * 60_000).catch(() => undefined);
+    await this.#request({ type: 'stop' }, 'stopped', 120_000).catch(() => undefined);
     const timer = setTimeout(() => this.#child.kill('SIGKILL'), 5_000);
     await exited;
     clearTimeout(timer);

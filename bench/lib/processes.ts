@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
+import { onAbort } from './cleanup.js';
 import { ROOT } from './servers.js';
 import { sleep, until } from './stats.js';
 
@@ -33,6 +34,10 @@ export interface AgentProcess {
 export class ProcessFleet {
   readonly dir = mkdtempSync(join(tmpdir(), 'pa-bench-fleet-'));
   readonly agents: AgentProcess[] = [];
+  readonly #unregister = onAbort(() => {
+    for (const a of this.agents) if (a.child.exitCode === null) a.child.kill('SIGKILL');
+    rmSync(this.dir, { recursive: true, force: true });
+  });
 
   constructor(private readonly baseEnv: Record<string, string>) {}
 
@@ -112,6 +117,7 @@ export class ProcessFleet {
       }),
     );
     rmSync(this.dir, { recursive: true, force: true });
+    this.#unregister();
   }
 }
 
@@ -122,14 +128,15 @@ export async function post<T = Record<string, unknown>>(
   url: string,
 ): Promise<{ status: number; body: T; sentAt: number; ackAt: number }> {
   const sentAt = epochNow();
-  const response = await fetch(url, { method: 'POST' });
+  // Bounded: a store that stops answering fails the scenario instead of hanging the run.
+  const response = await fetch(url, { method: 'POST', signal: AbortSignal.timeout(60_000) });
   const ackAt = epochNow();
   const body = (await response.json()) as T;
   return { status: response.status, body, sentAt, ackAt };
 }
 
 export async function getJson<T = Record<string, unknown>>(url: string): Promise<T> {
-  const response = await fetch(url);
+  const response = await fetch(url, { signal: AbortSignal.timeout(15_000) });
   return (await response.json()) as T;
 }
 

@@ -23,6 +23,8 @@ export interface PropagationFigure {
   rss_per_agent_kib?: number;
   connections?: number | null;
   samples_from_ack_ms: number[];
+  /** Why a larger fleet was not measured (it failed on this store), when it was not. */
+  limit?: string;
 }
 
 export interface LoadFigure {
