@@ -176,7 +176,6 @@ async function placeMarkers(
   candidates: { _id: DocId; seq: number }[],
   agentId: string,
   at: Date,
-  leaseMs: number,
 ): Promise<{ _id: DocId; seq: number }[]> {
   const markers = candidates.map((c) => ({ _id: markerId(collection, c._id, c.seq), agent: agentId, at }));
   try {
@@ -187,34 +186,8 @@ async function placeMarkers(
     const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
     if (writeErrors.length === 0 || writeErrors.some((w) => w.code !== 11000)) throw error;
     const lost = new Set(writeErrors.map((w) => w.index));
-    await releaseAbandonedMarkers(
-      claims,
-      markers.filter((_, index) => lost.has(index)).map((m) => m._id),
-      at,
-      leaseMs,
-    );
     return candidates.filter((_, index) => !lost.has(index));
   }
-}
-
-/**
- * A marker whose claim never got to its update (the claimer died or lost the server between its two
- * writes) would block its document until the markers' TTL. One older than a lease is abandoned:
- * even if its claimer came back, the lease it would have set is over. It is deleted (only if it is
- * still that marker), and the next claim round can take the document.
- */
-async function releaseAbandonedMarkers(
-  claims: Collection<LooseDocument>,
-  ids: string[],
-  now: Date,
-  leaseMs: number,
-): Promise<void> {
-  if (ids.length === 0) return;
-  const stale = await claims
-    .find({ _id: { $in: ids }, at: { $lt: new Date(now.getTime() - leaseMs) } } as Filter<LooseDocument>)
-    .toArray();
-  for (const marker of stale)
-    await claims.deleteOne({ _id: marker._id, at: marker.at } as Filter<LooseDocument>);
 }
 
 /** When each claims collection (one per store) was last cleaned up. */
@@ -253,7 +226,6 @@ export async function claimBatch(
       candidates.map((c) => ({ _id: c._id as DocId, seq: (Number(c.claim_seq) || 0) + 1 })),
       agentId,
       now,
-      leaseMs,
     );
     if (won.length > 0) {
       // Only the holder of marker n+1 moves claim_seq from n, so `$inc` lands on exactly n+1; the
