@@ -47,8 +47,10 @@ function sampleStates(agents: ChaosAgent[]): { stop(): Promise<Sample[]> } {
           const t = performance.now();
           try {
             const s = await a.state(2_000);
+            // Stamped when the answer came: a state seen after the store came back is not a
+            // state held during the outage.
             samples.push({
-              at,
+              at: Date.now(),
               agent: a.id,
               state: s.state,
               version: s.applied_version,
