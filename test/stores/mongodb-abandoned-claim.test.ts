@@ -42,13 +42,11 @@ for (const target of TARGETS.filter((t) => t.name.startsWith('mongodb'))) {
         const [id] = await store.insertDocuments([{ order: 1 }]);
         // What placeMarkers() wrote for the dead claimer ten minutes ago; its update never ran.
         await withDb(db.env.MONGODB_URI!, db.env.MONGODB_DATABASE!, (d) =>
-          d
-            .collection<{ _id: string; agent: string; at: Date }>(CLAIMS_COLLECTION)
-            .insertOne({
-              _id: `documents|o:${id}|1`,
-              agent: 'killed-agent',
-              at: new Date(Date.now() - 600_000),
-            }),
+          d.collection<{ _id: string; agent: string; at: Date }>(CLAIMS_COLLECTION).insertOne({
+            _id: `documents|o:${id}|1`,
+            agent: 'killed-agent',
+            at: new Date(Date.now() - 600_000),
+          }),
         );
         assert.equal((await store.getDocument(id!))?.status, 'pending', 'nobody holds it');
         const claimed = await store.claimBatch('live-agent', 10, 60_000);
