@@ -167,15 +167,20 @@ async function createMongo(url: string): Promise<ChaosDatabase> {
         .find({ _id: { $in: ids.map((id) => ObjectId.createFromHexString(id)) } })
         .project({ _id: 1, claim_seq: 1, status: 1 })
         .toArray();
-      const markers = client.db(database).collection<{ _id: string }>(CLAIMS_COLLECTION);
-      let blocked = 0;
+      const markers = client
+        .db(database)
+        .collection<{ _id: string; agent: string; at: Date }>(CLAIMS_COLLECTION);
+      const blocked: string[] = [];
       for (const d of docs) {
         const next = `documents|o:${idToString(d._id)}|${(Number(d.claim_seq) || 0) + 1}`;
-        if (d.status === 'pending' && (await markers.countDocuments({ _id: next })) > 0) blocked++;
+        const marker = d.status === 'pending' ? await markers.findOne({ _id: next }) : null;
+        if (marker)
+          blocked.push(`${marker.agent} ${Math.round((Date.now() - marker.at.getTime()) / 1000)} s ago`);
       }
-      return blocked === 0
+      // A fresh marker may be a claim still on its way; an old one is a claim that never finished.
+      return blocked.length === 0
         ? ''
-        : `${blocked} of them pending behind a claim marker whose claim never happened (a claim interrupted between its two writes)`;
+        : `${blocked.length} of them pending behind a claim marker whose update never came (placed by ${blocked.slice(0, 3).join(', ')})`;
     },
     async stillHeld(agentId, ids) {
       const wanted = new Set(ids);

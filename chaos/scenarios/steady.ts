@@ -26,7 +26,11 @@ export const steady: Scenario = {
     const resume = await agents[0]!.call('POST', '/api/cluster/resume?reason=chaos+steady+go');
     if (resume.status !== 200) throw new Error(`resume answered ${resume.status}`);
     const started = Date.now();
-    const done = await drained(db.store, Math.max(300_000, documents * 20), documents > 10_000 ? 500 : 100);
+    const done = await drained(
+      db.store,
+      Math.max(300_000, documents * (store.kind === 'mongodb' ? 500 : 20)),
+      documents > 10_000 ? 500 : 100,
+    );
     const tookMs = Date.now() - started;
     const ledger = readLedger(ids, fleet.records());
     const throughput = (ids.length - ledger.lost.length) / (tookMs / 1000);
