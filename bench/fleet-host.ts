@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 
 import { type Agent, createAgent } from '../src/agent/agent.js';
 import type { StoreTarget } from '../src/config.js';
@@ -58,6 +59,7 @@ export type HostRequest =
   | { type: 'start'; task: FleetTask }
   | { type: 'collect'; version: number; waitMs: number }
   | { type: 'load'; windowMs: number }
+  | { type: 'loop' }
   | { type: 'stop' };
 
 export type HostReply =
@@ -65,6 +67,7 @@ export type HostReply =
   | { type: 'ready'; ready: FleetReady }
   | { type: 'applied'; version: number; times: number[] }
   | { type: 'load'; load: FleetLoad }
+  | { type: 'loop'; delay: { p50: number; p99: number; max: number } }
   | { type: 'stopped' }
   | { type: 'error'; message: string };
 
@@ -89,6 +92,8 @@ class Fleet {
   readonly #applied = new Map<number, number[]>();
   readonly agents: Agent[] = [];
   #mongoConnections: { open: number } | null = null;
+  /** How late this process's event loop ran (all agents share it), from ready on. */
+  readonly #loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: 5 });
 
   constructor(task: FleetTask) {
     this.#task = task;
@@ -156,6 +161,7 @@ class Fleet {
     await sleep(1_000);
     global.gc?.();
     const after = process.memoryUsage();
+    this.#loopDelay.enable();
     return {
       startSeconds,
       heapPerAgentKiB: (after.heapUsed - before.heapUsed) / 1024 / task.agents,
@@ -188,6 +194,14 @@ class Fleet {
   async collect(version: number, waitMs: number): Promise<number[]> {
     await until(() => (this.#applied.get(version)?.length ?? 0) >= this.#task.agents, waitMs, 2);
     return this.#applied.get(version) ?? [];
+  }
+
+  /** Event-loop delay in ms since ready (or the last call), then starts again. */
+  loopDelay(): { p50: number; p99: number; max: number } {
+    const h = this.#loopDelay;
+    const delay = { p50: h.percentile(50) / 1e6, p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
+    h.reset();
+    return delay;
   }
 
   async load(windowMs: number): Promise<FleetLoad> {
@@ -233,6 +247,8 @@ async function handle(request: HostRequest): Promise<void> {
       });
     case 'load':
       return send({ type: 'load', load: await (fleet as Fleet).load(request.windowMs) });
+    case 'loop':
+      return send({ type: 'loop', delay: (fleet as Fleet).loopDelay() });
     case 'stop':
       await fleet?.stop();
       await send({ type: 'stopped' });

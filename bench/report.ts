@@ -32,6 +32,8 @@ function propagationRows(r: Results): Row[] {
     ms(p.from_ack_ms.max),
     ms(p.from_send_ms.p99),
     ms(p.post_ms.p50),
+    p.host_event_loop_delay_ms ? ms(p.host_event_loop_delay_ms.p99) : '–',
+    p.connections ?? '–',
     `${p.commands}${p.missing ? ` (${p.missing} missing)` : ''}${p.limit ? ` — ${p.limit}` : ''}`,
   ]);
 }
@@ -43,6 +45,8 @@ const PROPAGATION_HEADER = [
   'max ms',
   'p99 from send',
   'POST ms',
+  'Host loop delay p99 ms',
+  'Connections',
   'Commands',
 ];
 
@@ -301,6 +305,10 @@ export function markdown(r: Results, jsonName: string, prefix: string): string {
       `Milliseconds from the moment the client receives the 200 of \`POST /api/cluster/pause|resume\` to the moment each agent applied it; ${r.settings.commands} commands, alternately pause and resume, each waited for. The POST goes to one more agent, the commander, a separate agent process that is not counted (it applies the command itself before answering). Agent processes: the \`time\` of each agent's \`[Distributed Control] Applying command … (version N)\` log line (LOG_FORMAT=json, 1 ms resolution; nothing added by the measuring). In-process agents (\`createAgent\`, each with its own store instance, all in one Node process): the \`applied\` event, stamped on the same clock as the POST (\`performance.timeOrigin + performance.now()\` in both processes). Negative values: the agent applied the command before the 200 reached the client (the commander writes, applies, lists the agents, then answers — "POST ms"). Polling modes use \`CONTROL_POLLING_INTERVAL=${interval}\` s (±10 % jitter), so the expected mean is ≈ ${interval / 2} s and the maximum ${interval * 1.1} s.`,
     );
     lines.push('');
+    lines.push(
+      '"Host loop delay": how late the fleet host\'s single event loop ran while the commands propagated (`monitorEventLoopDelay`), i.e. what sharing one process adds to the in-process figures. "Connections": PostgreSQL backends of the agents (`pg_stat_activity`), or MongoDB pool plus monitoring connections.',
+    );
+    lines.push('');
     lines.push(table(PROPAGATION_HEADER, propagationRows(r)));
     lines.push('');
   }
@@ -390,7 +398,7 @@ export function propagationSvg(r: Results): string {
   ].filter((panel) => panel.modes.length > 0);
   const width = 980;
   const panelHeight = 300;
-  const svg = new Svg(width, 70 + panels.length * (panelHeight + 70));
+  const svg = new Svg(width, 90 + panels.length * (panelHeight + 70));
   svg.text(20, 28, 'Propagation: ms from the POST’s 200 to each agent applying the command', {
     size: 16,
     weight: 'bold',
@@ -402,15 +410,15 @@ export function propagationSvg(r: Results): string {
     { size: 11, fill: '#555' },
   );
   svg.legend(
-    560,
-    48,
+    20,
+    66,
     sizes.map((label, i) => ({
       label: label.replace(' processes', ' processes').replace(' in-process', ' in-process'),
       color: COLORS[i % COLORS.length] as string,
     })),
   );
   panels.forEach((panel, pi) => {
-    const top = 80 + pi * (panelHeight + 70);
+    const top = 100 + pi * (panelHeight + 70);
     const left = 70;
     const plotW = width - left - 30;
     const plotH = panelHeight - 40;
@@ -418,19 +426,29 @@ export function propagationSvg(r: Results): string {
       (p) =>
         panel.modes.includes(p.mode) && (pi === 0 ? p.watch_mode !== 'polling' : p.watch_mode === 'polling'),
     );
+    const polling = panel.title.startsWith('Polling');
     const values = runs.flatMap((p) => [p.from_ack_ms.p50, p.from_ack_ms.p99, p.from_ack_ms.max, 0]);
-    if (pi === 1 || panel.title.startsWith('Polling')) values.push(interval * 1.1);
-    const axis = ticks(Math.min(...values), Math.max(...values));
-    const lo = axis[0] as number;
-    const hi = axis[axis.length - 1] as number;
-    const y = (v: number) => top + plotH - ((v - lo) / (hi - lo)) * plotH;
+    if (polling) values.push(interval * 1.1);
+    // Event-driven figures span 0.01 ms to a second: a log axis from 1 ms (anything below, including
+    // agents that applied before the 200, is drawn at 1 ms; the labels give the real p99).
+    let y: (v: number) => number;
+    let axis: number[];
+    if (polling) {
+      axis = ticks(0, Math.max(...values));
+      const hi = axis[axis.length - 1] as number;
+      y = (v: number) => top + plotH - (Math.max(0, v) / hi) * plotH;
+    } else {
+      const decades = Math.max(1, Math.ceil(Math.log10(Math.max(...values, 10))));
+      axis = Array.from({ length: decades + 1 }, (_, i) => 10 ** i);
+      y = (v: number) => top + plotH - (Math.log10(Math.max(1, v)) / decades) * plotH;
+    }
     svg.text(left, top - 8, panel.title, { size: 13, weight: 'bold' });
     for (const t of axis) {
       svg.line(left, y(t), left + plotW, y(t), t === 0 ? '#888' : '#e5e5e5');
       svg.text(left - 6, y(t) + 4, `${t}`, { size: 11, anchor: 'end', fill: '#555' });
     }
     svg.text(18, top + plotH / 2, 'ms', { size: 11, rotate: -90, anchor: 'middle', fill: '#555' });
-    if (panel.title.startsWith('Polling')) {
+    if (polling) {
       svg.line(left, y(interval), left + plotW, y(interval), '#999', 1, '4 3');
       svg.text(left + plotW, y(interval) - 4, 'interval', { size: 10, anchor: 'end', fill: '#777' });
       svg.line(left, y(interval * 1.1), left + plotW, y(interval * 1.1), '#d62728', 1, '4 3');
@@ -453,9 +471,9 @@ export function propagationSvg(r: Results): string {
         const a = p.from_ack_ms;
         svg.rect(
           bx + 2,
-          Math.min(y(a.p50), y(0)),
+          Math.min(y(a.p50), y(polling ? 0 : 1)),
           barW - 4,
-          Math.abs(y(a.p50) - y(0)),
+          Math.abs(y(a.p50) - y(polling ? 0 : 1)),
           color,
           `${mode}, ${size}: p50 ${a.p50} ms, p99 ${a.p99} ms, max ${a.max} ms`,
         );
@@ -476,7 +494,7 @@ export function throughputSvg(r: Results): string {
   const workers = [...new Set(r.throughput.map((t) => t.workers))].sort((a, b) => a - b);
   const barH = 16;
   const groupH = systems.length * barH + 24;
-  const left = 290;
+  const left = 330;
   const width = 980;
   const plotW = width - left - 90;
   const svg = new Svg(width, 90 + workers.length * groupH + 30);
@@ -535,6 +553,6 @@ export function throughputSvg(r: Results): string {
 }
 
 function label(t: Results['throughput'][number]): string {
-  if (t.system !== 'pulling-agent') return `${t.system} (${t.store})`;
+  if (t.system !== 'pulling-agent') return `${t.system} (${t.store.replace(/ \(.*\)$/, '')})`;
   return `pulling-agent ${t.store}, BATCH_SIZE=${t.batchSize}`;
 }

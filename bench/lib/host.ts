@@ -72,6 +72,10 @@ export class FleetHost {
     return (await this.#request({ type: 'collect', version, waitMs }, 'applied', waitMs + 30_000)).times;
   }
 
+  async loopDelay(): Promise<{ p50: number; p99: number; max: number }> {
+    return (await this.#request({ type: 'loop' }, 'loop', 30_000)).delay;
+  }
+
   async load(windowMs: number): Promise<FleetLoad> {
     return (await this.#request({ type: 'load', windowMs }, 'load', windowMs + 60_000)).load;
   }

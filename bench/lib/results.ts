@@ -22,6 +22,8 @@ export interface PropagationFigure {
   heap_per_agent_kib?: number;
   rss_per_agent_kib?: number;
   connections?: number | null;
+  /** In-process: how late the fleet host's one event loop ran while the commands propagated. */
+  host_event_loop_delay_ms?: { p50: number; p99: number; max: number };
   samples_from_ack_ms: number[];
   /** Why a larger fleet was not measured (it failed on this store), when it was not. */
   limit?: string;

@@ -27,6 +27,8 @@ export interface PropagationRun {
   heapPerAgentKiB?: number;
   rssPerAgentKiB?: number;
   connections?: number | null;
+  /** The fleet host's event-loop delay during the commands (in-process only), ms. */
+  hostLoopDelayMs?: { p50: number; p99: number; max: number };
   load?: FleetLoad;
 }
 
@@ -173,6 +175,7 @@ export async function propagationInProcess(
       run.ackMs.push(answer.ackAt - answer.sentAt);
       await sleep(50 + Math.random() * 200);
     }
+    run.hostLoopDelayMs = await host.loopDelay();
     if (options.loadWindowMs > 0) {
       // The last command was a resume: the fleet is running and idle (no documents).
       await sleep(2_000);
