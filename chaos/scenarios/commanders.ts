@@ -41,7 +41,9 @@ export const commanders: Scenario = {
             const answer = await agent.call<{ version?: number; error?: string }>(
               'POST',
               `/api/cluster/${path}?updated_by=client-${client}&reason=chaos+${i}`,
-              30_000,
+              // Longer than any store's own budget for a contended write (30 s on MongoDB, then a
+              // clean 503), so that the store answers, not the harness's patience.
+              90_000,
             );
             sent.push({
               client,
