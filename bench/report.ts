@@ -388,7 +388,8 @@ export function propagationSvg(r: Results): string {
   const sizeKey = (p: Results['propagation'][number]) => `${p.agents} ${p.how}`;
   const panels = [
     {
-      title: 'Event-driven',
+      title:
+        'Event-driven (log scale; values at or below 1 ms, including agents that applied before the 200, drawn at 1 ms)',
       modes: MODE_ORDER.filter((m) => r.propagation.some((p) => p.mode === m && p.watch_mode !== 'polling')),
     },
     {
