@@ -86,7 +86,8 @@ async function inChunks<T>(items: T[], size: number, work: (item: T) => Promise<
 
 class Fleet {
   readonly #task: FleetTask;
-  readonly #tmp = mkdtempSync(join(tmpdir(), 'pa-bench-host-'));
+  /** Made (and removed, even if this process is killed) by the benchmark's side, lib/host.ts. */
+  readonly #tmp = process.env.PA_BENCH_HOST_DIR ?? mkdtempSync(join(tmpdir(), 'pa-bench-host-'));
   readonly #storeCounter = new Counter();
   readonly #wireCounter = new Counter();
   readonly #applied = new Map<number, number[]>();

@@ -2,6 +2,8 @@
 // answered or failed within its own time limit; the host is killed if it hangs or on close().
 
 import { type ChildProcess, fork } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { FleetLoad, FleetReady, FleetTask, HostReply, HostRequest } from '../fleet-host.js';
@@ -15,13 +17,18 @@ export class FleetHost {
   #waiting: { resolve(reply: HostReply): void; reject(error: Error): void } | null = null;
   #exited = false;
   readonly #unregister: () => void;
+  readonly #dir = mkdtempSync(join(tmpdir(), 'pa-bench-host-'));
 
   constructor(note: (text: string) => void) {
     this.#child = fork(HOST, [], {
       execArgv: ['--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, PA_BENCH_HOST_DIR: this.#dir },
     });
-    this.#unregister = onAbort(() => this.#child.kill('SIGKILL'));
+    this.#unregister = onAbort(() => {
+      this.#child.kill('SIGKILL');
+      rmSync(this.#dir, { recursive: true, force: true });
+    });
     this.#child.on('message', (reply: HostReply) => {
       if (reply.type === 'progress') return note(reply.text);
       const waiting = this.#waiting;
@@ -83,11 +90,15 @@ export class FleetHost {
   /** Stops the agents (gracefully, within 5 minutes), then makes sure the process is gone. */
   async close(): Promise<void> {
     this.#unregister();
-    if (this.#exited) return;
-    const exited = new Promise((resolve) => this.#child.once('exit', resolve));
-    await this.#request({ type: 'stop' }, 'stopped', 120_000).catch(() => undefined);
-    const timer = setTimeout(() => this.#child.kill('SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
+    try {
+      if (this.#exited) return;
+      const exited = new Promise((resolve) => this.#child.once('exit', resolve));
+      await this.#request({ type: 'stop' }, 'stopped', 120_000).catch(() => undefined);
+      const timer = setTimeout(() => this.#child.kill('SIGKILL'), 5_000);
+      if (!this.#exited) await exited;
+      clearTimeout(timer);
+    } finally {
+      rmSync(this.#dir, { recursive: true, force: true });
+    }
   }
 }
