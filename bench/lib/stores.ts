@@ -12,6 +12,7 @@ import pg from 'pg';
 
 import type { StoreTarget } from '../../src/config.js';
 import type { WatchMode } from '../../src/stores/types.js';
+import { onAbort } from './cleanup.js';
 import type { Servers } from './servers.js';
 
 export type StoreKind = 'sqlite' | 'postgres' | 'mongodb';
@@ -77,10 +78,15 @@ export async function freshDatabase(kind: StoreKind, servers: Servers): Promise<
   if (kind === 'sqlite') {
     const dir = mkdtempSync(join(tmpdir(), 'pa-bench-sqlite-'));
     const path = join(dir, 'store.db');
+    const remove = () => rmSync(dir, { recursive: true, force: true });
+    const unregister = onAbort(remove);
     return {
       env: { STORE_URL: `sqlite:${path}` },
       target: { kind: 'sqlite', path },
-      cleanup: async () => rmSync(dir, { recursive: true, force: true }),
+      cleanup: async () => {
+        remove();
+        unregister();
+      },
     };
   }
   if (kind === 'postgres') {
