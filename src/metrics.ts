@@ -123,6 +123,12 @@ export function createMetrics(agent: Agent): Registry {
     'Store operations that failed (each is retried).',
     () => agent.stats.storeErrors,
   );
+  mirroredCounter(
+    registry,
+    'leases_lapsed_total',
+    'Batches stopped because their lease could have run out without a renewal (their handlers were aborted).',
+    () => agent.stats.leasesLapsed,
+  );
 
   const applyLatency = new Histogram({
     name: `${PREFIX}control_apply_latency_seconds`,

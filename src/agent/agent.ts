@@ -118,6 +118,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       documentsRetried: 0,
       handlerErrors: 0,
       storeErrors: 0,
+      leasesLapsed: 0,
       startedAt: new Date(),
       lastBatchAt: null,
       lastHeartbeatAt: null,
@@ -326,10 +327,10 @@ export class Agent extends EventEmitter<AgentEvents> {
         continue;
       }
       let documents;
+      const claimedAt = performance.now();
       try {
-        const started = performance.now();
         documents = await this.store.claimBatch(s.agentId, s.batchSize, s.leaseTimeoutMs);
-        this.emit('claimed', documents.length, (performance.now() - started) / 1000);
+        this.emit('claimed', documents.length, (performance.now() - claimedAt) / 1000);
         this.#stats.claims++;
         backoff = 250;
       } catch (error) {
@@ -353,6 +354,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         logger: this.logger,
         stats: this.#stats,
         onHandled: (outcome, seconds) => this.emit('handled', outcome, seconds),
+        claimedAt,
       });
       this.#batch = batch;
       void this.#heartbeat?.beat();

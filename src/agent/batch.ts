@@ -2,6 +2,12 @@
 // halts it (no new document starts, the ones not started go back to pending at once, the running
 // ones finish); a shutdown that runs out of time aborts it (handlers get their AbortSignal, their
 // documents go back to pending). Completions are written together, leases renewed meanwhile.
+//
+// The batch's writes (renewals, completions, failures, releases) go to the store one at a time:
+// FerretDB applies an update as read, then write the whole document, so a renewal that overlapped
+// a completion could write the document back as processing and undo it. And a lease whose
+// renewals failed until it may have run out stops the batch: its handlers are aborted and their
+// outcome ignored, because another agent may already be running the same documents.
 
 import type { Logger } from 'pino';
 
@@ -25,6 +31,8 @@ export interface BatchStats {
   documentsRetried: number;
   handlerErrors: number;
   storeErrors: number;
+  /** Batches stopped because their lease ran out without a renewal. */
+  leasesLapsed: number;
 }
 
 export type DocumentOutcome = 'processed' | 'retried' | 'failed';
@@ -40,6 +48,8 @@ export interface BatchOptions {
   stats: BatchStats;
   /** Called once per handler that finished (not for aborted ones), with its duration. */
   onHandled?(outcome: DocumentOutcome, seconds: number): void;
+  /** performance.now() when the claim was sent: the store's leases run from no earlier than that. */
+  claimedAt?: number;
 }
 
 const MAX_ERROR_LENGTH = 4_000;
@@ -52,10 +62,17 @@ export class BatchRun {
   #halted = false;
   #aborted = false;
   #abandon: (() => void) | null = null;
+  /** performance.now() by which the leases may have run out, unless renewed before. */
+  #leaseEnds: number;
+  #lapsed = false;
+  #renewing = false;
+  /** The tail of the batch's store writes, which run one after the other. */
+  #writes: Promise<unknown> = Promise.resolve();
 
   constructor(documents: ClaimedDocument[], options: BatchOptions) {
     this.#queue = [...documents];
     this.#o = options;
+    this.#leaseEnds = (options.claimedAt ?? performance.now()) + options.leaseMs;
   }
 
   /** Documents claimed but not yet started. */
@@ -66,7 +83,16 @@ export class BatchRun {
   /** Resolves when every started handler has settled (or was abandoned) and completions are written. */
   async run(): Promise<void> {
     const { concurrency, leaseMs } = this.#o;
-    const renew = setInterval(() => void this.#renewLeases(), Math.max(1_000, leaseMs / 3));
+    const renew = setInterval(() => void this.#renewLeases(), Math.max(250, leaseMs / 3));
+    // Stop a little before the store's lease could end, so that nobody else starts these documents
+    // while their handlers here still run (the margin covers timers firing late).
+    const margin = Math.min(1_000, leaseMs / 10);
+    const watch = setInterval(
+      () => {
+        if (performance.now() >= this.#leaseEnds - margin) this.#lapse();
+      },
+      Math.min(250, leaseMs / 10),
+    );
     try {
       const workers = Array.from({ length: Math.min(concurrency, this.#queue.length) }, () => this.#work());
       await Promise.race([
@@ -77,6 +103,7 @@ export class BatchRun {
       ]);
     } finally {
       clearInterval(renew);
+      clearInterval(watch);
     }
     await this.#flushCompleted();
   }
@@ -100,6 +127,27 @@ export class BatchRun {
     this.#abandon?.();
   }
 
+  /** The leases may have run out: abort the handlers, start nothing more, ignore what they do. */
+  #lapse(): void {
+    if (this.#lapsed || this.#aborted) return;
+    this.#lapsed = true;
+    this.#o.stats.leasesLapsed++;
+    const waiting = this.#queue.splice(0).map((d) => d.id);
+    this.#o.logger.warn(
+      { running: this.#running.size, waiting: waiting.length },
+      `Lease lapsed without a renewal: aborting ${this.#running.size} handler(s); other agents may take these documents`,
+    );
+    for (const controller of this.#running.values()) controller.abort(new Error('lease lapsed'));
+    void this.#release(waiting, 'released after their lease lapsed');
+  }
+
+  /** Runs one store write of this batch after the ones before it. */
+  #serial<T>(write: () => Promise<T>): Promise<T> {
+    const next = this.#writes.then(write, write);
+    this.#writes = next.catch(() => undefined);
+    return next;
+  }
+
   async #work(): Promise<void> {
     for (;;) {
       if (this.#halted) return;
@@ -117,16 +165,16 @@ export class BatchRun {
     const seconds = () => (performance.now() - started) / 1000;
     try {
       await handler(doc, { signal: controller.signal, agentId, attempt: doc.attempts, logger });
-      if (this.#aborted) return;
+      if (controller.signal.aborted) return;
       this.#completed.push(doc.id);
       stats.documentsProcessed++;
       this.#o.onHandled?.('processed', seconds());
     } catch (error) {
-      if (this.#aborted) return;
+      if (controller.signal.aborted) return;
       stats.handlerErrors++;
       const message = describeError(error).slice(0, MAX_ERROR_LENGTH);
       try {
-        const status = await store.failDocument(agentId, doc.id, message, maxRetries);
+        const status = await this.#serial(() => store.failDocument(agentId, doc.id, message, maxRetries));
         if (status === 'failed') stats.documentsFailed++;
         else if (status === 'pending') stats.documentsRetried++;
         if (status) this.#o.onHandled?.(status === 'failed' ? 'failed' : 'retried', seconds());
@@ -142,12 +190,21 @@ export class BatchRun {
   }
 
   async #renewLeases(): Promise<void> {
-    const ids = [...this.#running.keys(), ...this.#queue.map((d) => d.id), ...this.#completed];
+    // One renewal at a time: a slow one is not joined by the next.
+    if (this.#renewing || this.#lapsed || this.#aborted) return;
+    this.#renewing = true;
     try {
-      await this.#o.store.extendLeases(this.#o.agentId, ids, this.#o.leaseMs);
+      await this.#serial(async () => {
+        const ids = [...this.#running.keys(), ...this.#queue.map((d) => d.id), ...this.#completed];
+        const sent = performance.now();
+        await this.#o.store.extendLeases(this.#o.agentId, ids, this.#o.leaseMs);
+        this.#leaseEnds = sent + this.#o.leaseMs;
+      });
     } catch (error) {
       this.#o.stats.storeErrors++;
       this.#o.logger.warn(`Could not extend leases: ${describeError(error)}`);
+    } finally {
+      this.#renewing = false;
     }
   }
 
@@ -159,7 +216,13 @@ export class BatchRun {
     let delay = 100;
     for (;;) {
       try {
-        await this.#o.store.completeDocuments(this.#o.agentId, ids);
+        const completed = await this.#serial(() => this.#o.store.completeDocuments(this.#o.agentId, ids));
+        if (completed < ids.length) {
+          this.#o.logger.warn(
+            { documents: ids.length - completed },
+            'Processed documents no longer held by this agent (their lease had run out): their completion was not recorded',
+          );
+        }
         return;
       } catch (error) {
         this.#o.stats.storeErrors++;
@@ -179,7 +242,7 @@ export class BatchRun {
   async #release(ids: string[], why: string): Promise<void> {
     if (ids.length === 0) return;
     try {
-      const released = await this.#o.store.releaseDocuments(this.#o.agentId, ids);
+      const released = await this.#serial(() => this.#o.store.releaseDocuments(this.#o.agentId, ids));
       this.#o.logger.info({ documents: released }, `Documents ${why}`);
     } catch (error) {
       this.#o.stats.storeErrors++;

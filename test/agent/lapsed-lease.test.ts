@@ -7,8 +7,8 @@
 // the work was done twice, by two live agents at once. The usual discipline of a lease holder is
 // to stop working once its lease may have run out without a renewal; the handler's AbortSignal
 // is the way to say so. This test cuts one agent's renewals off and expects its handler to be
-// aborted before another agent starts the same document. Marked todo until src/agent/batch.ts
-// (BatchRun: #renewLeases, #process) stops work whose lease lapsed.
+// aborted before another agent starts the same document.
+// Fixed in src/agent/batch.ts (BatchRun, "store writes one at a time" and "lease lapsed").
 
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -19,9 +19,6 @@ import type { Store } from '../../src/stores/types.js';
 import { type Sandbox, sandbox } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
 
-const FINDING =
-  'src/agent/batch.ts BatchRun: handlers keep running after their lease lapsed without a renewal, while another agent takes the documents';
-
 describe('an agent whose lease renewals fail', () => {
   let box: Sandbox;
   beforeEach(async () => {
@@ -31,7 +28,7 @@ describe('an agent whose lease renewals fail', () => {
     await box.cleanup();
   });
 
-  it('stops its handler before another agent takes the document', { todo: FINDING }, async () => {
+  it('stops its handler before another agent takes the document', async () => {
     const cutOff: Store = Object.create(createSqliteStore({ path: box.dbPath })) as Store;
     cutOff.extendLeases = async () => {
       throw new StoreUnavailableError('extending leases', new Error('connection timed out'));

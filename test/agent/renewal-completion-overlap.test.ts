@@ -10,8 +10,8 @@
 // completed documents went back to processing (none on PostgreSQL).
 //
 // This test checks the agent-side invariant whose absence lets that happen: a batch's completions
-// are never written while a renewal of that batch is still in flight. Marked todo until
-// src/agent/batch.ts waits for the renewal (or stops renewing) before #flushCompleted().
+// are never written while a renewal of that batch is still in flight.
+// Fixed in src/agent/batch.ts (BatchRun, "store writes one at a time" and "lease lapsed").
 
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -19,9 +19,6 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Store } from '../../src/stores/types.js';
 import { type Sandbox, sandbox } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
-
-const FINDING =
-  'src/agent/batch.ts BatchRun.run: completions are written while a lease renewal of the same batch is in flight (FerretDB then undoes the completion)';
 
 /** The sandbox's store, with slow renewals, recording every renewal and completion as an interval. */
 function recordingStore(inner: Store, renewalMs: number) {
@@ -52,28 +49,24 @@ describe('a batch whose lease renewal is slow', () => {
     await box.cleanup();
   });
 
-  it(
-    'never writes its completions while a renewal of the same documents is in flight',
-    { todo: FINDING },
-    async () => {
-      const { createSqliteStore } = await import('../../src/stores/sqlite.js');
-      const { store, calls } = recordingStore(createSqliteStore({ path: box.dbPath }), 600);
-      // Leases of 3 s are renewed every second; a handler of 1.3 s ends while the first renewal
-      // (started at 1 s, 600 ms long) is still on its way.
-      const agent = box.agent({
-        storeInstance: store,
-        leaseTimeoutMs: 3_000,
-        handler: () => new Promise((resolve) => setTimeout(resolve, 1_300)),
-      });
-      await box.store.insertDocuments([{ n: 1 }]);
-      await agent.start();
-      await waitFor(async () => (await box.store.countDocuments()).processed === 1, { what: 'processed' });
-      await waitFor(() => calls.some((c) => c.op === 'extend'), { what: 'the renewal to finish' });
-      const complete = calls.find((c) => c.op === 'complete')!;
-      const overlapping = calls.filter(
-        (c) => c.op === 'extend' && c.start < complete.end && c.end > complete.start,
-      );
-      assert.deepEqual(overlapping, [], 'the completion was written while a renewal was in flight');
-    },
-  );
+  it('never writes its completions while a renewal of the same documents is in flight', async () => {
+    const { createSqliteStore } = await import('../../src/stores/sqlite.js');
+    const { store, calls } = recordingStore(createSqliteStore({ path: box.dbPath }), 600);
+    // Leases of 3 s are renewed every second; a handler of 1.3 s ends while the first renewal
+    // (started at 1 s, 600 ms long) is still on its way.
+    const agent = box.agent({
+      storeInstance: store,
+      leaseTimeoutMs: 3_000,
+      handler: () => new Promise((resolve) => setTimeout(resolve, 1_300)),
+    });
+    await box.store.insertDocuments([{ n: 1 }]);
+    await agent.start();
+    await waitFor(async () => (await box.store.countDocuments()).processed === 1, { what: 'processed' });
+    await waitFor(() => calls.some((c) => c.op === 'extend'), { what: 'the renewal to finish' });
+    const complete = calls.find((c) => c.op === 'complete')!;
+    const overlapping = calls.filter(
+      (c) => c.op === 'extend' && c.start < complete.end && c.end > complete.start,
+    );
+    assert.deepEqual(overlapping, [], 'the completion was written while a renewal was in flight');
+  });
 });

@@ -58,6 +58,7 @@ export function registerStatusRoutes(app: App, { agent, publicConfig }: RouteOpt
       errors: s.handlerErrors + s.storeErrors,
       handler_errors: s.handlerErrors,
       store_errors: s.storeErrors,
+      leases_lapsed: s.leasesLapsed,
       batch_in_flight: agent.batchInFlight,
       last_batch_at: s.lastBatchAt?.toISOString() ?? null,
       last_heartbeat: s.lastHeartbeatAt?.toISOString() ?? null,

@@ -6,8 +6,17 @@
 // every server enforces atomically: each document carries `claim_seq` (how often it was claimed),
 // and an agent owns claim number n+1 of a document only if it inserted the marker
 // `<collection>|<id>|<n+1>` into agent_claims. It then sets the document to processing
-// (conditionally, still pending or with an expired lease) and reads back what carries its claim
-// token. Markers are only needed while claimers race; those older than an hour are deleted.
+// (conditionally: still at claim_seq n, still pending or with an expired lease) and reads back
+// what carries its claim token.
+//
+// A claim can stop between its two writes (the process is killed, the server goes away). Its
+// marker then stays while claim_seq does not move, and every later claimer would lose the same
+// marker race forever. So a marker says until when its claim could still be completed (`until`, one
+// lease after it was placed; a claimer that got its markers later than half a lease after it began
+// gives them up instead of using them), and a claimer that loses against a marker past its
+// `until` moves the document's claim_seq on from n to n+1 without claiming it: the next claim
+// races for marker n+2, which nobody holds. Markers are only needed while claimers race; those
+// older than an hour are deleted.
 //
 // ids are the `_id` as a string: ObjectId hex for documents we insert; user documents whose _id is
 // an ObjectId, a string or an integer work too.
@@ -169,25 +178,85 @@ export async function insertDocuments(
   return docs.map((d) => d._id.toHexString());
 }
 
+interface Candidate {
+  _id: DocId;
+  /** The claim number this claimer races for: the document's claim_seq + 1. */
+  seq: number;
+}
+
+function groupBySeq(candidates: Candidate[]): Map<number, DocId[]> {
+  const groups = new Map<number, DocId[]>();
+  for (const c of candidates) groups.set(c.seq, [...(groups.get(c.seq) ?? []), c._id]);
+  return groups;
+}
+
+/** Matches a document whose claim_seq is n; a user's document without one counts as 0. */
+function atClaimSeq(n: number): Document {
+  return n === 0 ? { claim_seq: { $in: [0, null] } } : { claim_seq: n };
+}
+
 /** Inserts one marker per candidate; resolves with the candidates whose marker this call inserted. */
 async function placeMarkers(
   claims: Collection<LooseDocument>,
   collection: string,
-  candidates: { _id: DocId; seq: number }[],
+  candidates: Candidate[],
   agentId: string,
   at: Date,
-): Promise<{ _id: DocId; seq: number }[]> {
-  const markers = candidates.map((c) => ({ _id: markerId(collection, c._id, c.seq), agent: agentId, at }));
+  leaseMs: number,
+): Promise<{ won: Candidate[]; lost: Candidate[] }> {
+  const until = new Date(at.getTime() + leaseMs);
+  const markers = candidates.map((c) => ({
+    _id: markerId(collection, c._id, c.seq),
+    agent: agentId,
+    at,
+    until,
+  }));
   try {
     await claims.insertMany(markers, { ordered: false });
-    return candidates;
+    return { won: candidates, lost: [] };
   } catch (error) {
     if (!(error instanceof MongoBulkWriteError)) throw error;
     const writeErrors = Array.isArray(error.writeErrors) ? error.writeErrors : [error.writeErrors];
     if (writeErrors.length === 0 || writeErrors.some((w) => w.code !== 11000)) throw error;
-    const lost = new Set(writeErrors.map((w) => w.index));
-    return candidates.filter((_, index) => !lost.has(index));
+    const lostAt = new Set(writeErrors.map((w) => w.index));
+    return {
+      won: candidates.filter((_, index) => !lostAt.has(index)),
+      lost: candidates.filter((_, index) => lostAt.has(index)),
+    };
   }
+}
+
+/**
+ * For the candidates whose marker race this claimer lost: the markers of claims that stopped before
+ * their update and can no longer complete it (past their `until`; a marker without one, from
+ * before it existed, gets this claimer's lease) move their document's claim_seq past them.
+ * Resolves with the candidates taken over, which are worth racing for again at once.
+ */
+async function takeOverAbandoned(
+  { documents, claims }: DocumentCollections,
+  lost: Candidate[],
+  now: Date,
+  leaseMs: number,
+): Promise<Set<Candidate>> {
+  const taken = new Set<Candidate>();
+  if (lost.length === 0) return taken;
+  const byMarker = new Map(lost.map((c) => [markerId(documents.collectionName, c._id, c.seq), c]));
+  const markers = await claims.find({ _id: { $in: [...byMarker.keys()] } }).toArray();
+  for (const marker of markers) {
+    const candidate = byMarker.get(String(marker._id));
+    if (!candidate) continue;
+    const at = marker.at instanceof Date ? marker.at.getTime() : 0;
+    const until = marker.until instanceof Date ? marker.until.getTime() : at + leaseMs;
+    if (until >= now.getTime()) continue;
+    // Only the claim_seq moves: whoever wins marker seq + 1 then claims it as usual. Two
+    // claimers taking the same marker over write the same value.
+    await documents.updateOne(
+      { _id: candidate._id, ...atClaimSeq(candidate.seq - 1), ...claimable(now) } as Filter<LooseDocument>,
+      { $set: { claim_seq: candidate.seq }, $currentDate: { updated_at: true } },
+    );
+    taken.add(candidate);
+  }
+  return taken;
 }
 
 /** When each claims collection (one per store) was last cleaned up. */
@@ -201,52 +270,64 @@ async function cleanupMarkers(claims: Collection<LooseDocument>, now: Date): Pro
 }
 
 export async function claimBatch(
-  { documents, claims, clock }: DocumentCollections,
+  collections: DocumentCollections,
   agentId: string,
   limit: number,
   leaseMs: number,
 ): Promise<ClaimedDocument[]> {
+  const { documents, claims, clock } = collections;
   if (limit <= 0) return [];
   const token = randomUUID();
   let wanted = Math.floor(limit);
+  // Documents another claimer's marker holds: not offered again in this call, so that a few held
+  // ones at the front of the collection do not hide the claimable ones behind them.
+  const passed: DocId[] = [];
   for (let round = 0; round < MAX_CLAIM_ROUNDS && wanted > 0; round++) {
+    const began = performance.now();
     const now = await clock.now();
     const requested = wanted;
     const candidates = await documents
-      .find({ ...claimable(now), _id: ADDRESSABLE_ID } as Filter<LooseDocument>, {
-        projection: { _id: 1, claim_seq: 1 },
-        sort: { _id: 1 },
-        limit: wanted,
-      })
+      .find(
+        { ...claimable(now), _id: passed.length > 0 ? { ...ADDRESSABLE_ID, $nin: passed } : ADDRESSABLE_ID },
+        { projection: { _id: 1, claim_seq: 1 }, sort: { _id: 1 }, limit: wanted },
+      )
       .toArray();
     if (candidates.length === 0) break;
-    const won = await placeMarkers(
+    const { won, lost } = await placeMarkers(
       claims,
       documents.collectionName,
       candidates.map((c) => ({ _id: c._id as DocId, seq: (Number(c.claim_seq) || 0) + 1 })),
       agentId,
       now,
+      leaseMs,
     );
-    if (won.length > 0) {
-      // Only the holder of marker n+1 moves claim_seq from n, so `$inc` lands on exactly n+1; the
-      // status condition keeps a document that was completed in the meantime out.
+    // Markers won this late could be taken over by the time the update lands (see the top):
+    // give them up; their documents become claimable once the markers' `until` has passed.
+    const usable = performance.now() - began <= leaseMs / 2 ? won : [];
+    // Only the holder of marker n+1 moves claim_seq from n, so the update lands on exactly n+1;
+    // the status condition keeps a document that was completed in the meantime out. One update
+    // per claim number (mostly just one: fresh documents are all at 0), as FerretDB runs each
+    // update of a bulk write as a scan of its own.
+    for (const [seq, ids] of groupBySeq(usable)) {
       await documents.updateMany(
-        { _id: { $in: won.map((w) => w._id) }, ...claimable(now) },
+        { _id: { $in: ids }, ...atClaimSeq(seq - 1), ...claimable(now) } as Filter<LooseDocument>,
         {
           $set: {
             status: 'processing',
             claimed_by: agentId,
             claim_token: token,
             lease_until: new Date(now.getTime() + leaseMs),
+            claim_seq: seq,
           },
-          $inc: { claim_seq: 1 },
           $currentDate: { updated_at: true },
         },
       );
     }
-    wanted -= won.length;
+    const takenOver = await takeOverAbandoned(collections, lost, now, leaseMs);
+    passed.push(...lost.filter((c) => !takenOver.has(c)).map((c) => c._id));
+    wanted -= usable.length;
     // Nobody else took any of them and there were fewer than asked for: nothing is left.
-    if (won.length === candidates.length && candidates.length < requested) break;
+    if (lost.length === 0 && candidates.length < requested) break;
   }
   const claimed = await documents.find({ claim_token: token }, { sort: { _id: 1 } }).toArray();
   await cleanupMarkers(claims, await clock.now());
