@@ -27,6 +27,34 @@ export const REDACT_PATHS = [
   'headers.authorization',
 ];
 
+/** Query parameters whose values a request log line shows as [redacted]. */
+const SECRET_PARAMETER = /token|password|passwd|secret|key|auth|credential|signature/i;
+
+/**
+ * A request URL as it may be logged: the values of query parameters that look like credentials
+ * (`?token=…`, `?access_token=…`, `?api_key=…`) are replaced. The API takes none of them, but a
+ * client that sends one anyway must not find it in the logs.
+ */
+export function redactUrl(url: string): string {
+  const question = url.indexOf('?');
+  if (question < 0) return url;
+  const query = url
+    .slice(question + 1)
+    .split('&')
+    .map((pair) => {
+      const equals = pair.indexOf('=');
+      const name = equals < 0 ? pair : pair.slice(0, equals);
+      let decoded = name;
+      try {
+        decoded = decodeURIComponent(name.replace(/\+/g, ' '));
+      } catch {
+        // A malformed escape: judged by its raw form.
+      }
+      return equals >= 0 && SECRET_PARAMETER.test(decoded) ? `${name}=[redacted]` : pair;
+    });
+  return `${url.slice(0, question)}?${query.join('&')}`;
+}
+
 /** Formats one pino JSON line as `[LEVEL] message key=value …`. */
 export function formatTextLine(line: string): string {
   let record: Record<string, unknown>;

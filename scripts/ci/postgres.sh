@@ -51,7 +51,9 @@ pa_pg_free_port() {
 }
 
 pa_pg_start() {
-  local bin dir port as_pg user=pulling_agent password=pulling_agent db=pulling_agent_test
+  local bin dir port as_pg user=pulling_agent db=pulling_agent_test password
+  # A password found nowhere else, so that a test can search all output for it.
+  password="pa-$(od -An -N12 -tx1 /dev/urandom | tr -d " \n")"
   bin=$(pa_pg_bindir)
   if [ -z "$bin" ]; then
     if [ -n "$(pa_pg_bouncer)" ]; then pa_pg_install postgresql; else pa_pg_install postgresql pgbouncer; fi
