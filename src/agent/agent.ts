@@ -286,10 +286,12 @@ export class Agent extends EventEmitter<AgentEvents> {
       { command: state.command, version: state.version, updated_by: state.updated_by, reason: state.reason },
       `[Distributed Control] Applying command ${state.command} (version ${state.version})`,
     );
+    const before = this.#state;
     this.#transition({ type: 'command', command: state.command, source: 'cluster', initial }, 'cluster');
     this.#expiry.follow(state);
     this.emit('applied', state, initial);
-    void this.#heartbeat?.beat();
+    // The fleet view learns the applied version at once; a transition has already beaten for it.
+    if (this.#state === before) void this.#heartbeat?.beat();
   }
 
   #transition(event: Parameters<typeof nextState>[1], source: string): void {
@@ -357,16 +359,22 @@ export class Agent extends EventEmitter<AgentEvents> {
         claimedAt,
       });
       this.#batch = batch;
-      void this.#heartbeat?.beat();
-      // A command may have arrived while the claim was on its way.
-      if (this.#state !== 'running') void batch.halt();
+      // While running, the regular heartbeat reports batches: a beat per batch would double the
+      // statements per document with small batches. When a pause or shutdown came meanwhile, a
+      // drain barrier may be waiting for this batch, so its start and end are reported at once
+      // (the transition itself beat with batch_in_flight already).
+      if (this.#state !== 'running') {
+        void this.#heartbeat?.beat();
+        // A command may have arrived while the claim was on its way.
+        void batch.halt();
+      }
       try {
         await batch.run();
       } finally {
         this.#batch = null;
         this.#stats.batches++;
         this.#stats.lastBatchAt = new Date();
-        void this.#heartbeat?.beat();
+        if (this.#state !== 'running') void this.#heartbeat?.beat();
       }
     }
   }

@@ -112,9 +112,12 @@ export class ControlWatcher {
 
   /**
    * Reads the version and, when it moved, the document; applies it through the gate. Concurrent
-   * calls coalesce into one read plus, if anything asked meanwhile, one more.
+   * calls coalesce into one read plus, if anything asked meanwhile, one more. `announced` is the
+   * version a store's event named: the one applied already needs no read at all, a newer one
+   * only the document's.
    */
-  check(): Promise<void> {
+  check(announced?: number): Promise<void> {
+    if (announced === this.#gate.appliedVersion) return this.#checking ?? Promise.resolve();
     if (this.#checking) {
       this.#checkAgain = true;
       return this.#checking;
@@ -123,7 +126,8 @@ export class ControlWatcher {
       try {
         do {
           this.#checkAgain = false;
-          await this.#readOnce();
+          await this.#readOnce(announced);
+          announced = undefined;
         } while (this.#checkAgain && !this.#stopped);
       } finally {
         this.#checking = null;
@@ -132,10 +136,11 @@ export class ControlWatcher {
     return this.#checking;
   }
 
-  async #readOnce(): Promise<void> {
+  async #readOnce(announced?: number): Promise<void> {
     const { store, logger } = this.#o;
     try {
-      const version = await store.readControlVersion();
+      const version =
+        announced !== undefined && this.#gate.isNew(announced) ? announced : await store.readControlVersion();
       this.#lastCheckAt = new Date();
       if (this.#gate.isNew(version)) {
         const state = await store.readControl();
@@ -170,7 +175,7 @@ export class ControlWatcher {
     let opened: ControlWatch | null = null;
     try {
       const watch = await store.watchControl({
-        onWake: () => void this.check(),
+        onWake: (announced) => void this.check(announced?.version),
         onError: (error) => {
           if (opened) this.#onWatchError(opened, error);
         },

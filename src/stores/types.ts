@@ -88,10 +88,12 @@ export interface ControlWatch {
 
 export interface WatchHandlers {
   /**
-   * Something may have changed: the caller re-reads the version. A wake-up carries no data, so a
-   * lost or coalesced one changes nothing that the next read does not repair.
+   * Something may have changed: the caller re-reads the version. A wake-up needs no data, so a
+   * lost or coalesced one changes nothing that the next read does not repair. A store whose event
+   * says which version was written (PostgreSQL's NOTIFY payload) passes it: the caller then skips
+   * the read for a version it already applied, and the version read for a newer one.
    */
-  onWake(): void;
+  onWake(announced?: { version: number }): void;
   /** The watch broke after it was established; the caller falls back to polling and retries. */
   onError(error: Error): void;
   /**

@@ -6,8 +6,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { beforeEach, describe, it } from 'node:test';
 
+import { pino } from 'pino';
+
+import { ControlWatcher } from '../../src/control/watcher.js';
 import { WatchUnavailableError } from '../../src/errors.js';
 import { createPostgresStore } from '../../src/stores/postgres/index.js';
+import type { Store } from '../../src/stores/types.js';
 import { dropSchema, freshSchema } from '../helpers/postgres.js';
 import { POSTGRES_HOW_TO, POSTGRES_URL, rawQuery, usePostgresSchema } from '../helpers/postgres.js';
 import { unavailable } from '../helpers/targets.js';
@@ -39,6 +43,50 @@ describe('postgres LISTEN/NOTIFY watch', { skip }, () => {
     t.diagnostic(`wake-up ${(performance.now() - started).toFixed(1)} ms after the manual UPDATE was sent`);
     assert.equal(await s.readControlVersion(), 1);
     assert.deepEqual(counts.errors, []);
+  });
+
+  it('names the version it was woken for, so that the watcher reads only the document', async () => {
+    const s = store();
+    await s.init();
+    const reads = { version: 0, document: 0 };
+    const counted = Object.create(s) as Store;
+    counted.readControlVersion = () => {
+      reads.version++;
+      return s.readControlVersion();
+    };
+    counted.readControl = () => {
+      reads.document++;
+      return s.readControl();
+    };
+    const applied: number[] = [];
+    const watcher = new ControlWatcher({
+      store: counted,
+      logger: pino({ level: 'silent' }),
+      eventDriven: true,
+      pollingIntervalMs: 60_000,
+      reconcileIntervalMs: 0,
+      onState: (state) => void applied.push(state.version),
+    });
+    try {
+      await watcher.start();
+      await waitFor(() => watcher.status.watchMode === 'listen_notify', { what: 'the listen watch' });
+      await watcher.check(); // settles the read made when the watch opened
+      const before = { ...reads };
+      const writer = store();
+      for (let version = 1; version <= 3; version++) {
+        await writer.writeCommand({
+          command: version === 2 ? 'running' : 'pause',
+          reason: null,
+          updated_by: 'test',
+        });
+        await waitFor(() => applied.at(-1) === version, { what: `version ${version} applied` });
+      }
+      assert.deepEqual(applied, [0, 1, 2, 3]);
+      assert.equal(reads.version - before.version, 0, 'no version read: the NOTIFY named the version');
+      assert.equal(reads.document - before.document, 3, 'one document read per command');
+    } finally {
+      await watcher.stop();
+    }
   });
 
   it('wakes within milliseconds of a command (measured over 20 commands)', async (t) => {

@@ -65,7 +65,10 @@ export async function openControlWatch(
       if (message.payload?.startsWith(PROBE_PREFIX)) {
         if (message.payload === probeToken) probeArrived();
       } else if (state === 'open') {
-        handlers.onWake();
+        // The trigger sends the row's new version; anything else (a hand-made NOTIFY) just wakes.
+        const version = Number(message.payload);
+        const announced = message.payload && Number.isSafeInteger(version) ? { version } : undefined;
+        handlers.onWake(announced);
       }
     } else if (message.channel === names.documentsChannel && state === 'open') {
       handlers.onDocuments?.();
