@@ -5,6 +5,9 @@
 //   --quick            tiny sizes (CI)
 //   --only=a,b         propagation, drain, load, throughput, memory (load rides on propagation)
 //   --stores=a,b       sqlite, postgres, mongodb
+//   --agents=100       in-process fleet sizes for propagation (default 100,500)
+// A run narrowed by --only, --stores or --agents writes partial-<timestamp>.json and partial.md, so
+// that the committed full run (latest.md and its charts) stays as it was.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,17 +39,28 @@ import {
 } from './scenarios/throughput.js';
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean' }, only: { type: 'string' }, stores: { type: 'string' } },
+  options: {
+    quick: { type: 'boolean' },
+    only: { type: 'string' },
+    stores: { type: 'string' },
+    agents: { type: 'string' },
+  },
   strict: true,
 });
 const quick = values.quick === true;
+const partial = values.only !== undefined || values.stores !== undefined || values.agents !== undefined;
+const agentsOption = values.agents?.split(',').map(Number);
+if (agentsOption?.some((n) => !Number.isSafeInteger(n) || n < 1)) {
+  console.error(`--agents takes fleet sizes like 100 or 100,500, not ${values.agents}`);
+  process.exit(2);
+}
 const only = new Set((values.only ?? 'propagation,drain,throughput,memory').split(','));
 if (only.has('load')) only.add('propagation');
 
 const PLAN = quick
   ? {
       processAgents: 3,
-      inProcessAgents: [5],
+      inProcessAgents: agentsOption ?? [5],
       loadAgents: 5,
       commands: 5,
       pollingIntervalMs: 500,
@@ -64,7 +78,7 @@ const PLAN = quick
     }
   : {
       processAgents: 10,
-      inProcessAgents: [100, 500],
+      inProcessAgents: agentsOption ?? [100, 500],
       loadAgents: 100,
       commands: 20,
       pollingIntervalMs: 1_000,
@@ -434,10 +448,10 @@ function writeResults(results: Results): void {
   const dir = join(ROOT, 'bench/results');
   mkdirSync(dir, { recursive: true });
   const stamp = results.started_at.replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
-  const prefix = results.quick ? 'quick-' : '';
+  const prefix = results.quick ? 'quick-' : partial ? 'partial-' : '';
   const json = join(dir, `${prefix}${stamp}.json`);
   writeFileSync(json, `${JSON.stringify(results, null, 2)}\n`);
-  const md = join(dir, results.quick ? 'quick.md' : 'latest.md');
+  const md = join(dir, results.quick ? 'quick.md' : partial ? 'partial.md' : 'latest.md');
   writeFileSync(md, markdown(results, `${prefix}${stamp}.json`, prefix));
   if (results.propagation.length > 0)
     writeFileSync(join(dir, `${prefix}propagation.svg`), propagationSvg(results));
