@@ -249,7 +249,10 @@ async function takeOverAbandoned(
     const until = marker.until instanceof Date ? marker.until.getTime() : at + leaseMs;
     if (until >= now.getTime()) continue;
     // Only the claim_seq moves: whoever wins marker seq + 1 then claims it as usual. Two
-    // claimers taking the same marker over write the same value.
+    // claimers taking the same marker over write the same value. Left open on FerretDB only (its
+    // update reads, then writes the whole document): a takeover that read the document before a
+    // third agent's claim of seq + 1 and writes after it would put that claim back to pending.
+    // The window is milliseconds and opens only after an interrupted claim; MongoDB is atomic.
     await documents.updateOne(
       { _id: candidate._id, ...atClaimSeq(candidate.seq - 1), ...claimable(now) } as Filter<LooseDocument>,
       { $set: { claim_seq: candidate.seq }, $currentDate: { updated_at: true } },
