@@ -6,7 +6,7 @@ import { redactUrl } from '../../config.js';
 import { WatchUnavailableError } from '../../errors.js';
 import type { Store, WatchHandlers } from '../types.js';
 import * as agents from './agents.js';
-import { createPool } from './connection.js';
+import { createPool, preparingQueryable } from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
 import { guard } from './driver-errors.js';
@@ -44,6 +44,8 @@ function describeUrl(url: string): string {
 export function createPostgresStore(options: PostgresStoreOptions): Store {
   const names = makeNames(options.schema);
   const pool = createPool(options.url, options.poolSize ?? 4);
+  // Every statement below is one fixed text: prepared once per connection (see preparingQueryable).
+  const db = preparingQueryable(pool);
   const watches = new Set<{ close(): Promise<void> }>();
   let closing: Promise<void> | undefined;
 
@@ -82,10 +84,10 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       }),
 
     readControlVersion: () =>
-      guard('reading the control version', () => control.readControlVersion(pool, names)),
-    readControl: () => guard('reading the control state', () => control.readControl(pool, names)),
-    writeCommand: (input) => guard('writing a command', () => control.writeCommand(pool, names, input)),
-    listHistory: (limit) => guard('reading the history', () => control.listHistory(pool, names, limit)),
+      guard('reading the control version', () => control.readControlVersion(db, names)),
+    readControl: () => guard('reading the control state', () => control.readControl(db, names)),
+    writeCommand: (input) => guard('writing a command', () => control.writeCommand(db, names, input)),
+    listHistory: (limit) => guard('reading the history', () => control.listHistory(db, names, limit)),
 
     async watchControl(handlers: WatchHandlers) {
       if (closing) throw new WatchUnavailableError(FEATURE, 'the store is closed');
@@ -114,25 +116,24 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       };
     },
 
-    upsertAgent: (heartbeat) =>
-      guard('writing a heartbeat', () => agents.upsertAgent(pool, names, heartbeat)),
-    removeAgent: (agentId) => guard('removing an agent', () => agents.removeAgent(pool, names, agentId)),
-    listAgents: () => guard('listing agents', () => agents.listAgents(pool, names)),
-    pruneAgents: (olderThanMs) => guard('pruning agents', () => agents.pruneAgents(pool, names, olderThanMs)),
+    upsertAgent: (heartbeat) => guard('writing a heartbeat', () => agents.upsertAgent(db, names, heartbeat)),
+    removeAgent: (agentId) => guard('removing an agent', () => agents.removeAgent(db, names, agentId)),
+    listAgents: () => guard('listing agents', () => agents.listAgents(db, names)),
+    pruneAgents: (olderThanMs) => guard('pruning agents', () => agents.pruneAgents(db, names, olderThanMs)),
 
     insertDocuments: (payloads) =>
-      guard('inserting documents', () => documents.insertDocuments(pool, names, payloads)),
+      guard('inserting documents', () => documents.insertDocuments(db, names, payloads)),
     claimBatch: (agentId, limit, leaseMs) =>
-      guard('claiming documents', () => documents.claimBatch(pool, names, agentId, limit, leaseMs)),
+      guard('claiming documents', () => documents.claimBatch(db, names, agentId, limit, leaseMs)),
     extendLeases: (agentId, ids, leaseMs) =>
-      guard('extending leases', () => documents.extendLeases(pool, names, agentId, ids, leaseMs)),
+      guard('extending leases', () => documents.extendLeases(db, names, agentId, ids, leaseMs)),
     completeDocuments: (agentId, ids) =>
-      guard('completing documents', () => documents.completeDocuments(pool, names, agentId, ids)),
+      guard('completing documents', () => documents.completeDocuments(db, names, agentId, ids)),
     failDocument: (agentId, id, error, maxRetries) =>
-      guard('recording a failure', () => documents.failDocument(pool, names, agentId, id, error, maxRetries)),
+      guard('recording a failure', () => documents.failDocument(db, names, agentId, id, error, maxRetries)),
     releaseDocuments: (agentId, ids) =>
-      guard('releasing documents', () => documents.releaseDocuments(pool, names, agentId, ids)),
-    getDocument: (id) => guard('reading a document', () => documents.getDocument(pool, names, id)),
-    countDocuments: () => guard('counting documents', () => documents.countDocuments(pool, names)),
+      guard('releasing documents', () => documents.releaseDocuments(db, names, agentId, ids)),
+    getDocument: (id) => guard('reading a document', () => documents.getDocument(db, names, id)),
+    countDocuments: () => guard('counting documents', () => documents.countDocuments(db, names)),
   };
 }

@@ -1,0 +1,17 @@
+import { createAgent } from './dist/src/agent/agent.js';
+import { createPostgresStore } from './dist/src/stores/postgres/index.js';
+const url = process.env.PA_TEST_POSTGRES_URL;
+const schema = 'prof_' + Date.now();
+const mk = () => createPostgresStore({ url, schema });
+const feeder = mk(); await feeder.init();
+const N = 6000;
+for (let i = 0; i < N; i += 1000) await feeder.insertDocuments(Array.from({ length: 1000 }, (_, j) => ({ i: i + j })));
+let done = 0; let resolveDone; const finished = new Promise((r) => (resolveDone = r));
+const agent = createAgent({ storeInstance: mk(), batchSize: 1, pollIntervalMs: 50, handler: () => { if (++done === N) resolveDone(); } });
+const t0 = performance.now();
+await agent.start();
+await finished;
+const s = (performance.now() - t0) / 1000;
+console.log(`${N} docs in ${s.toFixed(2)} s: ${(N / s).toFixed(0)}/s`);
+await agent.stop();
+await feeder.close();
