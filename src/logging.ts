@@ -35,7 +35,7 @@ const SECRET_PARAMETER = /token|password|passwd|secret|key|auth|credential|signa
  * (`?token=…`, `?access_token=…`, `?api_key=…`) are replaced. The API takes none of them, but a
  * client that sends one anyway must not find it in the logs.
  */
-export function redactUrl(url: string): string {
+export function redactRequestUrl(url: string): string {
   const question = url.indexOf('?');
   if (question < 0) return url;
   const query = url

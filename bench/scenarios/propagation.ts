@@ -45,6 +45,41 @@ export function agentEnv(mode: BenchMode, pollingIntervalMs: number): Record<str
   };
 }
 
+/** How long to wait for every agent to apply one command: propagation plus generous slack. */
+function waitMs(mode: BenchMode, options: PropagationOptions): number {
+  return mode.eventDriven ? 10_000 : options.pollingIntervalMs * 3 + 5_000;
+}
+
+/**
+ * Sends the run's commands through the commander, alternately pause and resume, each waited for
+ * (`appliedAt` resolves with the times at which agents applied a version), and records the delays.
+ */
+async function sendCommands(
+  commanderUrl: string,
+  run: PropagationRun,
+  agents: number,
+  timeoutMs: number,
+  appliedAt: (version: number, timeoutMs: number) => Promise<number[]>,
+): Promise<void> {
+  for (let i = 0; i < run.commands; i++) {
+    const command = i % 2 === 0 ? 'pause' : 'resume';
+    const answer = await post<{ version?: number }>(
+      `${commanderUrl}/api/cluster/${command}?updated_by=bench`,
+    );
+    const version = answer.body.version;
+    if (answer.status !== 200 || typeof version !== 'number')
+      throw new Error(`POST ${command} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
+    const times = await appliedAt(version, timeoutMs);
+    run.missing += agents - times.length;
+    for (const t of times) {
+      run.delaysFromAck.push(t - answer.ackAt);
+      run.delaysFromSend.push(t - answer.sentAt);
+    }
+    run.ackMs.push(answer.ackAt - answer.sentAt);
+    await sleep(50 + Math.random() * 200);
+  }
+}
+
 export async function propagationProcesses(
   mode: BenchMode,
   agents: number,
@@ -89,25 +124,10 @@ export async function propagationProcesses(
       missing: 0,
       startSeconds,
     };
-    const waitMs = mode.eventDriven ? 10_000 : options.pollingIntervalMs * 3 + 5_000;
-    for (let i = 0; i < options.commands; i++) {
-      const command = i % 2 === 0 ? 'pause' : 'resume';
-      const answer = await post<{ version?: number }>(
-        `${commander!.url}/api/cluster/${command}?updated_by=bench`,
-      );
-      const version = answer.body.version;
-      if (answer.status !== 200 || typeof version !== 'number')
-        throw new Error(`POST ${command} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
-      await until(() => (applied.get(version)?.length ?? 0) >= agents, waitMs, 2);
-      const times = applied.get(version) ?? [];
-      run.missing += agents - times.length;
-      for (const t of times) {
-        run.delaysFromAck.push(t - answer.ackAt);
-        run.delaysFromSend.push(t - answer.sentAt);
-      }
-      run.ackMs.push(answer.ackAt - answer.sentAt);
-      await sleep(50 + Math.random() * 200);
-    }
+    await sendCommands(commander!.url, run, agents, waitMs(mode, options), async (version, timeoutMs) => {
+      await until(() => (applied.get(version)?.length ?? 0) >= agents, timeoutMs, 2);
+      return applied.get(version) ?? [];
+    });
     return run;
   } finally {
     await fleet.stopAll();
@@ -157,24 +177,9 @@ export async function propagationInProcess(
       rssPerAgentKiB: ready.rssPerAgentKiB,
       connections: ready.connections,
     };
-    const waitMs = mode.eventDriven ? 10_000 : options.pollingIntervalMs * 3 + 5_000;
-    for (let i = 0; i < options.commands; i++) {
-      const command = i % 2 === 0 ? 'pause' : 'resume';
-      const answer = await post<{ version?: number }>(
-        `${commander!.url}/api/cluster/${command}?updated_by=bench`,
-      );
-      const version = answer.body.version;
-      if (answer.status !== 200 || typeof version !== 'number')
-        throw new Error(`POST ${command} answered ${answer.status}: ${JSON.stringify(answer.body)}`);
-      const times = await host.collect(version, waitMs);
-      run.missing += agents - times.length;
-      for (const t of times) {
-        run.delaysFromAck.push(t - answer.ackAt);
-        run.delaysFromSend.push(t - answer.sentAt);
-      }
-      run.ackMs.push(answer.ackAt - answer.sentAt);
-      await sleep(50 + Math.random() * 200);
-    }
+    await sendCommands(commander!.url, run, agents, waitMs(mode, options), (version, timeoutMs) =>
+      host.collect(version, timeoutMs),
+    );
     run.hostLoopDelayMs = await host.loopDelay();
     if (options.loadWindowMs > 0) {
       // The last command was a resume: the fleet is running and idle (no documents).

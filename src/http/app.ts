@@ -22,7 +22,7 @@ import type { Logger } from 'pino';
 import type { Agent } from '../agent/agent.js';
 import type { ApiToken } from '../auth/tokens.js';
 import { type ErrorCode, PullingAgentError } from '../errors.js';
-import { redactUrl } from '../logging.js';
+import { redactRequestUrl } from '../logging.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerAuth } from './auth.js';
 import { registerAgentRoutes } from './routes/agent.js';
@@ -198,7 +198,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   app.addHook('onResponse', (request, reply, done) => {
     const line = {
       method: request.method,
-      url: redactUrl(request.url),
+      url: redactRequestUrl(request.url),
       status: reply.statusCode,
       ms: Math.round(reply.elapsedTime),
     };

@@ -197,14 +197,21 @@ describe('postgres LISTEN/NOTIFY watch', { skip }, () => {
     } catch {
       // not on this machine
     }
+    // Skipped (with the reason) only for a developer's remote server or one run by another user:
+    // freezing a backend needs its process here. CI starts the server on this machine as root, so
+    // there the test must run and a skip is a failure.
+    const cannot = (why: string) => {
+      assert.notEqual(process.env.CI, 'true', `under CI=true this test must run, but ${why}`);
+      t.skip(why);
+    };
     if (!cmdline.startsWith('postgres:') || !cmdline.includes(database)) {
-      t.skip('the server does not run on this machine');
+      cannot('the server does not run on this machine');
       return;
     }
     try {
       process.kill(pid, 'SIGSTOP');
     } catch (error) {
-      t.skip(`cannot signal the backend: ${String(error)}`);
+      cannot(`cannot signal the backend: ${String(error)}`);
       return;
     }
     try {

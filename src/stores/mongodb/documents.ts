@@ -186,7 +186,11 @@ interface Candidate {
 
 function groupBySeq(candidates: Candidate[]): Map<number, DocId[]> {
   const groups = new Map<number, DocId[]>();
-  for (const c of candidates) groups.set(c.seq, [...(groups.get(c.seq) ?? []), c._id]);
+  for (const c of candidates) {
+    const group = groups.get(c.seq);
+    if (group) group.push(c._id);
+    else groups.set(c.seq, [c._id]);
+  }
   return groups;
 }
 

@@ -51,15 +51,24 @@ export interface PreparingQueryable extends Queryable {
  */
 export function preparingQueryable(pool: pg.Pool): PreparingQueryable {
   let preparing = true;
+  // The store's statements are a handful of fixed texts: each is named once, not hashed per call.
+  const names = new Map<string, string>();
+  const nameOf = (text: string) => {
+    let name = names.get(text);
+    if (name === undefined) {
+      name = `pa_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+      names.set(text, name);
+    }
+    return name;
+  };
   return {
     get preparing() {
       return preparing;
     },
     async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) {
       if (!preparing) return pool.query<R>(text, values);
-      const name = `pa_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
       try {
-        return await pool.query<R>({ name, text, values });
+        return await pool.query<R>({ name: nameOf(text), text, values });
       } catch (error) {
         if (!NOT_PREPARED_HERE.has((error as { code?: string }).code ?? '')) throw error;
         preparing = false;
