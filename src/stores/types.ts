@@ -1,6 +1,13 @@
 // The store interface: the only thing the agent, the control watcher and the HTTP API know about a
 // database. Semantic operations only; no driver, connection or transaction type leaks out of here.
-// Every implementation (sqlite.ts, postgres.ts, mongodb.ts) passes test/stores/conformance.ts.
+// Every implementation (src/stores/sqlite, postgres/, mongodb/) passes test/stores/conformance.ts.
+//
+// Ownership of a document is by claim token, never by name: every claimBatch call draws a fresh
+// token, and renew, complete, fail and release act on (id, token) pairs, so a stale holder cannot
+// touch a document someone has claimed since, whatever the agents are called. The operations on
+// held documents may be called concurrently by one agent, also on the same documents (a renewal
+// while a completion is on its way); each store makes that safe itself. The MongoDB adapter
+// serialises them, because FerretDB applies an update as read, then write the whole document.
 
 export const CONTROL_COMMANDS = ['running', 'pause', 'shutdown'] as const;
 export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
@@ -36,12 +43,29 @@ export interface CommandInput {
   expectedVersion?: number;
 }
 
-/** A document handed to an agent by claimBatch. */
-export interface ClaimedDocument {
+/** Who claims: the agent's human name (kept as `claimed_by`) and this process's own instance id. */
+export interface ClaimOwner {
+  agentId: string;
+  instanceId: string;
+}
+
+/** A document as one claim holds it: acting on it takes both, so only that claim can. */
+export interface HeldDocument {
   id: string;
+  /** The claim's token, unique per claimBatch call. */
+  token: string;
+}
+
+/** A document handed to an agent by claimBatch. */
+export interface ClaimedDocument extends HeldDocument {
   payload: unknown;
   /** Failed attempts so far (0 on the first try). */
   attempts: number;
+}
+
+/** One failed attempt of a held document, for failDocuments. */
+export interface FailedAttempt extends HeldDocument {
+  error: string;
 }
 
 export const DOCUMENT_STATUSES = ['pending', 'processing', 'processed', 'failed'] as const;
@@ -59,14 +83,18 @@ export interface DocumentRecord {
   processed_at: Date | null;
 }
 
-/** One agent's row in the registry, written by its heartbeat. */
+/** One agent process's row in the registry, written by its heartbeat. */
 export interface AgentRecord {
+  /** The human name (AGENT_ID); two processes may share one, by mistake or by default. */
   agent_id: string;
+  /** This process's own id, unique per start: the registry's key. */
+  instance_id: string;
   host: string;
   software_version: string;
   state: string;
   applied_version: number;
   applied_at: Date | null;
+  /** Documents claimed and not yet recorded (buffered, running, or their outcome being written). */
   batch_in_flight: boolean;
   watch_mode: WatchMode;
   started_at: Date;
@@ -98,9 +126,10 @@ export interface WatchHandlers {
   onError(error: Error): void;
   /**
    * Optional: new pending documents were stored, so an idle agent can claim now instead of at its
-   * next poll. Stores that cannot tell simply never call it.
+   * next poll. A store that knows how many passes the count, so that idle agents do not all race
+   * for one document. Stores that cannot tell simply never call it.
    */
-  onDocuments?(): void;
+  onDocuments?(announced?: { count: number }): void;
 }
 
 export interface Store {
@@ -131,8 +160,9 @@ export interface Store {
   watchControl(handlers: WatchHandlers): Promise<ControlWatch>;
 
   // --- agent registry ---
+  /** Writes this process's row, keyed by `instance_id`. */
   upsertAgent(heartbeat: AgentHeartbeat): Promise<void>;
-  removeAgent(agentId: string): Promise<void>;
+  removeAgent(instanceId: string): Promise<void>;
   listAgents(): Promise<AgentRecord[]>;
   /** Removes agents whose last heartbeat is older than the given age; resolves with how many. */
   pruneAgents(olderThanMs: number): Promise<number>;
@@ -142,26 +172,22 @@ export interface Store {
   insertDocuments(payloads: unknown[]): Promise<string[]>;
   /**
    * Atomically claims up to `limit` documents that are pending, or processing with an expired
-   * lease, for `agentId` with a lease of `leaseMs`. No document is ever held by two agents.
+   * lease, with a lease of `leaseMs` and a fresh token. No document is ever held by two claims.
+   * `claimed_by` records `owner.agentId`.
    */
-  claimBatch(agentId: string, limit: number, leaseMs: number): Promise<ClaimedDocument[]>;
-  /** Extends the lease of documents this agent still holds. */
-  extendLeases(agentId: string, ids: string[], leaseMs: number): Promise<void>;
-  /** Marks documents this agent holds as processed; ignores any it no longer holds. */
-  completeDocuments(agentId: string, ids: string[]): Promise<number>;
+  claimBatch(owner: ClaimOwner, limit: number, leaseMs: number): Promise<ClaimedDocument[]>;
+  /** Extends the leases of documents these claims still hold; resolves with how many. */
+  extendLeases(held: HeldDocument[], leaseMs: number): Promise<number>;
+  /** Marks documents these claims still hold as processed; ignores the rest; resolves with how many. */
+  completeDocuments(held: HeldDocument[]): Promise<number>;
   /**
-   * Records a failed attempt of a document this agent holds: back to pending with attempts + 1,
-   * or `failed` with the error once attempts exceed maxRetries. Resolves with the new status, or
-   * null when the agent no longer held it.
+   * Records failed attempts of documents these claims hold: each goes back to pending with
+   * attempts + 1, or to `failed` with its error once attempts exceed maxRetries. Resolves with
+   * each one's new status in input order, or null for one its claim no longer held.
    */
-  failDocument(
-    agentId: string,
-    id: string,
-    error: string,
-    maxRetries: number,
-  ): Promise<DocumentStatus | null>;
-  /** Returns documents this agent holds to pending without counting an attempt. */
-  releaseDocuments(agentId: string, ids: string[]): Promise<number>;
+  failDocuments(failures: FailedAttempt[], maxRetries: number): Promise<(DocumentStatus | null)[]>;
+  /** Returns documents these claims hold to pending without counting an attempt. */
+  releaseDocuments(held: HeldDocument[]): Promise<number>;
   getDocument(id: string): Promise<DocumentRecord | null>;
   countDocuments(): Promise<DocumentCounts>;
 }
