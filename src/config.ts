@@ -59,8 +59,24 @@ export const ENV_SCHEMA = Type.Object({
     0,
   ),
   POLL_INTERVAL: Seconds(5, 'Seconds to wait after an empty claim before claiming again.'),
-  BATCH_SIZE: Int(100, 1, 10_000, 'Documents claimed per batch.'),
-  CONCURRENCY: Int(1, 1, 1_000, 'Documents of a batch processed at the same time.'),
+  BATCH_SIZE: Int(
+    100,
+    1,
+    10_000,
+    'The most documents one claim takes (free slots plus prefetch, capped by this).',
+  ),
+  CONCURRENCY: Int(
+    1,
+    1,
+    1_000,
+    'Handlers run at the same time (slots); each takes the next document once free.',
+  ),
+  PREFETCH: Type.String({
+    default: 'auto',
+    pattern: '^(auto|[0-9]{1,5})$',
+    description:
+      'Documents claimed beyond the free slots: auto (what the slots finish in two claim round trips) or a number (0 = none).',
+  }),
   MAX_RETRIES: Int(3, 0, 1_000, 'Retries of a document whose handler throws, before it is marked failed.'),
   LEASE_TIMEOUT: Seconds(60, 'Seconds a claim is held without renewal before other agents may take it.', 1),
   SHUTDOWN_TIMEOUT: Seconds(30, 'Seconds a shutdown waits for running handlers before aborting them.', 0),
@@ -145,6 +161,7 @@ export interface Config {
   pollIntervalMs: number;
   batchSize: number;
   concurrency: number;
+  prefetch: number | 'auto';
   maxRetries: number;
   leaseTimeoutMs: number;
   shutdownTimeoutMs: number;
@@ -271,6 +288,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Readon
     pollIntervalMs: env.POLL_INTERVAL * 1000,
     batchSize: env.BATCH_SIZE,
     concurrency: env.CONCURRENCY,
+    prefetch: env.PREFETCH === 'auto' ? 'auto' : Number(env.PREFETCH),
     maxRetries: env.MAX_RETRIES,
     leaseTimeoutMs: env.LEASE_TIMEOUT * 1000,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT * 1000,

@@ -7,7 +7,7 @@ export {
   createAgent,
   logOnlyHandler,
 } from './agent/agent.js';
-export type { DocumentHandler, HandlerContext } from './agent/batch.js';
+export type { DocumentHandler, HandlerContext } from './agent/pipeline.js';
 export { type AgentState, nextState } from './agent/lifecycle.js';
 export { type Config, loadConfig, publicConfig, type StoreTarget } from './config.js';
 export { ControlWatcher } from './control/watcher.js';

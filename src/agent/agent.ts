@@ -1,8 +1,9 @@
-// One agent: adopts the cluster's control state before pulling anything, then claims batches while
-// running, follows every command (cluster or local) through the lifecycle state machine, and
-// drains before it stops. Everything it starts in the background (control watcher, heartbeat,
-// control file, lease renewal) is stopped by stop().
+// One agent: adopts the cluster's control state before pulling anything, then runs documents
+// through its pipeline while running, follows every command (cluster or local) through the
+// lifecycle state machine, and drains before it stops. Everything it starts in the background
+// (control watcher, heartbeat, control file, the pipeline's claims and renewals) is stopped by stop().
 
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 
@@ -15,10 +16,10 @@ import { describeError, PullingAgentError } from '../errors.js';
 import { openStore } from '../stores/index.js';
 import type { AgentHeartbeat, ControlCommand, ControlState, Store } from '../stores/types.js';
 import { SOFTWARE_VERSION } from '../version.js';
-import { BatchRun, type BatchStats, type DocumentHandler, type DocumentOutcome } from './batch.js';
 import { Heartbeat } from './heartbeat.js';
 import { type AgentState, isReady, nextState } from './lifecycle.js';
 import { type ControlFileWatch, watchControlFile } from './local-control.js';
+import { type DocumentHandler, type DocumentOutcome, Pipeline, type RuntimeStats } from './pipeline.js';
 
 /** The settings that concern the agent itself (the HTTP server's are the CLI's business). */
 export type AgentSettings = Omit<
@@ -43,11 +44,8 @@ export interface AgentOptions extends Partial<AgentSettings> {
   logger?: Logger;
 }
 
-export interface AgentStats extends BatchStats {
-  batches: number;
-  claims: number;
+export interface AgentStats extends RuntimeStats {
   startedAt: Date;
-  lastBatchAt: Date | null;
   lastHeartbeatAt: Date | null;
   appliedVersion: number;
   appliedAt: Date | null;
@@ -72,6 +70,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly settings: Readonly<AgentSettings>;
   readonly logger: Logger;
   readonly host = hostname();
+  /** This process's own id in the registry; `agent_id` is the human name, which two may share. */
+  readonly instanceId = randomUUID();
   #store: Store | null;
   #handler: DocumentHandler;
   #state: AgentState = 'paused';
@@ -80,9 +80,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   #watcher: ControlWatcher | null = null;
   #heartbeat: Heartbeat | null = null;
   #controlFile: ControlFileWatch | null = null;
-  #batch: BatchRun | null = null;
-  #loop: Promise<void> | null = null;
-  #wake: (() => void) | null = null;
+  #pipeline: Pipeline | null = null;
   #shutdownTimer: NodeJS.Timeout | null = null;
   #resolveDone!: () => void;
   #stopping: Promise<void> | null = null;
@@ -150,8 +148,19 @@ export class Agent extends EventEmitter<AgentEvents> {
       throw new PullingAgentError('PA_STORE_UNAVAILABLE', 'the agent has not opened its store yet');
     return this.#store;
   }
+  /** Documents claimed and not yet recorded or given back (or a claim on its way). */
   get batchInFlight(): boolean {
-    return this.#batch !== null;
+    return (this.#pipeline?.inFlight ?? 0) > 0;
+  }
+  /** What the pipeline holds: running handlers, buffered documents, slots. */
+  get runtime(): { running: number; buffered: number; in_flight: number; concurrency: number } {
+    const p = this.#pipeline;
+    return {
+      running: p?.running ?? 0,
+      buffered: p?.buffered ?? 0,
+      in_flight: p?.inFlight ?? 0,
+      concurrency: p?.concurrency ?? this.settings.concurrency,
+    };
   }
   get controlStatus(): ControlWatcherStatus | null {
     return this.#watcher?.status ?? null;
@@ -181,7 +190,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         pollingIntervalMs: s.controlPollingIntervalMs,
         reconcileIntervalMs: s.controlReconcileIntervalMs,
         onState: (state) => this.#applyCluster(state),
-        onDocuments: () => this.notifyDocuments(),
+        onDocuments: (announced) => this.notifyDocuments(announced),
       });
       await this.#watcher.start();
     } else {
@@ -210,8 +219,25 @@ export class Agent extends EventEmitter<AgentEvents> {
       logger: this.logger,
       onError: () => this.#stats.storeErrors++,
     });
+    this.#pipeline = new Pipeline({
+      store: this.store,
+      owner: { agentId: s.agentId, instanceId: this.instanceId },
+      handler: this.#handler,
+      concurrency: s.concurrency,
+      batchSize: s.batchSize,
+      prefetch: s.prefetch,
+      maxRetries: s.maxRetries,
+      leaseMs: s.leaseTimeoutMs,
+      pollIntervalMs: s.pollIntervalMs,
+      logger: this.logger,
+      stats: this.#stats,
+      onClaimed: (count, seconds) => this.emit('claimed', count, seconds),
+      onHandled: (outcome, seconds) => this.emit('handled', outcome, seconds),
+      // A drain barrier may be waiting for this agent: report at once that nothing is held.
+      onDrained: () => void this.#heartbeat?.beat(),
+    });
     this.#heartbeat.start();
-    this.#loop = this.#pullLoop();
+    if (this.#state === 'running') this.#pipeline.start();
     this.logger.info({ state: this.#state }, `Agent ${s.agentId} started`);
   }
 
@@ -232,12 +258,12 @@ export class Agent extends EventEmitter<AgentEvents> {
   forceShutdown(source: string): void {
     this.logger.warn(`${source} again: aborting running handlers`);
     this.shutdown(source);
-    void this.#batch?.abort(`forced shutdown (${source})`);
+    void this.#pipeline?.abort(`forced shutdown (${source})`);
   }
 
   /** New documents were stored: an idle agent claims now instead of at its next poll. */
-  notifyDocuments(): void {
-    if (this.#state === 'running' && this.#batch === null) this.#wake?.();
+  notifyDocuments(announced?: { count: number }): void {
+    if (this.#state === 'running') this.#pipeline?.wake(announced);
   }
 
   /** Re-reads the control document now (after this agent wrote a command, say). */
@@ -261,12 +287,13 @@ export class Agent extends EventEmitter<AgentEvents> {
   snapshot(): AgentHeartbeat {
     return {
       agent_id: this.settings.agentId,
+      instance_id: this.instanceId,
       host: this.host,
       software_version: SOFTWARE_VERSION,
       state: this.#state,
       applied_version: this.#stats.appliedVersion,
       applied_at: this.#stats.appliedAt,
-      batch_in_flight: this.#batch !== null,
+      batch_in_flight: this.batchInFlight,
       watch_mode: this.#watcher?.status.watchMode ?? 'polling',
       started_at: this.#stats.startedAt,
       counters: {
@@ -303,94 +330,21 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#state = state;
     this.logger.info({ from: previous, to: state, source }, `Agent state: ${state}`);
     this.emit('state', state, previous, source);
-    if (state !== 'running') void this.#batch?.halt();
+    if (state === 'running') this.#pipeline?.start();
+    else this.#pipeline?.stop();
     if (state === 'stopping') this.#beginShutdown();
-    this.#wake?.();
     void this.#heartbeat?.beat();
   }
 
   #beginShutdown(): void {
     const timeout = this.settings.shutdownTimeoutMs;
     this.#shutdownTimer = setTimeout(() => {
-      if (this.#batch) {
+      if (this.batchInFlight) {
         this.logger.warn(`Shutdown timeout (${timeout / 1000}s) reached: aborting running handlers`);
-        void this.#batch.abort('shutdown timeout');
+        void this.#pipeline?.abort('shutdown timeout');
       }
     }, timeout);
     void this.#finish();
-  }
-
-  async #pullLoop(): Promise<void> {
-    const s = this.settings;
-    let backoff = 250;
-    while (!this.#exiting) {
-      if (this.#state !== 'running') {
-        await this.#sleep(60_000);
-        continue;
-      }
-      let documents;
-      const claimedAt = performance.now();
-      try {
-        documents = await this.store.claimBatch(s.agentId, s.batchSize, s.leaseTimeoutMs);
-        this.emit('claimed', documents.length, (performance.now() - claimedAt) / 1000);
-        this.#stats.claims++;
-        backoff = 250;
-      } catch (error) {
-        this.#stats.storeErrors++;
-        this.logger.warn(`Claim failed, retrying in ${Math.round(backoff)} ms: ${describeError(error)}`);
-        await this.#sleep(backoff);
-        backoff = Math.min(backoff * 2, 30_000);
-        continue;
-      }
-      if (documents.length === 0) {
-        await this.#sleep(s.pollIntervalMs);
-        continue;
-      }
-      const batch = new BatchRun(documents, {
-        store: this.store,
-        agentId: s.agentId,
-        handler: this.#handler,
-        concurrency: s.concurrency,
-        maxRetries: s.maxRetries,
-        leaseMs: s.leaseTimeoutMs,
-        logger: this.logger,
-        stats: this.#stats,
-        onHandled: (outcome, seconds) => this.emit('handled', outcome, seconds),
-        claimedAt,
-      });
-      this.#batch = batch;
-      // While running, the regular heartbeat reports batches: a beat per batch would double the
-      // statements per document with small batches. When a pause or shutdown came meanwhile, a
-      // drain barrier may be waiting for this batch, so its start and end are reported at once
-      // (the transition itself beat with batch_in_flight already).
-      if (this.#state !== 'running') {
-        void this.#heartbeat?.beat();
-        // A command may have arrived while the claim was on its way.
-        void batch.halt();
-      }
-      try {
-        await batch.run();
-      } finally {
-        this.#batch = null;
-        this.#stats.batches++;
-        this.#stats.lastBatchAt = new Date();
-        if (this.#state !== 'running') void this.#heartbeat?.beat();
-      }
-    }
-  }
-
-  /** Waits up to ms, or until a state change or new documents wake the loop. */
-  #sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      this.#wake = done;
-      function done() {
-        clearTimeout(timer);
-        resolve();
-      }
-    }).finally(() => {
-      this.#wake = null;
-    });
   }
 
   async #retry(what: string, operation: () => Promise<void>): Promise<void> {
@@ -412,15 +366,15 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   async #drainAndClose(): Promise<void> {
-    void this.#batch?.halt();
-    this.#wake?.();
-    await this.#loop;
+    this.#pipeline?.stop();
+    await this.#pipeline?.drained();
+    await this.#pipeline?.close();
     if (this.#shutdownTimer) clearTimeout(this.#shutdownTimer);
     if (this.#state === 'stopping') this.#transition({ type: 'drained' }, 'drained');
     this.#controlFile?.close();
     this.#expiry.stop();
     await this.#watcher?.stop();
-    await this.#heartbeat?.stop({ agentId: this.settings.agentId });
+    await this.#heartbeat?.stop({ instanceId: this.instanceId });
     await this.#store?.close().catch(() => undefined);
     this.logger.info(`Agent ${this.settings.agentId} stopped`);
     this.#resolveDone();

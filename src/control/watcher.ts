@@ -21,7 +21,7 @@ export interface ControlWatcherOptions {
   /** Called once per new version, in order. May be async; reads wait for it. */
   onState(state: ControlState): void | Promise<void>;
   /** New documents were stored (when the store can tell). */
-  onDocuments?(): void;
+  onDocuments?(announced?: { count: number }): void;
   /** Delays of the upgrade-back attempts (tests shorten them). */
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -179,7 +179,7 @@ export class ControlWatcher {
         onError: (error) => {
           if (opened) this.#onWatchError(opened, error);
         },
-        onDocuments: () => this.#o.onDocuments?.(),
+        onDocuments: (announced) => this.#o.onDocuments?.(announced),
       });
       opened = watch;
       if (this.#stopped) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
-import type { HandlerContext } from '../../src/agent/batch.js';
+import type { HandlerContext } from '../../src/agent/pipeline.js';
 import type { ClaimedDocument } from '../../src/stores/types.js';
 import { type Sandbox, sandbox } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
