@@ -317,7 +317,7 @@ export class Pipeline {
   }
 
   async #process(h: Holding): Promise<void> {
-    const { handler, owner, logger, stats } = this.#o;
+    const { handler, owner, logger } = this.#o;
     const { document } = h;
     const controller = new AbortController();
     h.phase = 'running';
