@@ -11,6 +11,7 @@ import { type Logger, pino } from 'pino';
 
 import { type Config, loadConfig } from '../config.js';
 import { PauseExpiry } from '../control/expiry.js';
+import { LOST_AFTER_HEARTBEATS } from '../control/fleet.js';
 import { ControlWatcher, type ControlWatcherStatus } from '../control/watcher.js';
 import { describeError, PullingAgentError } from '../errors.js';
 import { openStore } from '../stores/index.js';
@@ -237,6 +238,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       onDrained: () => void this.#heartbeat?.beat(),
     });
     this.#heartbeat.start();
+    void this.#warnIfNameShared();
     if (this.#state === 'running') this.#pipeline.start();
     this.logger.info({ state: this.#state }, `Agent ${s.agentId} started`);
   }
@@ -345,6 +347,26 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
     }, timeout);
     void this.#finish();
+  }
+
+  /** Two live processes with one AGENT_ID work, but read as one name everywhere: say so once. */
+  async #warnIfNameShared(): Promise<void> {
+    try {
+      const lostAfterMs = this.settings.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS;
+      const others = (await this.store.listAgents()).filter(
+        (a) =>
+          a.agent_id === this.settings.agentId &&
+          a.instance_id !== this.instanceId &&
+          Date.now() - a.heartbeat_at.getTime() <= lostAfterMs,
+      );
+      if (others.length === 0) return;
+      this.logger.warn(
+        { instances: others.map((a) => ({ instance_id: a.instance_id, host: a.host })) },
+        `Another live agent process already uses AGENT_ID=${this.settings.agentId} (on ${others.map((a) => a.host).join(', ')}): both work and both count, but they share one name in the registry; give each its own AGENT_ID`,
+      );
+    } catch {
+      // Only a warning: the registry will show it.
+    }
   }
 
   async #retry(what: string, operation: () => Promise<void>): Promise<void> {
