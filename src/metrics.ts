@@ -76,10 +76,34 @@ export function createMetrics(agent: Agent): Registry {
   });
   new Gauge({
     name: `${PREFIX}batch_in_flight`,
-    help: '1 while a claimed batch is being processed, else 0.',
+    help: '1 while the agent holds claimed documents (buffered, running or being recorded), else 0.',
     registers: [registry],
     collect() {
       this.set(agent.batchInFlight ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}handlers_running`,
+    help: 'Handlers running now, out of pulling_agent_slots.',
+    registers: [registry],
+    collect() {
+      this.set(agent.runtime.running);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}slots`,
+    help: 'Handler slots (CONCURRENCY).',
+    registers: [registry],
+    collect() {
+      this.set(agent.runtime.concurrency);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}documents_buffered`,
+    help: 'Documents claimed and waiting for a free slot (the prefetch).',
+    registers: [registry],
+    collect() {
+      this.set(agent.runtime.buffered);
     },
   });
   new Gauge({
@@ -92,7 +116,7 @@ export function createMetrics(agent: Agent): Registry {
     },
   });
 
-  mirroredCounter(registry, 'batches_total', 'Batches claimed and processed.', () => agent.stats.batches);
+  mirroredCounter(registry, 'batches_total', 'Claims that returned documents.', () => agent.stats.batches);
   mirroredCounter(
     registry,
     'documents_processed_total',
@@ -126,7 +150,7 @@ export function createMetrics(agent: Agent): Registry {
   mirroredCounter(
     registry,
     'leases_lapsed_total',
-    'Batches stopped because their lease could have run out without a renewal (their handlers were aborted).',
+    'Documents given up because their lease could have run out without a renewal (a running handler is aborted).',
     () => agent.stats.leasesLapsed,
   );
 
@@ -138,7 +162,7 @@ export function createMetrics(agent: Agent): Registry {
   });
   const claimDuration = new Histogram({
     name: `${PREFIX}claim_duration_seconds`,
-    help: 'Duration of one claim of a batch.',
+    help: 'Duration of one claim.',
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [registry],
   });
