@@ -126,6 +126,11 @@ export const kills: Scenario = {
     const recovered = done.filter((k) => k.heldAtDeath.length > 0);
     const recovery = medianMax(recovered.flatMap((k) => (k.recoveryMs === null ? [] : [k.recoveryMs])));
     const heldTotal = recovered.reduce((n, k) => n + k.heldAtDeath.length, 0);
+    // Re-runs per kill against what a victim could have had to re-run: what it held at death
+    // (running, buffered, or finished but not yet recorded). A runtime that records outcomes as
+    // they happen re-runs at most that; one that writes at a batch's end re-runs whole claims.
+    const rerunsPerKill = done.length > 0 ? ledger.twice.size / done.length : 0;
+    const heldMax = Math.max(0, ...done.map((k) => k.heldAtDeath.length));
 
     result.figures.push(
       figure('kills', done.length, `${done.length}/${p.kills}`),
@@ -138,6 +143,11 @@ export const kills: Scenario = {
         `${ledger.twice.size} (${unexplained.length} unexplained)`,
       ),
       figure('claims held at kills', heldTotal, `${heldTotal} in ${recovered.length} kills`),
+      figure(
+        're-runs per kill',
+        rerunsPerKill,
+        `${rerunsPerKill.toFixed(1)} (held at death: mean ${(heldTotal / Math.max(1, done.length)).toFixed(1)}, max ${heldMax}; BATCH_SIZE ${p.batchSize})`,
+      ),
       figure('lease recovery (median / max)', recovery.max, recovery.text),
       figure('restart (median / max)', medianMax(restarts).max, medianMax(restarts).text),
       figure('duration', tookMs, seconds(tookMs, 0)),
