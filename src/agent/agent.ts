@@ -12,6 +12,7 @@ import { type Logger, pino } from 'pino';
 import { type Config, loadConfig } from '../config.js';
 import { PauseExpiry } from '../control/expiry.js';
 import { LOST_AFTER_HEARTBEATS } from '../control/fleet.js';
+import { ControlPlane } from '../control/plane.js';
 import { ControlWatcher, type ControlWatcherStatus } from '../control/watcher.js';
 import { describeError, PullingAgentError } from '../errors.js';
 import { openStore } from '../stores/index.js';
@@ -87,6 +88,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   #stopping: Promise<void> | null = null;
   readonly #stats: AgentStats;
   readonly #expiry: PauseExpiry;
+  /** Issues cluster commands and reads the fleet: the one way commands are written. */
+  readonly plane: ControlPlane;
   /** Resolves once the agent has stopped for good (after a shutdown or stop()). */
   readonly done: Promise<void>;
 
@@ -124,7 +127,15 @@ export class Agent extends EventEmitter<AgentEvents> {
       appliedVersion: -1,
       appliedAt: null,
     };
-    this.#expiry = new PauseExpiry(() => this.store, this.logger);
+    this.plane = new ControlPlane({
+      store: () => this.store,
+      logger: this.logger,
+      heartbeatIntervalMs: this.settings.heartbeatIntervalMs,
+      controlPollingIntervalMs: this.settings.controlPollingIntervalMs,
+      accept: async (state) => (this.#watcher ? this.#watcher.accept(state) : false),
+      watchMode: () => this.#watcher?.status.watchMode ?? 'polling',
+    });
+    this.#expiry = new PauseExpiry(() => this.plane, this.logger);
     this.done = new Promise<void>((resolve) => {
       this.#resolveDone = resolve;
     });
@@ -266,11 +277,6 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** New documents were stored: an idle agent claims now instead of at its next poll. */
   notifyDocuments(announced?: { count: number }): void {
     if (this.#state === 'running') this.#pipeline?.wake(announced);
-  }
-
-  /** Re-reads the control document now (after this agent wrote a command, say). */
-  async refreshControl(): Promise<void> {
-    await this.#watcher?.check();
   }
 
   /** Shuts this agent down (drain, then stop everything); resolves when stopped. */

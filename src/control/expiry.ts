@@ -6,8 +6,9 @@
 import type { Logger } from 'pino';
 
 import { describeError, VersionConflictError } from '../errors.js';
-import type { ControlState, Store } from '../stores/types.js';
+import type { ControlState } from '../stores/types.js';
 import { formatDuration } from './duration.js';
+import type { ControlPlane } from './plane.js';
 
 /** setTimeout's limit; longer waits are re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -18,7 +19,7 @@ export class PauseExpiry {
   #stopped = false;
 
   constructor(
-    private readonly store: () => Store,
+    private readonly plane: () => ControlPlane,
     private readonly logger: Logger,
   ) {}
 
@@ -58,10 +59,10 @@ export class PauseExpiry {
     if (this.#stopped || this.#armedFor !== state.version) return;
     const lasted = formatDuration((state.expires_at as Date).getTime() - state.timestamp.getTime());
     try {
-      const written = await this.store().writeCommand({
+      const { state: written } = await this.plane().issue({
         command: 'running',
         reason: `pause expired after ${lasted} (paused by ${state.updated_by}${state.reason ? `: ${state.reason}` : ''})`,
-        updated_by: 'system',
+        actor: 'system',
         expectedVersion: state.version,
       });
       this.logger.info(

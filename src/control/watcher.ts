@@ -111,6 +111,16 @@ export class ControlWatcher {
   }
 
   /**
+   * A state this agent wrote itself: applied through the gate at once, without reading it back.
+   * Resolves with whether it was applied (false when a newer one already was).
+   */
+  async accept(state: ControlState): Promise<boolean> {
+    const decision = this.#gate.offer(state);
+    if (decision.apply) await this.#o.onState(state);
+    return decision.apply || decision.reason === 'already-applied';
+  }
+
+  /**
    * Reads the version and, when it moved, the document; applies it through the gate. Concurrent
    * calls coalesce into one read plus, if anything asked meanwhile, one more. `announced` is the
    * version a store's event named: the one applied already needs no read at all, a newer one

@@ -5,7 +5,6 @@
 import { type Static, Type } from 'typebox';
 
 import { parseDuration } from '../../control/duration.js';
-import { describeFleet, waitForBarrier } from '../../control/fleet.js';
 import { controlStateToJson } from '../../control/state.js';
 import { PullingAgentError } from '../../errors.js';
 import type { ControlCommand } from '../../stores/types.js';
@@ -90,9 +89,6 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
   });
 
   const watchMode = () => agent.controlStatus?.watchMode ?? 'polling';
-  /** How long other agents may take to see a command, from this agent's own watch mode. */
-  const expectedDelaySeconds = () =>
-    watchMode() === 'polling' ? Number(((settings.controlPollingIntervalMs * 1.1) / 1000).toFixed(3)) : 1;
 
   for (const { path, command, verb } of COMMANDS) {
     app.post(
@@ -115,42 +111,27 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
         const ifMatch = request.headers['if-match'];
         const expectedVersion =
           query.expected_version ?? (ifMatch ? Number(ifMatch.replaceAll('"', '')) : undefined);
-        const expiresAt = expiryOf(query.expires_in);
-        const actor = request.actor?.name;
-        const state = await agent.store.writeCommand({
+        const issued = await agent.plane.issue({
           command,
           reason: query.reason ?? null,
-          // With authentication the actor is the token's name, never what the caller claims; a
-          // different name it gives is kept as "on behalf of".
-          updated_by: actor ?? query.updated_by ?? 'api',
-          on_behalf_of:
-            actor && query.updated_by !== undefined && query.updated_by !== actor ? query.updated_by : null,
-          expires_at: expiresAt,
-          ...(expectedVersion !== undefined ? { expectedVersion } : {}),
+          actor: request.actor?.name ?? null,
+          requestedBy: query.updated_by,
+          expectedVersion,
+          expiresAt: expiryOf(query.expires_in),
         });
-        request.log.info(
-          { command, version: state.version, updated_by: state.updated_by, reason: state.reason },
-          `[Distributed Control] Cluster ${verb} written (version ${state.version})`,
-        );
-        await agent.refreshControl();
-        const agents = await agent.store.listAgents().catch(() => []);
+        const { state } = issued;
         const body = {
-          message: `Cluster ${verb} command issued (version ${state.version}); every agent applies it within ${expectedDelaySeconds()} s`,
+          message: `Cluster ${verb} command issued (version ${state.version}); every agent applies it within ${issued.expectedDelaySeconds} s`,
           ...controlStateToJson(state),
           propagation: {
             watch_mode: watchMode(),
-            expected_delay_seconds: expectedDelaySeconds(),
-            agents_registered: agents.length,
-            applied_by_this_agent: (agent.controlStatus?.appliedVersion ?? -1) >= state.version,
+            expected_delay_seconds: issued.expectedDelaySeconds,
+            agents_registered: issued.agentsRegistered,
+            applied_by_this_agent: issued.appliedHere,
           },
         };
         if (!query.wait) return { status: 'success' as const, ...body };
-        const barrier = await waitForBarrier({
-          store: agent.store,
-          state,
-          timeoutMs: (query.timeout ?? 30) * 1000,
-          heartbeatIntervalMs: settings.heartbeatIntervalMs,
-        });
+        const barrier = await agent.plane.waitFor(state, (query.timeout ?? 30) * 1000);
         if (barrier.complete) return { status: 'success' as const, ...body, barrier };
         const what = command === 'running' ? 'applied it' : 'applied it and drained';
         // The command's fields first, so that the error's status and message are the ones sent.
@@ -223,9 +204,6 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
   app.get(
     '/api/cluster/agents',
     { schema: { summary: 'The agents of the cluster, from the registry, with a summary' } },
-    async () => {
-      const [state, records] = await Promise.all([agent.store.readControl(), agent.store.listAgents()]);
-      return describeFleet(state, records, settings.heartbeatIntervalMs);
-    },
+    async () => agent.plane.fleet(),
   );
 }

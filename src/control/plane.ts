@@ -1,0 +1,118 @@
+// The control plane: the one owner of cluster commands. It decides who the actor is, writes the
+// command through the store (compare-and-set, expiry), hands the written state straight to this
+// agent's version gate (no re-read), and owns the fleet view and the drain barrier. HTTP routes,
+// pause expiry, the dashboard's buttons and the library all issue commands through it.
+
+import type { Logger } from 'pino';
+
+import type { ControlCommand, ControlState, Store } from '../stores/types.js';
+import {
+  type BarrierResult,
+  describeFleet,
+  type FleetView,
+  LOST_AFTER_HEARTBEATS,
+  waitForBarrier,
+} from './fleet.js';
+
+export interface CommandRequest {
+  command: ControlCommand;
+  reason: string | null;
+  /** The authenticated caller (a token's name); null when the API is open. */
+  actor: string | null;
+  /** The name the caller gave (`updated_by`); with an actor, kept as "on behalf of". */
+  requestedBy?: string | undefined;
+  /** Compare-and-set: refuse unless the current version is this one. */
+  expectedVersion?: number | undefined;
+  /** A pause that ends by itself at this time. */
+  expiresAt?: Date | null;
+}
+
+export interface IssuedCommand {
+  state: ControlState;
+  /** Live agents registered when the command was written (read before, so none had left for it). */
+  agentsRegistered: number;
+  /** How long the slowest live agent may take to see it, by its watch mode. */
+  expectedDelaySeconds: number;
+  /** The watch mode that bounds the delay (the slowest live agent's). */
+  slowestWatchMode: string;
+  appliedHere: boolean;
+}
+
+export interface ControlPlaneOptions {
+  store: () => Store;
+  logger: Logger;
+  heartbeatIntervalMs: number;
+  controlPollingIntervalMs: number;
+  /** Applies a state this agent wrote itself through its version gate (no re-read). */
+  accept(state: ControlState): Promise<boolean>;
+  /** This agent's own watch mode. */
+  watchMode(): string;
+}
+
+export class ControlPlane {
+  readonly #o: ControlPlaneOptions;
+
+  constructor(options: ControlPlaneOptions) {
+    this.#o = options;
+  }
+
+  /** Writes a command for the whole fleet and applies it here at once. */
+  async issue(request: CommandRequest): Promise<IssuedCommand> {
+    const store = this.#o.store();
+    // Counted before the write, so that agents leaving because of it (a shutdown) still count.
+    const before = await store.listAgents().catch(() => []);
+    const { actor, requestedBy } = request;
+    const state = await store.writeCommand({
+      command: request.command,
+      reason: request.reason,
+      // With authentication the actor is the token's name, never what the caller claims; a
+      // different name it gives is kept as "on behalf of".
+      updated_by: actor ?? requestedBy ?? 'api',
+      on_behalf_of: actor && requestedBy !== undefined && requestedBy !== actor ? requestedBy : null,
+      expires_at: request.expiresAt ?? null,
+      ...(request.expectedVersion !== undefined ? { expectedVersion: request.expectedVersion } : {}),
+    });
+    this.#o.logger.info(
+      { command: state.command, version: state.version, updated_by: state.updated_by, reason: state.reason },
+      `[Distributed Control] Cluster ${verbOf(state.command)} written (version ${state.version})`,
+    );
+    const appliedHere = await this.#o.accept(state);
+    const live = this.#live(before);
+    const slowest = live.some((a) => a.watch_mode === 'polling') || this.#o.watchMode() === 'polling';
+    return {
+      state,
+      agentsRegistered: live.length,
+      slowestWatchMode: slowest ? 'polling' : this.#o.watchMode(),
+      expectedDelaySeconds: slowest
+        ? Number(((this.#o.controlPollingIntervalMs * 1.1) / 1000).toFixed(3))
+        : 1,
+      appliedHere,
+    };
+  }
+
+  /** The drain barrier: waits until every live agent applied `state` (and drained, unless a resume). */
+  waitFor(state: Pick<ControlState, 'command' | 'version'>, timeoutMs: number): Promise<BarrierResult> {
+    return waitForBarrier({
+      store: this.#o.store(),
+      state,
+      timeoutMs,
+      heartbeatIntervalMs: this.#o.heartbeatIntervalMs,
+    });
+  }
+
+  /** The fleet as the registry shows it, against the stored command. */
+  async fleet(): Promise<FleetView> {
+    const store = this.#o.store();
+    const [state, records] = await Promise.all([store.readControl(), store.listAgents()]);
+    return describeFleet(state, records, this.#o.heartbeatIntervalMs);
+  }
+
+  #live<T extends { heartbeat_at: Date }>(records: T[]): T[] {
+    const lostAfterMs = this.#o.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS;
+    return records.filter((r) => Date.now() - r.heartbeat_at.getTime() <= lostAfterMs);
+  }
+}
+
+export function verbOf(command: ControlCommand): string {
+  return command === 'running' ? 'resume' : command;
+}
