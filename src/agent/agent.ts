@@ -3,6 +3,7 @@
 // drains before it stops. Everything it starts in the background (control watcher, heartbeat,
 // control file, lease renewal) is stopped by stop().
 
+import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { hostname } from 'node:os';
 
@@ -88,6 +89,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   #stopping: Promise<void> | null = null;
   readonly #stats: AgentStats;
   readonly #expiry: PauseExpiry;
+  /** This process's own id in the registry, unique per start, whatever AGENT_ID says. */
+  readonly #instanceId = randomUUID();
   /** Resolves once the agent has stopped for good (after a shutdown or stop()). */
   readonly done: Promise<void>;
 
@@ -129,6 +132,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.done = new Promise<void>((resolve) => {
       this.#resolveDone = resolve;
     });
+  }
+
+  get instanceId(): string {
+    return this.#instanceId;
   }
 
   get state(): AgentState {
@@ -261,6 +268,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   snapshot(): AgentHeartbeat {
     return {
       agent_id: this.settings.agentId,
+      instance_id: this.#instanceId,
       host: this.host,
       software_version: SOFTWARE_VERSION,
       state: this.#state,
@@ -331,7 +339,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       let documents;
       const claimedAt = performance.now();
       try {
-        documents = await this.store.claimBatch(s.agentId, s.batchSize, s.leaseTimeoutMs);
+        documents = await this.store.claimBatch(
+          { agentId: s.agentId, instanceId: this.#instanceId },
+          s.batchSize,
+          s.leaseTimeoutMs,
+        );
         this.emit('claimed', documents.length, (performance.now() - claimedAt) / 1000);
         this.#stats.claims++;
         backoff = 250;
@@ -420,7 +432,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.#controlFile?.close();
     this.#expiry.stop();
     await this.#watcher?.stop();
-    await this.#heartbeat?.stop({ agentId: this.settings.agentId });
+    await this.#heartbeat?.stop({ instanceId: this.#instanceId });
     await this.#store?.close().catch(() => undefined);
     this.logger.info(`Agent ${this.settings.agentId} stopped`);
     this.#resolveDone();

@@ -12,7 +12,7 @@
 import type { Logger } from 'pino';
 
 import { describeError } from '../errors.js';
-import type { ClaimedDocument, Store } from '../stores/types.js';
+import type { ClaimedDocument, HeldDocument, Store } from '../stores/types.js';
 
 export interface HandlerContext {
   /** Aborted when a shutdown runs out of time: stop and throw (or return) soon. */
@@ -59,6 +59,8 @@ export class BatchRun {
   readonly #queue: ClaimedDocument[];
   readonly #running = new Map<string, AbortController>();
   readonly #completed: string[] = [];
+  /** Each document's claim token: the store acts only on (id, token) pairs. */
+  readonly #tokens: Map<string, string>;
   #halted = false;
   #aborted = false;
   #abandon: (() => void) | null = null;
@@ -71,6 +73,7 @@ export class BatchRun {
 
   constructor(documents: ClaimedDocument[], options: BatchOptions) {
     this.#queue = [...documents];
+    this.#tokens = new Map(documents.map((d) => [d.id, d.token]));
     this.#o = options;
     this.#leaseEnds = (options.claimedAt ?? performance.now()) + options.leaseMs;
   }
@@ -141,6 +144,11 @@ export class BatchRun {
     void this.#release(waiting, 'released after their lease lapsed');
   }
 
+  /** The store's handles for these documents of the batch. */
+  #held(ids: string[]): HeldDocument[] {
+    return ids.map((id) => ({ id, token: this.#tokens.get(id) ?? '' }));
+  }
+
   /** Runs one store write of this batch after the ones before it. */
   #serial<T>(write: () => Promise<T>): Promise<T> {
     const next = this.#writes.then(write, write);
@@ -174,7 +182,9 @@ export class BatchRun {
       stats.handlerErrors++;
       const message = describeError(error).slice(0, MAX_ERROR_LENGTH);
       try {
-        const status = await this.#serial(() => store.failDocument(agentId, doc.id, message, maxRetries));
+        const [status = null] = await this.#serial(() =>
+          store.failDocuments([{ id: doc.id, token: doc.token, error: message }], maxRetries),
+        );
         if (status === 'failed') stats.documentsFailed++;
         else if (status === 'pending') stats.documentsRetried++;
         if (status) this.#o.onHandled?.(status === 'failed' ? 'failed' : 'retried', seconds());
@@ -197,7 +207,7 @@ export class BatchRun {
       await this.#serial(async () => {
         const ids = [...this.#running.keys(), ...this.#queue.map((d) => d.id), ...this.#completed];
         const sent = performance.now();
-        await this.#o.store.extendLeases(this.#o.agentId, ids, this.#o.leaseMs);
+        await this.#o.store.extendLeases(this.#held(ids), this.#o.leaseMs);
         this.#leaseEnds = sent + this.#o.leaseMs;
       });
     } catch (error) {
@@ -216,7 +226,7 @@ export class BatchRun {
     let delay = 100;
     for (;;) {
       try {
-        const completed = await this.#serial(() => this.#o.store.completeDocuments(this.#o.agentId, ids));
+        const completed = await this.#serial(() => this.#o.store.completeDocuments(this.#held(ids)));
         if (completed < ids.length) {
           this.#o.logger.warn(
             { documents: ids.length - completed },
@@ -242,7 +252,7 @@ export class BatchRun {
   async #release(ids: string[], why: string): Promise<void> {
     if (ids.length === 0) return;
     try {
-      const released = await this.#serial(() => this.#o.store.releaseDocuments(this.#o.agentId, ids));
+      const released = await this.#serial(() => this.#o.store.releaseDocuments(this.#held(ids)));
       this.#o.logger.info({ documents: released }, `Documents ${why}`);
     } catch (error) {
       this.#o.stats.storeErrors++;

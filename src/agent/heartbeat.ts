@@ -81,13 +81,13 @@ export class Heartbeat {
   }
 
   /** Stops the timer and, for a clean shutdown, removes this agent's row at once. */
-  async stop(remove: { agentId: string } | null): Promise<void> {
+  async stop(remove: { instanceId: string } | null): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
     await this.#inFlight;
     if (remove) {
-      await this.#o.store.removeAgent(remove.agentId).catch((error: unknown) => {
+      await this.#o.store.removeAgent(remove.instanceId).catch((error: unknown) => {
         this.#o.logger.warn(`Could not remove this agent from the registry: ${describeError(error)}`);
       });
     }

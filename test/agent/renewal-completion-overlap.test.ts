@@ -24,16 +24,17 @@ import { waitFor } from '../helpers/wait.js';
 function recordingStore(inner: Store, renewalMs: number) {
   const calls: { op: 'extend' | 'complete'; start: number; end: number }[] = [];
   const store: Store = Object.create(inner) as Store;
-  store.extendLeases = async (agentId, ids, leaseMs) => {
+  store.extendLeases = async (held, leaseMs) => {
     const start = performance.now();
     // A slow store, as FerretDB is under load: the renewal reads, waits, then writes.
     await new Promise((resolve) => setTimeout(resolve, renewalMs));
-    await inner.extendLeases(agentId, ids, leaseMs);
+    const n = await inner.extendLeases(held, leaseMs);
     calls.push({ op: 'extend', start, end: performance.now() });
+    return n;
   };
-  store.completeDocuments = async (agentId, ids) => {
+  store.completeDocuments = async (held) => {
     const start = performance.now();
-    const n = await inner.completeDocuments(agentId, ids);
+    const n = await inner.completeDocuments(held);
     calls.push({ op: 'complete', start, end: performance.now() });
     return n;
   };
@@ -50,7 +51,7 @@ describe('a batch whose lease renewal is slow', () => {
   });
 
   it('never writes its completions while a renewal of the same documents is in flight', async () => {
-    const { createSqliteStore } = await import('../../src/stores/sqlite.js');
+    const { createSqliteStore } = await import('../../src/stores/sqlite/index.js');
     const { store, calls } = recordingStore(createSqliteStore({ path: box.dbPath }), 600);
     // Leases of 3 s are renewed every second; a handler of 1.3 s ends while the first renewal
     // (started at 1 s, 600 ms long) is still on its way.
