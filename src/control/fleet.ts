@@ -6,6 +6,8 @@ import type { AgentRecord, ControlCommand, ControlState, Store } from '../stores
 
 export interface FleetAgent {
   agent_id: string;
+  /** The process's own id (unique per start): two live rows may share an agent_id, never this. */
+  instance_id: string;
   host: string;
   software_version: string;
   /** `lost` after three missed heartbeats; else what the agent reported. */
@@ -27,7 +29,13 @@ export interface FleetSummary {
   lost: number;
   applied: number;
   drained: number;
+  /**
+   * Live agents that have not applied (or drained) yet, by agent_id; an agent_id that more than one
+   * live process holds is written `agent_id@<first 8 characters of the instance id>`, one per process.
+   */
   stragglers: string[];
+  /** agent_ids held by more than one live process: a configuration mistake worth showing. */
+  duplicate_agent_ids: string[];
 }
 
 export interface FleetView {
@@ -38,6 +46,11 @@ export interface FleetView {
 
 /** Agents missing this many heartbeats are shown as lost. */
 export const LOST_AFTER_HEARTBEATS = 3;
+
+/** The short form of an instance id, enough to tell two processes of one agent_id apart. */
+export function shortInstanceId(instanceId: string): string {
+  return instanceId.slice(0, 8);
+}
 
 export function describeFleet(
   control: Pick<ControlState, 'command' | 'version'>,
@@ -50,6 +63,7 @@ export function describeFleet(
     const age = Math.max(0, now - r.heartbeat_at.getTime());
     return {
       agent_id: r.agent_id,
+      instance_id: r.instance_id,
       host: r.host,
       software_version: r.software_version,
       state: age > lostAfterMs ? 'lost' : r.state,
@@ -67,6 +81,11 @@ export function describeFleet(
   const live = agents.filter((a) => a.state !== 'lost');
   const needsDrain = control.command !== 'running';
   const done = (a: FleetAgent) => a.applied_version >= control.version && (!needsDrain || !a.batch_in_flight);
+  const liveById = new Map<string, number>();
+  for (const a of live) liveById.set(a.agent_id, (liveById.get(a.agent_id) ?? 0) + 1);
+  const duplicated = [...liveById].filter(([, count]) => count > 1).map(([id]) => id);
+  const label = (a: FleetAgent) =>
+    (liveById.get(a.agent_id) ?? 0) > 1 ? `${a.agent_id}@${shortInstanceId(a.instance_id)}` : a.agent_id;
   return {
     desired: { command: control.command, version: control.version },
     summary: {
@@ -75,7 +94,8 @@ export function describeFleet(
       lost: agents.length - live.length,
       applied: live.filter((a) => a.applied_version >= control.version).length,
       drained: live.filter((a) => !a.batch_in_flight).length,
-      stragglers: live.filter((a) => !done(a)).map((a) => a.agent_id),
+      stragglers: live.filter((a) => !done(a)).map(label),
+      duplicate_agent_ids: duplicated.sort(),
     },
     agents,
   };

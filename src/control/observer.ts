@@ -27,7 +27,14 @@ type Listener = (event: FleetEvent) => void;
 function agentsKey(view: FleetView): string {
   return JSON.stringify([
     view.desired,
-    view.agents.map((a) => [a.agent_id, a.state, a.applied_version, a.batch_in_flight, a.watch_mode]),
+    view.agents.map((a) => [
+      a.agent_id,
+      a.instance_id,
+      a.state,
+      a.applied_version,
+      a.batch_in_flight,
+      a.watch_mode,
+    ]),
   ]);
 }
 

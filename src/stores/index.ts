@@ -2,7 +2,7 @@
 // loaded only when used, so an agent on SQLite never loads the MongoDB or PostgreSQL driver.
 
 import type { StoreTarget } from '../config.js';
-import { createSqliteStore } from './sqlite.js';
+import { createSqliteStore } from './sqlite/index.js';
 import type { Store } from './types.js';
 
 export type { Store } from './types.js';

@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import { StoreUnavailableError } from '../../src/errors.js';
-import { createSqliteStore } from '../../src/stores/sqlite.js';
+import { createSqliteStore } from '../../src/stores/sqlite/index.js';
 import type { Store } from '../../src/stores/types.js';
 import { type Sandbox, sandbox } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';

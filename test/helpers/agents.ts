@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 
 import { type Agent, type AgentOptions, createAgent } from '../../src/agent/agent.js';
-import { createSqliteStore } from '../../src/stores/sqlite.js';
+import { createSqliteStore } from '../../src/stores/sqlite/index.js';
 import type { Store } from '../../src/stores/types.js';
 
 export interface Sandbox {

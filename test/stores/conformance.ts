@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import { VersionConflictError, WatchUnavailableError } from '../../src/errors.js';
-import type { AgentHeartbeat, ControlWatch, Store } from '../../src/stores/types.js';
+import type {
+  AgentHeartbeat,
+  ClaimedDocument,
+  ClaimOwner,
+  ControlWatch,
+  HeldDocument,
+  Store,
+} from '../../src/stores/types.js';
 import { waitFor } from '../helpers/wait.js';
 
 export interface StoreHarness {
@@ -25,6 +32,7 @@ export interface DescribeStoreOptions {
 function heartbeat(agentId: string, overrides: Partial<AgentHeartbeat> = {}): AgentHeartbeat {
   return {
     agent_id: agentId,
+    instance_id: `${agentId}/1`,
     host: 'host-1',
     software_version: '0.0.0-test',
     state: 'running',
@@ -36,6 +44,15 @@ function heartbeat(agentId: string, overrides: Partial<AgentHeartbeat> = {}): Ag
     counters: { documents_processed: 3 },
     ...overrides,
   };
+}
+
+function owner(agentId: string, instanceId = `${agentId}/1`): ClaimOwner {
+  return { agentId, instanceId };
+}
+
+/** The handles the store acts on: each document's id and its claim's token. */
+function held(documents: ClaimedDocument[]): HeldDocument[] {
+  return documents.map(({ id, token }) => ({ id, token }));
 }
 
 export function describeStore(
@@ -221,10 +238,10 @@ export function describeStore(
         await a.upsertAgent(heartbeat('agent-1', { batch_in_flight: true }));
         const agents = await b.listAgents();
         assert.deepEqual(
-          agents.map((r) => [r.agent_id, r.state, r.batch_in_flight, r.applied_version]),
+          agents.map((r) => [r.agent_id, r.instance_id, r.state, r.batch_in_flight, r.applied_version]),
           [
-            ['agent-1', 'running', true, 0],
-            ['agent-2', 'paused', false, 4],
+            ['agent-1', 'agent-1/1', 'running', true, 0],
+            ['agent-2', 'agent-2/1', 'paused', false, 4],
           ],
         );
         const first = agents[0]!;
@@ -236,7 +253,7 @@ export function describeStore(
         assert.ok(agents[1]!.applied_at instanceof Date);
         assert.deepEqual(first.counters, { documents_processed: 3 });
 
-        await a.removeAgent('agent-1');
+        await a.removeAgent('agent-1/1');
         assert.deepEqual(
           (await b.listAgents()).map((r) => r.agent_id),
           ['agent-2'],
@@ -244,6 +261,30 @@ export function describeStore(
         assert.equal(await a.pruneAgents(60_000), 0);
         await waitFor(async () => (await a.pruneAgents(1)) === 1, { what: 'agent-2 pruned' });
         assert.deepEqual(await b.listAgents(), []);
+      });
+
+      it('keys rows by instance id: two processes sharing one agent_id are both listed', async () => {
+        // Listed by agent_id then instance_id, whatever order they were written in.
+        await a.upsertAgent(heartbeat('shared', { instance_id: 'shared/2', state: 'paused' }));
+        await b.upsertAgent(heartbeat('shared', { instance_id: 'shared/1' }));
+        await b.upsertAgent(heartbeat('alone'));
+        await a.upsertAgent(heartbeat('shared', { instance_id: 'shared/2', applied_version: 7 }));
+        assert.deepEqual(
+          (await b.listAgents()).map((r) => [r.agent_id, r.instance_id, r.state, r.applied_version]),
+          [
+            ['alone', 'alone/1', 'running', 0],
+            ['shared', 'shared/1', 'running', 0],
+            ['shared', 'shared/2', 'running', 7],
+          ],
+        );
+        await b.removeAgent('shared/1');
+        assert.deepEqual(
+          (await a.listAgents()).map((r) => [r.agent_id, r.instance_id]),
+          [
+            ['alone', 'alone/1'],
+            ['shared', 'shared/2'],
+          ],
+        );
       });
     });
 
@@ -264,57 +305,109 @@ export function describeStore(
       it('claims a batch atomically: two agents never hold the same document', async () => {
         const ids = await a.insertDocuments(Array.from({ length: 50 }, (_, i) => ({ i })));
         const claims = await Promise.all([
-          a.claimBatch('agent-a', 20, 60_000),
-          b.claimBatch('agent-b', 20, 60_000),
-          a.claimBatch('agent-c', 20, 60_000),
+          a.claimBatch(owner('agent-a'), 20, 60_000),
+          b.claimBatch(owner('agent-b'), 20, 60_000),
+          a.claimBatch(owner('agent-c'), 20, 60_000),
         ]);
         const claimed = claims.flat().map((d) => d.id);
         assert.equal(claimed.length, 50);
         assert.equal(new Set(claimed).size, 50);
         assert.deepEqual([...claimed].sort(), [...ids].sort());
         assert.ok(claims.every((c) => c.length <= 20));
-        assert.deepEqual(await b.claimBatch('agent-d', 20, 60_000), []);
+        assert.deepEqual(await b.claimBatch(owner('agent-d'), 20, 60_000), []);
         const doc = await a.getDocument(claims[1]![0]!.id);
         assert.equal(doc?.status, 'processing');
         assert.equal(doc?.claimed_by, 'agent-b');
       });
 
-      it('completes only what the agent holds', async () => {
+      it('gives every claim a fresh token, carried by each of its documents', async () => {
+        await a.insertDocuments([1, 2, 3, 4]);
+        // One agent, one name, two claims: still two tokens.
+        const first = await a.claimBatch(owner('agent-a'), 2, 60_000);
+        const second = await a.claimBatch(owner('agent-a'), 2, 60_000);
+        assert.equal(first.length, 2);
+        assert.equal(second.length, 2);
+        for (const batch of [first, second]) {
+          assert.ok(typeof batch[0]!.token === 'string' && batch[0]!.token.length > 0);
+          assert.ok(batch.every((d) => d.token === batch[0]!.token));
+        }
+        assert.notEqual(first[0]!.token, second[0]!.token);
+        // A token opens only its own claim's documents.
+        assert.equal(await a.completeDocuments(second.map((d) => ({ id: d.id, token: first[0]!.token }))), 0);
+        assert.equal(await a.completeDocuments(held(first)), 2);
+      });
+
+      it('completes only what the claim holds', async () => {
         const ids = await a.insertDocuments([1, 2, 3]);
-        const batch = await a.claimBatch('agent-a', 10, 60_000);
+        const batch = await a.claimBatch(owner('agent-a'), 10, 60_000);
         assert.equal(batch.length, 3);
-        assert.equal(await b.completeDocuments('agent-b', ids), 0);
-        assert.equal(await a.completeDocuments('agent-a', ids.slice(0, 2)), 2);
+        assert.equal(await b.completeDocuments(ids.map((id) => ({ id, token: 'not-a-claim' }))), 0);
+        assert.equal(await a.completeDocuments(held(batch.slice(0, 2))), 2);
         const done = await b.getDocument(ids[0]!);
         assert.equal(done?.status, 'processed');
         assert.ok(done?.processed_at instanceof Date);
         assert.deepEqual(await a.countDocuments(), { pending: 0, processing: 1, processed: 2, failed: 0 });
-        assert.equal(await a.completeDocuments('agent-a', ids.slice(0, 2)), 0);
+        assert.equal(await a.completeDocuments(held(batch.slice(0, 2))), 0);
+        assert.equal(await a.completeDocuments([]), 0);
+        assert.equal(await a.completeDocuments([{ id: 'no-such-id', token: batch[0]!.token }]), 0);
       });
 
       it('retries a failed document up to maxRetries, then marks it failed with the error', async () => {
         const [id] = await a.insertDocuments([{ poison: true }]);
+        let last: HeldDocument | undefined;
         for (let attempt = 0; attempt < 3; attempt++) {
-          const [doc] = await b.claimBatch('agent-b', 1, 60_000);
+          const [doc] = await b.claimBatch(owner('agent-b'), 1, 60_000);
           assert.equal(doc?.id, id);
           assert.equal(doc?.attempts, attempt);
           const expected = attempt < 2 ? 'pending' : 'failed';
-          assert.equal(await b.failDocument('agent-b', id!, `boom ${attempt}`, 2), expected);
+          assert.deepEqual(await b.failDocuments([{ ...held([doc!])[0]!, error: `boom ${attempt}` }], 2), [
+            expected,
+          ]);
+          last = held([doc!])[0];
         }
         const failed = await a.getDocument(id!);
         assert.equal(failed?.status, 'failed');
         assert.equal(failed?.attempts, 3);
         assert.equal(failed?.error, 'boom 2');
-        assert.deepEqual(await a.claimBatch('agent-a', 1, 60_000), []);
-        assert.equal(await a.failDocument('agent-a', id!, 'not mine', 2), null);
+        assert.deepEqual(await a.claimBatch(owner('agent-a'), 1, 60_000), []);
+        assert.deepEqual(await a.failDocuments([{ ...last!, error: 'not held' }], 2), [null]);
+        assert.deepEqual(await a.failDocuments([], 2), []);
+      });
+
+      it('records a group of failures in input order: retried, failed, and null for one not held', async () => {
+        const [worn, fresh, other] = await a.insertDocuments(['worn', 'fresh', 'other']);
+        // `worn` fails once first, so that with maxRetries 1 its next failure is final.
+        const [first] = await a.claimBatch(owner('agent-a'), 1, 60_000);
+        assert.equal(first?.id, worn);
+        assert.deepEqual(await a.failDocuments([{ ...held([first!])[0]!, error: 'warm-up' }], 5), [
+          'pending',
+        ]);
+        const batch = await a.claimBatch(owner('agent-a'), 3, 60_000);
+        assert.deepEqual(batch.map((d) => d.id).sort(), [fresh, worn, other].sort());
+        const tokenOf = (id: string | undefined) => batch.find((d) => d.id === id)!.token;
+        const statuses = await b.failDocuments(
+          [
+            { id: worn!, token: tokenOf(worn), error: 'e-worn' },
+            { id: other!, token: 'someone-elses-token', error: 'e-other' },
+            { id: fresh!, token: tokenOf(fresh), error: 'e-fresh' },
+            { id: 'no-such-id', token: tokenOf(fresh), error: 'e-none' },
+          ],
+          1,
+        );
+        assert.deepEqual(statuses, ['failed', null, 'pending', null]);
+        const [w, o, f] = await Promise.all([worn, other, fresh].map((id) => a.getDocument(id!)));
+        assert.deepEqual([w?.status, w?.attempts, w?.error], ['failed', 2, 'e-worn']);
+        assert.deepEqual([o?.status, o?.attempts, o?.error], ['processing', 0, null]);
+        assert.deepEqual([f?.status, f?.attempts, f?.error], ['pending', 1, 'e-fresh']);
       });
 
       it('releases claimed documents to pending without counting an attempt', async () => {
         const ids = await a.insertDocuments([1, 2]);
-        await a.claimBatch('agent-a', 10, 60_000);
-        assert.equal(await b.releaseDocuments('agent-b', ids), 0);
-        assert.equal(await a.releaseDocuments('agent-a', ids), 2);
-        const again = await b.claimBatch('agent-b', 10, 60_000);
+        const batch = await a.claimBatch(owner('agent-a'), 10, 60_000);
+        assert.equal(await b.releaseDocuments(ids.map((id) => ({ id, token: 'not-a-claim' }))), 0);
+        assert.equal(await a.releaseDocuments(held(batch)), 2);
+        assert.equal(await a.releaseDocuments(held(batch)), 0);
+        const again = await b.claimBatch(owner('agent-b'), 10, 60_000);
         assert.deepEqual(
           again.map((d) => [d.id, d.attempts]),
           ids.map((id) => [id, 0]),
@@ -323,22 +416,66 @@ export function describeStore(
 
       it('returns documents with an expired lease to another agent; an extended lease holds', async () => {
         const [first, second] = await a.insertDocuments(['x', 'y']);
-        const claimed = await a.claimBatch('agent-a', 2, 300);
+        const claimed = await a.claimBatch(owner('agent-a'), 2, 300);
         assert.equal(claimed.length, 2);
+        const [heldFirst, heldSecond] = held(claimed);
         // Keep one lease alive, let the other expire.
-        const stop = Date.now() + 20_000;
-        let reclaimed: string[] = [];
-        while (Date.now() < stop) {
-          await a.extendLeases('agent-a', [second!], 60_000);
-          reclaimed = (await b.claimBatch('agent-b', 10, 60_000)).map((d) => d.id);
-          if (reclaimed.length > 0) break;
-          await new Promise((r) => setTimeout(r, 50));
-        }
-        assert.deepEqual(reclaimed, [first]);
-        // The agent that lost the lease can no longer complete it; the new holder can.
-        assert.equal(await a.completeDocuments('agent-a', [first!]), 0);
-        assert.equal(await b.completeDocuments('agent-b', [first!]), 1);
-        assert.equal(await a.completeDocuments('agent-a', [second!]), 1);
+        let reclaimed: ClaimedDocument[] = [];
+        await waitFor(
+          async () => {
+            assert.equal(await a.extendLeases([heldSecond!], 60_000), 1);
+            reclaimed = await b.claimBatch(owner('agent-b'), 10, 60_000);
+            return reclaimed.length > 0;
+          },
+          { what: 'the unrenewed lease expired and reclaimed', timeoutMs: 20_000 },
+        );
+        assert.deepEqual(
+          reclaimed.map((d) => d.id),
+          [first],
+        );
+        // The claim that lost the lease can no longer complete it; the new holder can.
+        assert.equal(await a.completeDocuments([heldFirst!]), 0);
+        assert.equal(await b.completeDocuments(held(reclaimed)), 1);
+        assert.equal(await a.completeDocuments([heldSecond!]), 1);
+        assert.equal(second, heldSecond!.id);
+      });
+
+      it('a stale holder with the same agent_id can neither complete, renew, fail nor release', async () => {
+        const [id] = await a.insertDocuments(['contested']);
+        const stale = await a.claimBatch(owner('same-name', 'first-process'), 1, 200);
+        assert.equal(stale.length, 1);
+        // Wait until the short lease has run out and a second process of the same name holds it.
+        let fresh: ClaimedDocument[] = [];
+        await waitFor(
+          async () => {
+            fresh = await b.claimBatch(owner('same-name', 'second-process'), 1, 60_000);
+            return fresh.length === 1;
+          },
+          { what: 'the document reclaimed after its lease expired', timeoutMs: 20_000 },
+        );
+        assert.equal(fresh[0]!.id, id);
+        assert.notEqual(fresh[0]!.token, stale[0]!.token);
+        const oldHandle = held(stale);
+        assert.equal(await a.extendLeases(oldHandle, 60_000), 0);
+        assert.equal(await a.completeDocuments(oldHandle), 0);
+        assert.deepEqual(await a.failDocuments([{ ...oldHandle[0]!, error: 'stale' }], 0), [null]);
+        assert.equal(await a.releaseDocuments(oldHandle), 0);
+        const untouched = await b.getDocument(id!);
+        assert.deepEqual(
+          [untouched?.status, untouched?.attempts, untouched?.error, untouched?.claimed_by],
+          ['processing', 0, null, 'same-name'],
+        );
+        // The new holder's handle works for all of them.
+        const newHandle = held(fresh);
+        assert.equal(await b.extendLeases(newHandle, 60_000), 1);
+        assert.equal(await b.releaseDocuments(newHandle), 1);
+        const again = await b.claimBatch(owner('same-name', 'second-process'), 1, 60_000);
+        assert.deepEqual(await b.failDocuments([{ ...held(again)[0]!, error: 'once' }], 3), ['pending']);
+        const last = await a.claimBatch(owner('same-name', 'first-process'), 1, 60_000);
+        assert.equal(await a.completeDocuments(held(last)), 1);
+        assert.equal((await b.getDocument(id!))?.status, 'processed');
+        // Even the right token does nothing once the document is no longer processing.
+        assert.equal(await a.completeDocuments(held(last)), 0);
       });
     });
 

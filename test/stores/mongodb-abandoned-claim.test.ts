@@ -14,6 +14,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import { CLAIMS_COLLECTION } from '../../src/stores/mongodb/index.js';
 import type { Store } from '../../src/stores/types.js';
+import { owner } from '../helpers/claims.js';
 import { withDb } from '../helpers/mongodb.js';
 import { type TargetDatabase, TARGETS } from '../helpers/targets.js';
 
@@ -43,7 +44,7 @@ for (const target of TARGETS.filter((t) => t.name.startsWith('mongodb'))) {
         }),
       );
       assert.equal((await store.getDocument(id!))?.status, 'pending', 'nobody holds it');
-      const claimed = await store.claimBatch('live-agent', 10, 60_000);
+      const claimed = await store.claimBatch(owner('live-agent'), 10, 60_000);
       assert.deepEqual(
         claimed.map((d) => d.id),
         [id],
@@ -65,7 +66,7 @@ for (const target of TARGETS.filter((t) => t.name.startsWith('mongodb'))) {
           })),
         ),
       );
-      const claimed = await store.claimBatch('other-agent', 10, 60_000);
+      const claimed = await store.claimBatch(owner('other-agent'), 10, 60_000);
       assert.deepEqual(
         claimed.map((d) => d.id),
         ids.slice(10),

@@ -19,6 +19,7 @@ import {
 import { openStore } from '../../src/stores/index.js';
 import { createMongoStore } from '../../src/stores/mongodb/index.js';
 import type { Store } from '../../src/stores/types.js';
+import { held, owner } from '../helpers/claims.js';
 import { ScriptedMongoServer } from '../helpers/mongo-mock.js';
 import {
   dropDatabase,
@@ -94,7 +95,7 @@ describe('MongoDB store configuration and connection (no server needed)', () => 
     await assert.rejects(store.readControlVersion(), StoreUnavailableError);
     await store.close();
     await store.close(); // idempotent
-    await assert.rejects(store.claimBatch('a', 1, 1000), /the store is closed/);
+    await assert.rejects(store.claimBatch(owner('a'), 1, 1000), /the store is closed/);
   });
 
   it('recovers when the server comes up after the first connection attempts failed', async () => {
@@ -270,7 +271,7 @@ for (const { name, url } of servers) {
       await Promise.all(
         agents.map(async (store, n) => {
           for (;;) {
-            const batch = await store.claimBatch(`agent-${n}`, 6, 60_000);
+            const batch = await store.claimBatch(owner(`agent-${n}`), 6, 60_000);
             if (batch.length === 0 && (await store.countDocuments()).pending === 0) return;
             for (const doc of batch) {
               assert.equal(
@@ -280,13 +281,7 @@ for (const { name, url } of servers) {
               );
               seen.set(doc.id, `agent-${n}`);
             }
-            assert.equal(
-              await store.completeDocuments(
-                `agent-${n}`,
-                batch.map((d) => d.id),
-              ),
-              batch.length,
-            );
+            assert.equal(await store.completeDocuments(held(batch)), batch.length);
           }
         }),
       );
@@ -311,7 +306,7 @@ for (const { name, url } of servers) {
           { _id: 'done-1' as never, status: 'processed', url: 'already done' },
         ]),
       );
-      const batch = await store.claimBatch('agent-a', 10, 60_000);
+      const batch = await store.claimBatch(owner('agent-a'), 10, 60_000);
       assert.deepEqual(
         batch.map((d) => [d.id, d.payload, d.attempts]),
         [
@@ -320,8 +315,9 @@ for (const { name, url } of servers) {
           [oid.toHexString(), { url: 'https://example.org/a' }, 0],
         ],
       );
-      assert.equal(await store.completeDocuments('agent-a', [oid.toHexString(), '42']), 2);
-      assert.equal(await store.failDocument('agent-a', 'job-7', 'HTTP 500', 0), 'failed');
+      const token = batch[0]!.token;
+      assert.equal(await store.completeDocuments([oid.toHexString(), '42'].map((id) => ({ id, token }))), 2);
+      assert.deepEqual(await store.failDocuments([{ id: 'job-7', token, error: 'HTTP 500' }], 0), ['failed']);
       const done = await raw((db) => db.collection('jobs').findOne({ _id: oid as never }));
       assert.equal(done?.status, 'processed');
       assert.ok(done?.processed_at instanceof Date);
@@ -375,17 +371,11 @@ for (const { name, url } of servers) {
       const completions: number[] = [];
       for (let round = 0; round < 3; round++) {
         let started = performance.now();
-        const batch = await store.claimBatch('agent-a', 100, 60_000);
+        const batch = await store.claimBatch(owner('agent-a'), 100, 60_000);
         claims.push(performance.now() - started);
         assert.equal(batch.length, 100);
         started = performance.now();
-        assert.equal(
-          await store.completeDocuments(
-            'agent-a',
-            batch.map((d) => d.id),
-          ),
-          100,
-        );
+        assert.equal(await store.completeDocuments(held(batch)), 100);
         completions.push(performance.now() - started);
       }
       const ms = (values: number[]) => values.map((v) => v.toFixed(0)).join(', ');
@@ -397,7 +387,7 @@ for (const { name, url } of servers) {
       const store = await open();
       await store.insertDocuments(['x']);
       const before = Date.now();
-      const [doc] = await store.claimBatch('agent-a', 1, 30_000);
+      const [doc] = await store.claimBatch(owner('agent-a'), 1, 30_000);
       const stored = await raw((db) => db.collection('documents').findOne({}));
       const lease = (stored?.lease_until as Date).getTime();
       assert.ok(

@@ -8,6 +8,7 @@ import { PullingAgentError, StoreUnavailableError } from '../../src/errors.js';
 import { claimableIds } from '../../src/stores/postgres/documents.js';
 import { createPostgresStore } from '../../src/stores/postgres/index.js';
 import { makeNames } from '../../src/stores/postgres/names.js';
+import { held, owner } from '../helpers/claims.js';
 import { POSTGRES_HOW_TO, POSTGRES_URL, rawQuery, usePostgresSchema } from '../helpers/postgres.js';
 import { unavailable } from '../helpers/targets.js';
 import { waitFor } from '../helpers/wait.js';
@@ -30,7 +31,11 @@ describe('postgres connections and documents', { skip }, () => {
     try {
       assert.ok(!down.description.includes('s3cret'), down.description);
       assert.match(down.description, /127\.0\.0\.1:1\/db/);
-      for (const attempt of [() => down.init(), () => down.ping(), () => down.claimBatch('a', 10, 1000)]) {
+      for (const attempt of [
+        () => down.init(),
+        () => down.ping(),
+        () => down.claimBatch(owner('a'), 10, 1000),
+      ]) {
         await assert.rejects(attempt(), (error: unknown) => {
           assert.ok(error instanceof StoreUnavailableError, String(error));
           assert.equal(error.code, 'PA_STORE_UNAVAILABLE');
@@ -76,14 +81,18 @@ describe('postgres connections and documents', { skip }, () => {
     const s = store();
     await s.init();
     const [id] = await s.insertDocuments(['x']);
-    await s.claimBatch('a', 1, 60_000);
+    const [doc] = await s.claimBatch(owner('a'), 1, 60_000);
+    const token = doc!.token;
     for (const bad of ['abc', '-1', '1.5', '99999999999999999999', '']) {
       assert.equal(await s.getDocument(bad), null);
-      assert.equal(await s.failDocument('a', bad, 'e', 1), null);
+      assert.deepEqual(await s.failDocuments([{ id: bad, token, error: 'e' }], 1), [null]);
     }
-    assert.equal(await s.completeDocuments('a', ['abc', '99999999999999999999', id!]), 1);
-    assert.equal(await s.releaseDocuments('a', ['nope']), 0);
-    await s.extendLeases('a', ['nope'], 1000);
+    assert.equal(await s.extendLeases([{ id: 'nope', token }], 1000), 0);
+    assert.equal(await s.releaseDocuments([{ id: 'nope', token }]), 0);
+    assert.equal(
+      await s.completeDocuments(['abc', '99999999999999999999', id!].map((i) => ({ id: i, token }))),
+      1,
+    );
   });
 
   it('refuses what jsonb cannot store as a bad request, and records any handler error', async () => {
@@ -95,8 +104,11 @@ describe('postgres connections and documents', { skip }, () => {
       return true;
     });
     const [id] = await s.insertDocuments(['ok']);
-    await s.claimBatch('a', 1, 60_000);
-    assert.equal(await s.failDocument('a', id!, 'bad byte \u0000 in the message', 0), 'failed');
+    const [doc] = await s.claimBatch(owner('a'), 1, 60_000);
+    assert.deepEqual(
+      await s.failDocuments([{ id: id!, token: doc!.token, error: 'bad byte \u0000 in the message' }], 0),
+      ['failed'],
+    );
     assert.equal((await s.getDocument(id!))?.error, 'bad byte \uFFFD in the message');
   });
 
@@ -129,7 +141,7 @@ describe('postgres connections and documents', { skip }, () => {
        SELECT jsonb_build_object('i', g), 'processed', now() FROM generate_series(1, 50000) AS g`,
     );
     await s.insertDocuments(Array.from({ length: 500 }, (_, i) => i));
-    await s.claimBatch('in-flight', 100, 60_000);
+    await s.claimBatch(owner('in-flight'), 100, 60_000);
     await rawQuery(url, `ANALYZE "${schema}".documents`);
     const [row] = await rawQuery<{ plan: unknown }>(
       url,
@@ -138,7 +150,7 @@ describe('postgres connections and documents', { skip }, () => {
     const plan = JSON.stringify(row?.plan ?? row);
     assert.match(plan, /documents_claimable_idx/, plan);
     const started = performance.now();
-    assert.equal((await s.claimBatch('agent', 100, 60_000)).length, 100);
+    assert.equal((await s.claimBatch(owner('agent'), 100, 60_000)).length, 100);
     t.diagnostic(
       `claimBatch(100) beside 50,000 processed documents: ${(performance.now() - started).toFixed(1)} ms`,
     );
@@ -149,17 +161,11 @@ describe('postgres connections and documents', { skip }, () => {
     await Promise.all(agents.map((s) => s.init()));
     await agents[0]!.insertDocuments(Array.from({ length: 100 }, (_, i) => i));
     const started = performance.now();
-    const batch = await agents[0]!.claimBatch('bench', 100, 60_000);
+    const batch = await agents[0]!.claimBatch(owner('bench'), 100, 60_000);
     const claimMs = performance.now() - started;
     assert.equal(batch.length, 100);
     const completeStarted = performance.now();
-    assert.equal(
-      await agents[0]!.completeDocuments(
-        'bench',
-        batch.map((d) => d.id),
-      ),
-      100,
-    );
+    assert.equal(await agents[0]!.completeDocuments(held(batch)), 100);
     t.diagnostic(
       `claimBatch(100) ${claimMs.toFixed(1)} ms, completeDocuments(100) ${(performance.now() - completeStarted).toFixed(1)} ms`,
     );
@@ -169,13 +175,10 @@ describe('postgres connections and documents', { skip }, () => {
     await Promise.all(
       agents.map(async (s, n) => {
         for (;;) {
-          const claimed = await s.claimBatch(`agent-${n}`, 37, 60_000);
+          const claimed = await s.claimBatch(owner(`agent-${n}`), 37, 60_000);
           if (claimed.length === 0) return;
           seen.push(...claimed.map((d) => d.id));
-          await s.completeDocuments(
-            `agent-${n}`,
-            claimed.map((d) => d.id),
-          );
+          await s.completeDocuments(held(claimed));
         }
       }),
     );

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
 
-import { createSqliteStore } from '../../src/stores/sqlite.js';
+import { createSqliteStore } from '../../src/stores/sqlite/index.js';
 import { describeStore } from './conformance.js';
 
 describeStore('sqlite', async () => {

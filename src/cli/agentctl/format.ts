@@ -88,12 +88,22 @@ export function agentsTable(
   view: Pick<AgentsView, 'agents' | 'desired'>,
   ageOffsetSeconds = 0,
 ): string {
+  // Two processes under one agent_id are told apart by the short form of their instance ids.
+  const seen = new Map<string, number>();
+  for (const row of view.agents) seen.set(row.agent_id, (seen.get(row.agent_id) ?? 0) + 1);
+  const name = (row: AgentRow) =>
+    (seen.get(row.agent_id) ?? 0) > 1 && row.instance_id
+      ? `${row.agent_id}@${row.instance_id.slice(0, 8)}`
+      : row.agent_id;
   const rows = [...view.agents]
-    .sort((a, b) => a.agent_id.localeCompare(b.agent_id))
+    .sort(
+      (a, b) =>
+        a.agent_id.localeCompare(b.agent_id) || (a.instance_id ?? '').localeCompare(b.instance_id ?? ''),
+    )
     .map((row) => {
       const behind = row.state !== 'lost' && row.applied_version < view.desired.version;
       return [
-        row.agent_id,
+        name(row),
         { text: row.state, colour: STATE_COLOUR[row.state] },
         behind
           ? { text: `${row.applied_version} (behind)`, colour: 'yellow' as const }

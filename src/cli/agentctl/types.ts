@@ -17,6 +17,8 @@ export interface ControlState {
 
 export interface AgentRow {
   agent_id: string;
+  /** The process's own id; optional, as agents before it do not send one. */
+  instance_id?: string;
   host: string;
   state: string;
   reported_state?: string;
@@ -33,6 +35,8 @@ export interface FleetSummary {
   applied: number;
   drained: number;
   stragglers: string[];
+  /** agent_ids held by more than one live process (absent from agents before it). */
+  duplicate_agent_ids?: string[];
 }
 
 /** GET /api/cluster/agents, and the data of the `agents` event. */

@@ -1,5 +1,7 @@
-// The agent registry: one document per agent in agent_registry, `_id` = agent id, rewritten by each
-// heartbeat with `heartbeat_at` from the server's clock ($currentDate).
+// The agent registry: one document per agent process in agent_registry, `_id` = its instance id
+// (two processes may share one agent id), rewritten by each heartbeat with `heartbeat_at` from the
+// server's clock ($currentDate). A document an older agent wrote (`_id` = agent id, no
+// instance_id) reads with its `_id` as the instance id until it is pruned.
 
 import type { Collection, Document } from 'mongodb';
 
@@ -20,7 +22,7 @@ export async function upsertAgent(
 ): Promise<void> {
   const write = () =>
     registry.updateOne(
-      { _id: heartbeat.agent_id },
+      { _id: heartbeat.instance_id },
       { $set: { ...heartbeat }, $currentDate: { heartbeat_at: true } },
       { upsert: true },
     );
@@ -33,8 +35,8 @@ export async function upsertAgent(
   }
 }
 
-export async function removeAgent(registry: Collection<LooseDocument>, agentId: string): Promise<void> {
-  await registry.deleteOne({ _id: agentId });
+export async function removeAgent(registry: Collection<LooseDocument>, instanceId: string): Promise<void> {
+  await registry.deleteOne({ _id: instanceId });
 }
 
 function toDate(value: unknown): Date | null {
@@ -51,6 +53,7 @@ function toRecord(doc: Document): AgentRecord | null {
   }
   return {
     agent_id: doc.agent_id,
+    instance_id: typeof doc.instance_id === 'string' ? doc.instance_id : String(doc._id),
     host: String(doc.host ?? ''),
     software_version: String(doc.software_version ?? ''),
     state: String(doc.state ?? ''),
@@ -64,9 +67,9 @@ function toRecord(doc: Document): AgentRecord | null {
   };
 }
 
-/** Every registered agent, by id; documents that do not read as a heartbeat are skipped. */
+/** Every registered process, by agent id then instance id; documents that do not read as a heartbeat are skipped. */
 export async function listAgents(registry: Collection<LooseDocument>): Promise<AgentRecord[]> {
-  const docs = await registry.find({}, { sort: { _id: 1 } }).toArray();
+  const docs = await registry.find({}, { sort: { agent_id: 1, _id: 1 } }).toArray();
   return docs.map(toRecord).filter((r): r is AgentRecord => r !== null);
 }
 

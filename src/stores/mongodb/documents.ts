@@ -28,10 +28,13 @@ import { type Collection, type Document, type Filter, MongoBulkWriteError, Objec
 import { PullingAgentError } from '../../errors.js';
 import {
   type ClaimedDocument,
+  type ClaimOwner,
   DOCUMENT_STATUSES,
   type DocumentCounts,
   type DocumentRecord,
   type DocumentStatus,
+  type FailedAttempt,
+  type HeldDocument,
 } from '../types.js';
 import type { ServerClock } from './clock.js';
 import type { DocId, LooseDocument } from './connection.js';
@@ -278,12 +281,13 @@ async function cleanupMarkers(claims: Collection<LooseDocument>, now: Date): Pro
 
 export async function claimBatch(
   collections: DocumentCollections,
-  agentId: string,
+  owner: ClaimOwner,
   limit: number,
   leaseMs: number,
 ): Promise<ClaimedDocument[]> {
   const { documents, claims, clock } = collections;
   if (limit <= 0) return [];
+  const { agentId } = owner;
   const token = randomUUID();
   let wanted = Math.floor(limit);
   // Documents another claimer's marker holds: not offered again in this call, so that a few held
@@ -340,33 +344,42 @@ export async function claimBatch(
   await cleanupMarkers(claims, await clock.now());
   return claimed.flatMap((doc): ClaimedDocument[] => {
     const id = idToString(doc._id);
-    return id === null ? [] : [{ id, payload: payloadOf(doc), attempts: attemptsOf(doc) }];
+    return id === null ? [] : [{ id, token, payload: payloadOf(doc), attempts: attemptsOf(doc) }];
   });
 }
 
-/** The filter for documents this agent holds. */
-function held(agentId: string, ids: string[]): Document {
-  return { _id: anyOf(ids), status: 'processing', claimed_by: agentId };
+/**
+ * The filter for documents these claims still hold: each (id, token) pair, grouped by token (a
+ * batch's documents share one), so that a stale holder's token matches nothing.
+ */
+function heldBy(held: HeldDocument[]): Document {
+  const byToken = new Map<string, string[]>();
+  for (const h of held) {
+    const ids = byToken.get(h.token);
+    if (ids) ids.push(h.id);
+    else byToken.set(h.token, [h.id]);
+  }
+  const pairs = [...byToken].map(([token, ids]) => ({ claim_token: token, _id: anyOf(ids) }));
+  return { status: 'processing', ...(pairs.length === 1 ? pairs[0] : { $or: pairs }) };
 }
 
 export async function extendLeases(
   { documents, clock }: DocumentCollections,
-  agentId: string,
-  ids: string[],
+  held: HeldDocument[],
   leaseMs: number,
-): Promise<void> {
-  if (ids.length === 0) return;
+): Promise<number> {
+  if (held.length === 0) return 0;
   const leaseUntil = new Date((await clock.now()).getTime() + leaseMs);
-  await documents.updateMany(held(agentId, ids), { $set: { lease_until: leaseUntil } });
+  const result = await documents.updateMany(heldBy(held), { $set: { lease_until: leaseUntil } });
+  return result.matchedCount;
 }
 
 export async function completeDocuments(
   { documents }: DocumentCollections,
-  agentId: string,
-  ids: string[],
+  held: HeldDocument[],
 ): Promise<number> {
-  if (ids.length === 0) return 0;
-  const result = await documents.updateMany(held(agentId, ids), {
+  if (held.length === 0) return 0;
+  const result = await documents.updateMany(heldBy(held), {
     $set: { status: 'processed', error: null },
     $unset: { lease_until: '', claim_token: '' },
     $currentDate: { processed_at: true, updated_at: true },
@@ -374,18 +387,18 @@ export async function completeDocuments(
   return result.modifiedCount;
 }
 
-export async function failDocument(
-  { documents }: DocumentCollections,
-  agentId: string,
-  id: string,
-  error: string,
+async function failDocument(
+  documents: Collection<LooseDocument>,
+  failure: FailedAttempt,
   maxRetries: number,
 ): Promise<DocumentStatus | null> {
+  const { error } = failure;
+  const filter = heldBy([failure]);
   // attempts + 1 > maxRetries, i.e. attempts >= maxRetries, fails it for good; a missing attempts
   // field counts as 0. Two conditional updates instead of one with a pipeline, which FerretDB lacks.
   const retryable = [{ attempts: { $lt: maxRetries } }, ...(maxRetries > 0 ? [{ attempts: null }] : [])];
   const retry = await documents.updateOne(
-    { ...held(agentId, [id]), $or: retryable },
+    { $and: [filter, { $or: retryable }] },
     {
       $set: { status: 'pending', error },
       $inc: { attempts: 1 },
@@ -394,7 +407,7 @@ export async function failDocument(
     },
   );
   if (retry.matchedCount > 0) return 'pending';
-  const final = await documents.updateOne(held(agentId, [id]), {
+  const final = await documents.updateOne(filter, {
     $set: { status: 'failed', error },
     $inc: { attempts: 1 },
     $unset: { lease_until: '', claim_token: '' },
@@ -403,13 +416,23 @@ export async function failDocument(
   return final.matchedCount > 0 ? 'failed' : null;
 }
 
+/** One document at a time (the caller serialises held-document writes anyway), in input order. */
+export async function failDocuments(
+  { documents }: DocumentCollections,
+  failures: FailedAttempt[],
+  maxRetries: number,
+): Promise<(DocumentStatus | null)[]> {
+  const statuses: (DocumentStatus | null)[] = [];
+  for (const failure of failures) statuses.push(await failDocument(documents, failure, maxRetries));
+  return statuses;
+}
+
 export async function releaseDocuments(
   { documents }: DocumentCollections,
-  agentId: string,
-  ids: string[],
+  held: HeldDocument[],
 ): Promise<number> {
-  if (ids.length === 0) return 0;
-  const result = await documents.updateMany(held(agentId, ids), {
+  if (held.length === 0) return 0;
+  const result = await documents.updateMany(heldBy(held), {
     $set: { status: 'pending' },
     $unset: { claimed_by: '', lease_until: '', claim_token: '' },
     $currentDate: { updated_at: true },

@@ -88,6 +88,18 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     return guard(what, async () => operation(await connect()));
   }
 
+  // Writes to held documents (renew, complete, fail, release), one at a time per store. The runtime
+  // issues them concurrently, also on the same documents (a renewal while a completion is on its
+  // way), and FerretDB applies an update as read, then write the whole document without checking
+  // that it still matches: a renewal that read a document before a completion and wrote after it
+  // would put it back to processing. In one chain, no two of this agent's writes interleave.
+  let heldWrites: Promise<unknown> = Promise.resolve();
+  function serialHeld<T>(what: string, operation: (h: Handles) => Promise<T>): Promise<T> {
+    const next = heldWrites.then(() => run(what, operation));
+    heldWrites = next.catch(() => undefined);
+    return next;
+  }
+
   return {
     kind: 'mongodb',
     description: `${describeUrl(options.url)} (database ${database}, collection ${collectionName})`,
@@ -140,23 +152,23 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     },
 
     upsertAgent: (heartbeat) => run('writing a heartbeat', (h) => agents.upsertAgent(h.registry, heartbeat)),
-    removeAgent: (agentId) => run('removing an agent', (h) => agents.removeAgent(h.registry, agentId)),
+    removeAgent: (instanceId) => run('removing an agent', (h) => agents.removeAgent(h.registry, instanceId)),
     listAgents: () => run('listing agents', (h) => agents.listAgents(h.registry)),
     pruneAgents: (olderThanMs) =>
       run('pruning agents', (h) => agents.pruneAgents(h.registry, h.clock, olderThanMs)),
 
     insertDocuments: (payloads) =>
       run('inserting documents', (h) => documents.insertDocuments(h.docs, payloads)),
-    claimBatch: (agentId, limit, leaseMs) =>
-      run('claiming documents', (h) => documents.claimBatch(h.docs, agentId, limit, leaseMs)),
-    extendLeases: (agentId, ids, leaseMs) =>
-      run('extending leases', (h) => documents.extendLeases(h.docs, agentId, ids, leaseMs)),
-    completeDocuments: (agentId, ids) =>
-      run('completing documents', (h) => documents.completeDocuments(h.docs, agentId, ids)),
-    failDocument: (agentId, id, error, maxRetries) =>
-      run('recording a failure', (h) => documents.failDocument(h.docs, agentId, id, error, maxRetries)),
-    releaseDocuments: (agentId, ids) =>
-      run('releasing documents', (h) => documents.releaseDocuments(h.docs, agentId, ids)),
+    claimBatch: (owner, limit, leaseMs) =>
+      run('claiming documents', (h) => documents.claimBatch(h.docs, owner, limit, leaseMs)),
+    extendLeases: (held, leaseMs) =>
+      serialHeld('extending leases', (h) => documents.extendLeases(h.docs, held, leaseMs)),
+    completeDocuments: (held) =>
+      serialHeld('completing documents', (h) => documents.completeDocuments(h.docs, held)),
+    failDocuments: (failures, maxRetries) =>
+      serialHeld('recording failures', (h) => documents.failDocuments(h.docs, failures, maxRetries)),
+    releaseDocuments: (held) =>
+      serialHeld('releasing documents', (h) => documents.releaseDocuments(h.docs, held)),
     getDocument: (id) => run('reading a document', (h) => documents.getDocument(h.docs, id)),
     countDocuments: () => run('counting documents', (h) => documents.countDocuments(h.docs)),
   };

@@ -1,4 +1,4 @@
-// The agent registry: one row per agent, upserted by its heartbeat with the server's clock, so
+// The agent registry: one row per agent process (keyed by its instance id), upserted by its heartbeat with the server's clock, so
 // that pruning compares times from one clock whatever the agents' clocks say.
 
 import type { AgentHeartbeat, AgentRecord, WatchMode } from '../types.js';
@@ -7,6 +7,7 @@ import type { Names } from './names.js';
 
 interface AgentRow {
   agent_id: string;
+  instance_id: string;
   host: string;
   software_version: string;
   state: string;
@@ -21,10 +22,10 @@ interface AgentRow {
 
 export async function upsertAgent(db: Queryable, n: Names, h: AgentHeartbeat): Promise<void> {
   await db.query(
-    `INSERT INTO ${n.agents} (agent_id, host, software_version, state, applied_version, applied_at,
+    `INSERT INTO ${n.agents} (instance_id, agent_id, host, software_version, state, applied_version, applied_at,
        batch_in_flight, watch_mode, started_at, counters, heartbeat_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp())
-     ON CONFLICT (agent_id) DO UPDATE SET host = excluded.host, software_version = excluded.software_version,
+     VALUES ($11, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp())
+     ON CONFLICT (instance_id) DO UPDATE SET agent_id = excluded.agent_id, host = excluded.host, software_version = excluded.software_version,
        state = excluded.state, applied_version = excluded.applied_version, applied_at = excluded.applied_at,
        batch_in_flight = excluded.batch_in_flight, watch_mode = excluded.watch_mode,
        started_at = excluded.started_at, counters = excluded.counters, heartbeat_at = excluded.heartbeat_at`,
@@ -39,18 +40,20 @@ export async function upsertAgent(db: Queryable, n: Names, h: AgentHeartbeat): P
       h.watch_mode,
       h.started_at,
       JSON.stringify(h.counters),
+      h.instance_id,
     ],
   );
 }
 
-export async function removeAgent(db: Queryable, n: Names, agentId: string): Promise<void> {
-  await db.query(`DELETE FROM ${n.agents} WHERE agent_id = $1`, [agentId]);
+export async function removeAgent(db: Queryable, n: Names, instanceId: string): Promise<void> {
+  await db.query(`DELETE FROM ${n.agents} WHERE instance_id = $1`, [instanceId]);
 }
 
 export async function listAgents(db: Queryable, n: Names): Promise<AgentRecord[]> {
-  const { rows } = await db.query<AgentRow>(`SELECT * FROM ${n.agents} ORDER BY agent_id`);
+  const { rows } = await db.query<AgentRow>(`SELECT * FROM ${n.agents} ORDER BY agent_id, instance_id`);
   return rows.map((r) => ({
     agent_id: r.agent_id,
+    instance_id: r.instance_id,
     host: r.host,
     software_version: r.software_version,
     state: r.state,

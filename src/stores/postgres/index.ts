@@ -117,22 +117,22 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     },
 
     upsertAgent: (heartbeat) => guard('writing a heartbeat', () => agents.upsertAgent(db, names, heartbeat)),
-    removeAgent: (agentId) => guard('removing an agent', () => agents.removeAgent(db, names, agentId)),
+    removeAgent: (instanceId) => guard('removing an agent', () => agents.removeAgent(db, names, instanceId)),
     listAgents: () => guard('listing agents', () => agents.listAgents(db, names)),
     pruneAgents: (olderThanMs) => guard('pruning agents', () => agents.pruneAgents(db, names, olderThanMs)),
 
     insertDocuments: (payloads) =>
       guard('inserting documents', () => documents.insertDocuments(db, names, payloads)),
-    claimBatch: (agentId, limit, leaseMs) =>
-      guard('claiming documents', () => documents.claimBatch(db, names, agentId, limit, leaseMs)),
-    extendLeases: (agentId, ids, leaseMs) =>
-      guard('extending leases', () => documents.extendLeases(db, names, agentId, ids, leaseMs)),
-    completeDocuments: (agentId, ids) =>
-      guard('completing documents', () => documents.completeDocuments(db, names, agentId, ids)),
-    failDocument: (agentId, id, error, maxRetries) =>
-      guard('recording a failure', () => documents.failDocument(db, names, agentId, id, error, maxRetries)),
-    releaseDocuments: (agentId, ids) =>
-      guard('releasing documents', () => documents.releaseDocuments(db, names, agentId, ids)),
+    claimBatch: (owner, limit, leaseMs) =>
+      guard('claiming documents', () => documents.claimBatch(db, names, owner, limit, leaseMs)),
+    extendLeases: (held, leaseMs) =>
+      guard('extending leases', () => documents.extendLeases(db, names, held, leaseMs)),
+    completeDocuments: (held) =>
+      guard('completing documents', () => documents.completeDocuments(db, names, held)),
+    failDocuments: (failures, maxRetries) =>
+      guard('recording failures', () => documents.failDocuments(db, names, failures, maxRetries)),
+    releaseDocuments: (held) =>
+      guard('releasing documents', () => documents.releaseDocuments(db, names, held)),
     getDocument: (id) => guard('reading a document', () => documents.getDocument(db, names, id)),
     countDocuments: () => guard('counting documents', () => documents.countDocuments(db, names)),
   };

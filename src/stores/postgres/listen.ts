@@ -71,7 +71,12 @@ export async function openControlWatch(
         handlers.onWake(announced);
       }
     } else if (message.channel === names.documentsChannel && state === 'open') {
-      handlers.onDocuments?.();
+      // The trigger sends how many rows the INSERT stored; an older trigger (or a hand-made
+      // NOTIFY) sends nothing usable, which still wakes, without a count.
+      const count = Number(message.payload);
+      handlers.onDocuments?.(
+        message.payload && Number.isSafeInteger(count) && count > 0 ? { count } : undefined,
+      );
     }
   });
 

@@ -4,6 +4,7 @@
 import type { Names } from '../names.js';
 import initial from './001-initial.js';
 import commandDetails from './002-command-details.js';
+import claimTokens from './003-claim-tokens.js';
 
 export interface Migration {
   version: number;
@@ -14,4 +15,5 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial', sql: initial },
   { version: 2, name: 'command details', sql: commandDetails },
+  { version: 3, name: 'claim tokens and instance ids', sql: claimTokens },
 ];

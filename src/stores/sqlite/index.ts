@@ -1,0 +1,68 @@
+// The embedded store: one SQLite file in WAL mode, shared by every agent process on the machine.
+// Writes are single statements or IMMEDIATE transactions, so the file's lock serialises them; the
+// event-driven watch is a file-system watch on the database's directory (watch.ts). One module per
+// concern (control, agents, documents, migrations), each operation a function of the connection.
+
+import { resolve } from 'node:path';
+
+import type { Store } from '../types.js';
+import * as agents from './agents.js';
+import { SqliteConnection } from './connection.js';
+import * as control from './control.js';
+import * as documents from './documents.js';
+import { migrate } from './migrations.js';
+import { openFileWatch } from './watch.js';
+
+export interface SqliteStoreOptions {
+  /** Path of the database file, or ':memory:' (then no watch and no sharing). */
+  path: string;
+}
+
+export function createSqliteStore(options: SqliteStoreOptions): Store {
+  const inMemory = options.path === ':memory:';
+  const path = inMemory ? options.path : resolve(options.path);
+  const conn = new SqliteConnection(path, inMemory);
+  const run = conn.run.bind(conn);
+
+  return {
+    kind: 'sqlite',
+    description: `sqlite:${path}`,
+
+    async init() {
+      await run('migrating the schema', (h) => migrate(h, path));
+    },
+
+    async close() {
+      conn.close();
+    },
+
+    async ping() {
+      const started = performance.now();
+      await run('pinging', (h) => h.statement('SELECT 1').get());
+      return performance.now() - started;
+    },
+
+    readControlVersion: () => run('reading the control version', control.readControlVersion),
+    readControl: () => run('reading the control state', control.readControl),
+    writeCommand: (input) => run('writing a command', (h) => control.writeCommand(h, input)),
+    listHistory: (limit) => run('reading the history', (h) => control.listHistory(h, limit)),
+
+    watchControl: (handlers) => openFileWatch(conn, handlers),
+
+    upsertAgent: (heartbeat) => run('writing a heartbeat', (h) => agents.upsertAgent(h, heartbeat)),
+    removeAgent: (instanceId) => run('removing an agent', (h) => agents.removeAgent(h, instanceId)),
+    listAgents: () => run('listing agents', agents.listAgents),
+    pruneAgents: (olderThanMs) => run('pruning agents', (h) => agents.pruneAgents(h, olderThanMs)),
+
+    insertDocuments: (payloads) => run('inserting documents', (h) => documents.insertDocuments(h, payloads)),
+    claimBatch: (owner, limit, leaseMs) =>
+      run('claiming documents', (h) => documents.claimBatch(h, owner, limit, leaseMs)),
+    extendLeases: (held, leaseMs) => run('extending leases', (h) => documents.extendLeases(h, held, leaseMs)),
+    completeDocuments: (held) => run('completing documents', (h) => documents.completeDocuments(h, held)),
+    failDocuments: (failures, maxRetries) =>
+      run('recording failures', (h) => documents.failDocuments(h, failures, maxRetries)),
+    releaseDocuments: (held) => run('releasing documents', (h) => documents.releaseDocuments(h, held)),
+    getDocument: (id) => run('reading a document', (h) => documents.getDocument(h, id)),
+    countDocuments: () => run('counting documents', documents.countDocuments),
+  };
+}

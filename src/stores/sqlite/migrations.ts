@@ -1,0 +1,80 @@
+// Numbered migrations; PRAGMA user_version records how many have run. A released migration is
+// never edited: a change to the schema is a new entry at the end.
+
+import { CONTROL_ID } from '../../control/state.js';
+import { PullingAgentError } from '../../errors.js';
+import { type Handle, NOW_ISO } from './connection.js';
+
+export const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE agent_control (
+     id TEXT PRIMARY KEY,
+     command TEXT NOT NULL,
+     version INTEGER NOT NULL,
+     timestamp TEXT NOT NULL,
+     reason TEXT,
+     updated_by TEXT NOT NULL
+   );
+   CREATE TABLE agent_control_history (
+     version INTEGER PRIMARY KEY,
+     command TEXT NOT NULL,
+     timestamp TEXT NOT NULL,
+     reason TEXT,
+     updated_by TEXT NOT NULL
+   );
+   CREATE TABLE agents (
+     agent_id TEXT PRIMARY KEY,
+     record TEXT NOT NULL,
+     heartbeat_ms INTEGER NOT NULL
+   );
+   CREATE TABLE documents (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     status TEXT NOT NULL DEFAULT 'pending',
+     payload TEXT NOT NULL,
+     attempts INTEGER NOT NULL DEFAULT 0,
+     claimed_by TEXT,
+     lease_until INTEGER,
+     error TEXT,
+     created_at TEXT NOT NULL,
+     updated_at TEXT NOT NULL,
+     processed_at TEXT
+   );
+   CREATE INDEX documents_pending ON documents (status, id);
+   CREATE INDEX documents_lease ON documents (status, lease_until);`,
+  // 2: who a command was on behalf of (with authentication), and pauses that expire.
+  `ALTER TABLE agent_control ADD COLUMN on_behalf_of TEXT;
+   ALTER TABLE agent_control ADD COLUMN expires_at TEXT;
+   ALTER TABLE agent_control_history ADD COLUMN on_behalf_of TEXT;
+   ALTER TABLE agent_control_history ADD COLUMN expires_at TEXT;`,
+  // 3: claims owned by token, and the registry keyed by process instance. The old registry rows
+  // are dropped rather than converted: they have no instance id, and every live agent's next
+  // heartbeat (within seconds) writes its row again.
+  `ALTER TABLE documents ADD COLUMN claim_token TEXT;
+   DROP TABLE agents;
+   CREATE TABLE agents (
+     instance_id TEXT PRIMARY KEY,
+     agent_id TEXT NOT NULL,
+     record TEXT NOT NULL,
+     heartbeat_ms INTEGER NOT NULL
+   );
+   CREATE INDEX agents_by_agent_id ON agents (agent_id, instance_id);`,
+];
+
+export function migrate(h: Handle, path: string): void {
+  const d = h.db;
+  d.transaction(() => {
+    const current = d.pragma('user_version', { simple: true }) as number;
+    if (current > MIGRATIONS.length) {
+      throw new PullingAgentError(
+        'PA_SCHEMA_TOO_NEW',
+        `database ${path} has schema version ${current}, newer than the ${MIGRATIONS.length} this agent knows; upgrade the agent`,
+      );
+    }
+    for (let v = current; v < MIGRATIONS.length; v++) d.exec(MIGRATIONS[v] as string);
+    d.pragma(`user_version = ${MIGRATIONS.length}`);
+    // Every start, not only in a migration: someone may have deleted the row by hand.
+    d.prepare(
+      `INSERT OR IGNORE INTO agent_control (id, command, version, timestamp, reason, updated_by)
+       VALUES (?, 'running', 0, ${NOW_ISO}, NULL, 'system')`,
+    ).run(CONTROL_ID);
+  }).immediate();
+}
