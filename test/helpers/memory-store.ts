@@ -47,6 +47,8 @@ export interface MemoryStore extends Store {
   before: Partial<Record<Operation, () => Promise<void> | void>>;
   /** Moves the store's clock forward (leases run out). */
   advance(ms: number): void;
+  /** The seed's manual wake-up: version + 1, nothing else. */
+  bumpVersion(): void;
 }
 
 export function createMemoryStore(): MemoryStore {
@@ -83,6 +85,9 @@ export function createMemoryStore(): MemoryStore {
     before,
     advance(ms) {
       offset += ms;
+    },
+    bumpVersion() {
+      control = { ...control, version: control.version + 1 };
     },
     async init() {},
     async close() {},

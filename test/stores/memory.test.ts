@@ -1,0 +1,18 @@
+// The in-memory store of the runtime's unit tests passes the suite every real store passes, so
+// that what those tests learn from it holds for the real ones.
+
+import { createMemoryStore, type MemoryStore } from '../helpers/memory-store.js';
+import { describeStore } from './conformance.js';
+
+describeStore('memory (the unit tests’ fake)', async () => {
+  const shared: MemoryStore = createMemoryStore();
+  return {
+    async open() {
+      return shared;
+    },
+    async manualBump() {
+      shared.bumpVersion();
+    },
+    async cleanup() {},
+  };
+});
