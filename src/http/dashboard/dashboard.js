@@ -174,7 +174,7 @@ async function readAgentInfo() {
       api('GET', '/api/agent/state'),
     ]);
     $('watch-mode').textContent = control.watch_mode;
-    view.servedBy = agent.agent_id;
+    view.servedBy = agent.instance_id ?? agent.agent_id;
     $('served-by').textContent = `via ${agent.agent_id}`;
   } catch {
     // The stream shows the rest; these two stay as they were.
@@ -298,15 +298,36 @@ function showFleet(fleet) {
     .classList.toggle('warn', summary.lost > 0);
   $('desired').textContent = `desired: ${desired.command} · version ${desired.version}`;
 
+  // Two live processes with one AGENT_ID are two rows: tell them apart and say it is a mistake.
+  const shared = new Set(summary.duplicate_agent_ids ?? []);
+  if (shared.size > 0)
+    showAlert(
+      `More than one live process uses AGENT_ID ${[...shared].join(', ')}: each counts, but give each its own AGENT_ID`,
+      'duplicates',
+    );
+  else hideAlert('duplicates');
   const body = $('agents').tBodies[0];
-  const rows = [...agents].sort((a, b) => a.agent_id.localeCompare(b.agent_id));
+  const rows = [...agents].sort(
+    (a, b) =>
+      a.agent_id.localeCompare(b.agent_id) || (a.instance_id ?? '').localeCompare(b.instance_id ?? ''),
+  );
   view.ageCells = [];
   body.replaceChildren(
     ...rows.map((agent) => {
       const row = document.createElement('tr');
       row.dataset.agent = agent.agent_id;
-      const id = cell(row, agent.agent_id, 'id');
-      id.title = `software ${agent.software_version}, started ${formatTime(agent.started_at)}`;
+      const twin = shared.has(agent.agent_id) && agent.instance_id;
+      const id = cell(
+        row,
+        twin ? `${agent.agent_id} · ${agent.instance_id.slice(0, 8)}` : agent.agent_id,
+        'id',
+      );
+      id.title = `software ${agent.software_version}, started ${formatTime(agent.started_at)}${agent.instance_id ? `, instance ${agent.instance_id}` : ''}`;
+      if (twin) {
+        const tag = id.appendChild(document.createElement('span'));
+        tag.className = 'tag warn';
+        tag.textContent = 'shared id';
+      }
       badgeCell(row, agent.state).className = 'state';
       const applied = cell(row, String(agent.applied_version), 'applied');
       const current = agent.applied_version >= desired.version;
@@ -327,7 +348,7 @@ function showFleet(fleet) {
 
   // An agent leaves the registry as it exits: let go of its stream, so that it can close (an open
   // stream holds its server), and reconnect to whatever answers at this address next.
-  const listed = agents.some((agent) => agent.agent_id === view.servedBy);
+  const listed = agents.some((agent) => (agent.instance_id ?? agent.agent_id) === view.servedBy);
   if (view.servedByListed && !listed)
     view.stream?.abort(`${view.servedBy} left the registry (shutting down)`);
   view.servedByListed = listed;
