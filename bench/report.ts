@@ -151,6 +151,101 @@ const THROUGHPUT_HEADER = [
   'Enqueue s',
 ];
 
+export const REALWORLD_TARGET = { fractionOfIdeal: 0.85, vsBetterPeer: 1 };
+export const PICKUP_TARGET_P50_MS = 10;
+
+const metOrMissed = (ok: boolean | null) => (ok === null ? '–' : ok ? 'met' : 'MISSED');
+
+function realWorldRows(r: Results): Row[] {
+  return (r.realworld ?? []).map((t) => {
+    const pa = t.system === 'pulling-agent';
+    const ofIdeal = pa ? t.fraction_of_ideal >= REALWORLD_TARGET.fractionOfIdeal : null;
+    const vsPeer = pa && t.vs_better_peer !== null ? t.vs_better_peer >= REALWORLD_TARGET.vsBetterPeer : null;
+    return [
+      t.system,
+      t.store,
+      t.workers,
+      t.concurrency,
+      t.batchSize ?? '–',
+      `${t.processed}${t.capped ? ` of ${t.documents} (capped)` : ''}`,
+      Math.round(t.perSecond),
+      Math.round(t.ideal_per_second),
+      fmt(t.fraction_of_ideal),
+      t.vs_better_peer === null ? '–' : `${fmt(t.vs_better_peer)} (${t.better_peer})`,
+      pa ? `≥ 0.85 ideal: ${metOrMissed(ofIdeal)}; ≥ peer: ${metOrMissed(vsPeer)}` : '–',
+      `${t.failures}/${t.planned_failures}`,
+      fmt(t.seconds, 1),
+    ];
+  });
+}
+const REALWORLD_HEADER = [
+  'System',
+  'Store',
+  'Processes',
+  'Concurrency',
+  'Batch',
+  'Documents',
+  'Docs/s',
+  'Ideal docs/s',
+  'Of ideal',
+  '÷ better peer',
+  'Targets',
+  'Failures seen/planned',
+  'Seconds',
+];
+
+function pickupRows(r: Results): Row[] {
+  return (r.pickup ?? []).map((p) => [
+    p.system,
+    p.store,
+    p.via,
+    `${p.delay_ms.n}${p.missing ? ` (${p.missing} missing)` : ''}`,
+    ms(p.delay_ms.p50),
+    ms(p.delay_ms.p90),
+    ms(p.delay_ms.p99),
+    ms(p.delay_ms.max),
+    ms(p.enqueue_ms.p50),
+    p.shareOfA === null ? '–' : fmt(p.shareOfA),
+    p.system === 'pulling-agent'
+      ? `p50 ≤ 10 ms: ${metOrMissed(p.delay_ms.p50 <= PICKUP_TARGET_P50_MS)}`
+      : '–',
+  ]);
+}
+const PICKUP_HEADER = [
+  'System',
+  'Store',
+  'Enqueued by',
+  'Documents',
+  'p50 ms',
+  'p90 ms',
+  'p99 ms',
+  'max ms',
+  'Enqueue call p50 ms',
+  'Started by A',
+  'Target',
+];
+
+function realWorldMethod(r: Results): string {
+  const w = r.realworld_settings;
+  if (!w) return '';
+  // One set of documents per number of slots (rows with the same slots share it).
+  const sets = new Map<number, NonNullable<Results['realworld']>[number]>();
+  for (const row of r.realworld ?? []) if (!sets.has(row.documents)) sets.set(row.documents, row);
+  const drawn = [...sets.values()]
+    .map(
+      (t) =>
+        `${t.documents} documents (${t.workers} × ${t.concurrency}): median ${t.latency_ms.median}, p90 ${t.latency_ms.p90}, p99 ${t.latency_ms.p99}, max ${t.latency_ms.max}, mean ${t.latency_ms.mean} ms, ${t.planned_failures} planned failures (${((t.planned_failures / t.documents) * 100).toFixed(2)} %)`,
+    )
+    .join('; ');
+  return `Every document sleeps a latency drawn from a log-normal distribution (median ${w.medianMs} ms, σ = ${w.sigma}, so p99 ≈ ${Math.round(w.medianMs * Math.exp(2.326 * w.sigma))} ms and mean ≈ ${(w.medianMs * Math.exp(w.sigma ** 2 / 2)).toFixed(1)} ms; seed ${w.seed}); document *i* gets the *i*-th draw, carried in its payload, so every system sleeps exactly the same total. ${w.failureRate * 100} % of the documents (drawn among the first ${w.failureSpan * 100} %, so that a retry comes back before the run ends) throw at once on their first attempt and succeed on the retry. ${drawn ? `Drawn: ${drawn}. ` : ''}Each row has about ${w.idealSeconds} s of ideal work (processes × concurrency × ${w.idealSeconds} s ÷ mean), capped at ${w.capMs / 1000} s. Everything runs \`bench/fixtures/latency-handler.mjs\`: pulling-agent processes load it as \`HANDLER\` (\`CONCURRENCY\` = the column, \`BATCH_SIZE\` its default, \`POLL_INTERVAL=1\`), BullMQ \`Worker\`s (\`concurrency\`, jobs with \`attempts: 2\`, no back-off) and graphile-worker \`run()\` (\`concurrency\`, default \`max_attempts\`, its own retry delay of e¹ ≈ 2.7 s) import it. Enqueued first, the workers started, then released together; docs/s counts the successful documents from the first handler start to the last handler end (the handlers' own clocks). Ideal = processes × concurrency ÷ mean latency (every slot busy all the time, no overhead). "÷ better peer" is against the faster of graphile-worker and BullMQ with the same processes and concurrency. Targets: ≥ ${REALWORLD_TARGET.fractionOfIdeal} of ideal and ≥ the better peer.`;
+}
+
+function pickupMethod(r: Results): string {
+  const p = r.pickup?.[0];
+  const gap = p ? `${p.gap_ms[0]}–${p.gap_ms[1]}` : '50–100';
+  return `An idle fleet of two worker processes; one document at a time, each sent ${gap} ms (uniformly random) after the previous call answered. pulling-agent: \`POST /api/documents\` with one document to agent A (agents at their defaults: \`POLL_INTERVAL\` 5 s, \`BATCH_SIZE\` 100, \`CONCURRENCY\` 1); graphile-worker: \`SELECT add_job('latency', …)\` from the benchmark's own connection (two \`run()\` processes, concurrency 1); BullMQ: \`queue.add\` (two \`Worker\` processes, concurrency 1). The delay is from just before the call is sent (the benchmark's clock) to the start of the handler (\`performance.timeOrigin + performance.now()\` in the worker process, the same machine clock), so it includes the enqueue call itself ("Enqueue call p50"). "Started by A": the share of documents the agent that received the POST ran itself. Target: p50 ≤ ${PICKUP_TARGET_P50_MS} ms for pulling-agent.`;
+}
+
 function memoryRows(r: Results): Row[] {
   return r.memory.map((m) => [
     m.store,
@@ -199,6 +294,8 @@ export function terminalTables(r: Results): string {
   add('Drain barrier (pause?wait=true with handlers in flight)', DRAIN_HEADER, drainRows(r));
   add('Throughput (no-op handler)', THROUGHPUT_HEADER, throughputRows(r));
   add('Start-up and memory', MEMORY_HEADER, memoryRows(r));
+  add('Real-world latencies (log-normal handler, 1 % fail once)', REALWORLD_HEADER, realWorldRows(r));
+  add('Enqueue → start on an idle fleet (ms)', PICKUP_HEADER, pickupRows(r));
   add('Targets', ['Target', 'Figure', 'Value', 'Limit', 'Result', 'Note'], targetRows(r));
   parts.push(`\nMachine: ${describe(r)}; ${r.duration_seconds} s in all`);
   return parts.join('\n');
@@ -264,6 +361,37 @@ export function checkTargets(r: Results): TargetCheck[] {
         note: `${Math.round(t.perSecond)} docs/s, ratio to ${peer}`,
       });
     }
+  }
+  for (const t of (r.realworld ?? []).filter((x) => x.system === 'pulling-agent')) {
+    const figure = `${t.store}, ${t.workers} processes × concurrency ${t.concurrency}`;
+    checks.push({
+      target: `Real-world latencies ≥ ${REALWORLD_TARGET.fractionOfIdeal} of ideal`,
+      figure,
+      value: t.fraction_of_ideal,
+      limit: REALWORLD_TARGET.fractionOfIdeal,
+      met: t.fraction_of_ideal >= REALWORLD_TARGET.fractionOfIdeal,
+      note: `${Math.round(t.perSecond)} of ${Math.round(t.ideal_per_second)} docs/s ideal`,
+    });
+    if (t.vs_better_peer !== null) {
+      checks.push({
+        target: 'Real-world latencies ≥ the better peer',
+        figure,
+        value: t.vs_better_peer,
+        limit: REALWORLD_TARGET.vsBetterPeer,
+        met: t.vs_better_peer >= REALWORLD_TARGET.vsBetterPeer,
+        note: `ratio to ${t.better_peer}`,
+      });
+    }
+  }
+  for (const p of (r.pickup ?? []).filter((x) => x.system === 'pulling-agent')) {
+    checks.push({
+      target: `Enqueue → start p50 ≤ ${PICKUP_TARGET_P50_MS} ms, idle fleet`,
+      figure: `${p.store}, 2 agents`,
+      value: p.delay_ms.p50,
+      limit: PICKUP_TARGET_P50_MS,
+      met: p.delay_ms.p50 <= PICKUP_TARGET_P50_MS,
+      note: `p90 ${p.delay_ms.p90}, p99 ${p.delay_ms.p99} ms of ${p.delay_ms.n}`,
+    });
   }
   for (const m of r.memory) {
     checks.push({
@@ -360,6 +488,24 @@ export function markdown(r: Results, jsonName: string, prefix: string): string {
     );
     lines.push('');
     lines.push(table(MEMORY_HEADER, memoryRows(r)));
+    lines.push('');
+  }
+  if (r.realworld?.length) {
+    lines.push('## Real-world latencies');
+    lines.push('');
+    lines.push(`![real-world latencies](${prefix}realworld.svg)`);
+    lines.push('');
+    lines.push(realWorldMethod(r));
+    lines.push('');
+    lines.push(table(REALWORLD_HEADER, realWorldRows(r)));
+    lines.push('');
+  }
+  if (r.pickup?.length) {
+    lines.push('## Enqueue → start on an idle fleet');
+    lines.push('');
+    lines.push(pickupMethod(r));
+    lines.push('');
+    lines.push(table(PICKUP_HEADER, pickupRows(r)));
     lines.push('');
   }
   if (r.targets.length) {
@@ -556,4 +702,86 @@ export function throughputSvg(r: Results): string {
 function label(t: Results['throughput'][number]): string {
   if (t.system !== 'pulling-agent') return `${t.system} (${t.store.replace(/ \(.*\)$/, '')})`;
   return `pulling-agent ${t.store}, BATCH_SIZE=${t.batchSize}`;
+}
+
+/** Horizontal bars of documents per second for each processes × concurrency, with the ideal marked. */
+export function realWorldSvg(r: Results): string {
+  const rows = r.realworld ?? [];
+  const groups = [...new Set(rows.map((t) => `${t.workers}×${t.concurrency}`))];
+  const systems = [...new Set(rows.map((t) => realWorldLabel(t)))];
+  const barH = 16;
+  const groupH = systems.length * barH + 24;
+  const left = 300;
+  const width = 980;
+  const plotW = width - left - 140;
+  const svg = new Svg(width, 90 + groups.length * groupH + 30);
+  const w = r.realworld_settings;
+  svg.text(
+    20,
+    28,
+    `Real-world latencies: documents per second, log-normal handler (median ${w?.medianMs ?? '?'} ms, σ ${w?.sigma ?? '?'}), ${(w?.failureRate ?? 0) * 100} % fail once`,
+    { size: 15, weight: 'bold' },
+  );
+  svg.text(
+    20,
+    48,
+    `dashed line = ideal (processes × concurrency ÷ mean latency); ${r.machine.cpu_model}, ${r.machine.cores} cores; the same machine and run for every system`,
+    { size: 11, fill: '#555' },
+  );
+  const max = Math.max(...rows.map((t) => Math.max(t.perSecond, t.ideal_per_second)), 1);
+  const axis = ticks(0, max);
+  const hi = axis[axis.length - 1] as number;
+  const x = (v: number) => left + (v / hi) * plotW;
+  const bottom = 70 + groups.length * groupH;
+  for (const t of axis) {
+    svg.line(x(t), 62, x(t), bottom, '#e5e5e5');
+    svg.text(x(t), bottom + 16, t >= 1000 ? `${t / 1000}k` : `${t}`, {
+      size: 11,
+      anchor: 'middle',
+      fill: '#555',
+    });
+  }
+  groups.forEach((g, gi) => {
+    const top = 70 + gi * groupH;
+    const [k, c] = g.split('×');
+    svg.text(20, top + 12, `${k} processes × concurrency ${c}`, { size: 13, weight: 'bold' });
+    const inGroup = rows.filter((t) => `${t.workers}×${t.concurrency}` === g);
+    const ideal = inGroup[0]?.ideal_per_second;
+    systems.forEach((system, si) => {
+      const run = inGroup.find((t) => realWorldLabel(t) === system);
+      const y = top + 18 + si * barH;
+      svg.text(left - 8, y + 12, system, { size: 11, anchor: 'end' });
+      if (!run) return;
+      const color =
+        run.system === 'BullMQ'
+          ? '#d62728'
+          : run.system === 'graphile-worker'
+            ? '#9467bd'
+            : (COLORS[si % 3] as string);
+      svg.rect(
+        left,
+        y + 2,
+        x(run.perSecond) - left,
+        barH - 4,
+        color,
+        `${system}, ${g}: ${Math.round(run.perSecond)}/s, ${fmt(run.fraction_of_ideal)} of ideal`,
+      );
+      svg.text(
+        x(run.perSecond) + 4,
+        y + 12,
+        `${Math.round(run.perSecond)} (${fmt(run.fraction_of_ideal)} of ideal)${run.capped ? ' capped' : ''}`,
+        { size: 10, fill: '#333' },
+      );
+    });
+    if (ideal) {
+      svg.line(x(ideal), top + 16, x(ideal), top + 18 + systems.length * barH, '#222', 1, '4 3');
+      svg.text(x(ideal) + 3, top + 12, `ideal ${Math.round(ideal)}`, { size: 10, fill: '#222' });
+    }
+  });
+  return svg.toString();
+}
+
+function realWorldLabel(t: NonNullable<Results['realworld']>[number]): string {
+  if (t.system !== 'pulling-agent') return `${t.system} (${t.store.replace(/ \(.*\)$/, '')})`;
+  return `pulling-agent ${t.store}`;
 }

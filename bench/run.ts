@@ -3,7 +3,9 @@
 // throughput against BullMQ and graphile-worker, memory and start-up. Prints tables, writes
 // bench/results/<timestamp>.json, a Markdown summary and SVG charts. Fails on errors, never on figures.
 //   --quick            tiny sizes (CI)
-//   --only=a,b         propagation, drain, load, throughput, memory (load rides on propagation)
+//   --only=a,b         propagation, drain, load, throughput, memory (load rides on propagation),
+//                      realworld (throughput with log-normal handler latencies), pickup (enqueue → start)
+//   --latency-seconds=N  realworld: seconds of ideal work per row (default 20, quick 3)
 //   --stores=a,b       sqlite, postgres, mongodb
 //   --agents=100       in-process fleet sizes for propagation (default 100,500)
 // A run narrowed by --only, --stores or --agents writes partial-<timestamp>.json and partial.md, so
@@ -14,21 +16,41 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { abortAll } from './lib/cleanup.js';
+import { drawLatencies, idealPerSecond, LATENCY_PLAN, type LatencySet } from './lib/latencies.js';
 import { describeMachine, loadNow } from './lib/machine.js';
 import { Progress } from './lib/progress.js';
 import type {
   DrainFigure,
   LoadFigure,
   MemoryFigure,
+  PickupFigure,
   PropagationFigure,
+  RealWorldFigure,
   Results,
   ThroughputFigure,
 } from './lib/results.js';
 import { ROOT, type Servers, startServers } from './lib/servers.js';
-import { round, roundSummary, summarize } from './lib/stats.js';
+import { percentile, round, roundSummary, summarize } from './lib/stats.js';
 import { availableStores, type BenchMode, modesOf, type StoreKind } from './lib/stores.js';
-import { checkTargets, markdown, propagationSvg, terminalTables, throughputSvg } from './report.js';
+import {
+  checkTargets,
+  markdown,
+  propagationSvg,
+  realWorldSvg,
+  terminalTables,
+  throughputSvg,
+} from './report.js';
 import { drainBarrier } from './scenarios/drain.js';
+import {
+  pickupAgents,
+  pickupBullmq,
+  pickupGraphile,
+  type PickupRun,
+  realWorldAgents,
+  realWorldBullmq,
+  realWorldGraphile,
+  type RealWorldRun,
+} from './scenarios/latency.js';
 import { memoryAndStartup } from './scenarios/memory.js';
 import { propagationInProcess, propagationProcesses, type PropagationRun } from './scenarios/propagation.js';
 import {
@@ -44,18 +66,34 @@ const { values } = parseArgs({
     only: { type: 'string' },
     stores: { type: 'string' },
     agents: { type: 'string' },
+    'latency-seconds': { type: 'string' },
   },
   strict: true,
 });
 const quick = values.quick === true;
-const partial = values.only !== undefined || values.stores !== undefined || values.agents !== undefined;
+const partial =
+  values.only !== undefined ||
+  values.stores !== undefined ||
+  values.agents !== undefined ||
+  values['latency-seconds'] !== undefined;
 const agentsOption = values.agents?.split(',').map(Number);
 if (agentsOption?.some((n) => !Number.isSafeInteger(n) || n < 1)) {
   console.error(`--agents takes fleet sizes like 100 or 100,500, not ${values.agents}`);
   process.exit(2);
 }
-const only = new Set((values.only ?? 'propagation,drain,throughput,memory').split(','));
+const SCENARIOS = ['propagation', 'load', 'drain', 'throughput', 'memory', 'realworld', 'pickup'];
+const only = new Set((values.only ?? 'propagation,drain,throughput,memory,realworld,pickup').split(','));
+const unknown = [...only].filter((s) => !SCENARIOS.includes(s));
+if (unknown.length) {
+  console.error(`--only takes ${SCENARIOS.join(', ')}, not ${unknown.join(', ')}`);
+  process.exit(2);
+}
 if (only.has('load')) only.add('propagation');
+const latencySeconds = values['latency-seconds'] === undefined ? null : Number(values['latency-seconds']);
+if (latencySeconds !== null && !(latencySeconds > 0)) {
+  console.error(`--latency-seconds takes a positive number of seconds, not ${values['latency-seconds']}`);
+  process.exit(2);
+}
 
 const PLAN = quick
   ? {
@@ -75,6 +113,8 @@ const PLAN = quick
         ferretCapMs: 15_000,
       },
       memory: { samples: 1, idleMs: 1_000 },
+      realworld: { idealSeconds: latencySeconds ?? 3, workers: [2], concurrency: [10], capMs: 30_000 },
+      pickup: { documents: 20, gapMinMs: 50, gapMaxMs: 100, idleMs: 1_000 },
     }
   : {
       processAgents: 10,
@@ -95,6 +135,13 @@ const PLAN = quick
         ferretCapMs: 60_000,
       },
       memory: { samples: 5, idleMs: 5_000 },
+      realworld: {
+        idealSeconds: latencySeconds ?? 20,
+        workers: [2, 4],
+        concurrency: [10, 20],
+        capMs: 120_000,
+      },
+      pickup: { documents: 200, gapMinMs: 50, gapMaxMs: 100, idleMs: 2_000 },
     };
 
 interface Step {
@@ -180,14 +227,21 @@ async function main(): Promise<number> {
     drain: [],
     throughput: [],
     memory: [],
+    realworld: [],
+    realworld_settings: null,
+    pickup: [],
     targets: [],
     errors: [],
   };
   console.error(
     `pulling-agent benchmark${quick ? ' (quick)' : ''}: ${machine.cpu_model}, ${machine.cores} cores, load ${machine.load_average_at_start.join(' ')}`,
   );
+  const wantedStores = values.stores ? new Set(values.stores.split(',')) : null;
+  const storeScenarios = ['propagation', 'drain', 'throughput', 'memory'].some((x) => only.has(x));
   const servers: Servers = await startServers({
-    peers: only.has('throughput'),
+    peers: only.has('throughput') || only.has('realworld') || only.has('pickup'),
+    // realworld and pickup run on SQLite and PostgreSQL only: no FerretDB to start for them.
+    mongodb: storeScenarios && (wantedStores === null || wantedStores.has('mongodb')),
     log: (t) => console.error(t),
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -205,10 +259,7 @@ async function main(): Promise<number> {
     machine.stores.sqlite = `SQLite ${await sqliteVersion()} (better-sqlite3)`;
 
     let stores = availableStores(servers);
-    if (values.stores) {
-      const wanted = new Set(values.stores.split(','));
-      stores = stores.filter((s) => wanted.has(s.kind));
-    }
+    if (wantedStores) stores = stores.filter((s) => wantedStores.has(s.kind));
     const modes = modesOf(stores);
     const steps: Step[] = [];
     const attempt = async (scenario: string, work: () => Promise<void>) => {
@@ -390,6 +441,107 @@ async function main(): Promise<number> {
       }
     }
 
+    const realWorld: RealWorldRun[] = [];
+    const realWorldSets = new Map<RealWorldRun, LatencySet>();
+    if (only.has('realworld')) {
+      const w = PLAN.realworld;
+      results.realworld_settings = { ...LATENCY_PLAN, ...w };
+      // The plan's mean (median × e^(σ²/2)) sizes each row; the drawn latencies give the ideal.
+      const planMean = LATENCY_PLAN.medianMs * Math.exp(LATENCY_PLAN.sigma ** 2 / 2);
+      const sets = new Map<number, LatencySet>();
+      const setFor = (slots: number) => {
+        let set = sets.get(slots);
+        if (!set) {
+          set = drawLatencies(Math.max(200, Math.round((slots * w.idealSeconds * 1000) / planMean)));
+          sets.set(slots, set);
+        }
+        return set;
+      };
+      const options = (slots: number) => ({ set: setFor(slots), capMs: w.capMs });
+      const push = (slots: number) => (run: RealWorldRun) => {
+        realWorld.push(run);
+        realWorldSets.set(run, setFor(slots));
+      };
+      const rwStores = stores.filter((s) => s.kind !== 'mongodb');
+      for (const k of w.workers) {
+        for (const c of w.concurrency) {
+          const slots = k * c;
+          const what = `${k} × concurrency ${c}`;
+          for (const store of rwStores) {
+            steps.push({
+              label: `real-world latencies pulling-agent ${store.label}, ${what}`,
+              run: () =>
+                attempt(`realworld ${store.label} ${k}x${c}`, async () =>
+                  push(slots)(await realWorldAgents(store.kind, k, c, servers, options(slots))),
+                ),
+            });
+          }
+          if (servers.postgres) {
+            steps.push({
+              label: `real-world latencies graphile-worker, ${what}`,
+              run: () =>
+                attempt(`realworld graphile-worker ${k}x${c}`, async () =>
+                  push(slots)(await realWorldGraphile(k, c, servers, options(slots))),
+                ),
+            });
+          }
+          if (servers.redis) {
+            steps.push({
+              label: `real-world latencies BullMQ, ${what}`,
+              run: () =>
+                attempt(`realworld BullMQ ${k}x${c}`, async () =>
+                  push(slots)(await realWorldBullmq(k, c, servers, options(slots))),
+                ),
+            });
+          }
+        }
+      }
+    }
+    if (only.has('pickup')) {
+      const p = PLAN.pickup;
+      const record = (run: PickupRun) => {
+        const d = summarize(run.delaysMs);
+        const sorted = [...run.delaysMs].sort((a, b) => a - b);
+        const e = [...run.enqueueMs].sort((a, b) => a - b);
+        const { delaysMs: _d, enqueueMs: _e, ...rest } = run;
+        const figure: PickupFigure = {
+          ...rest,
+          ...(rest.shareOfA !== null ? { shareOfA: round(rest.shareOfA) } : {}),
+          delay_ms: {
+            n: d.n,
+            p50: round(d.p50),
+            p90: round(percentile(sorted, 90)),
+            p99: round(d.p99),
+            max: round(d.max),
+            mean: round(d.mean),
+          },
+          enqueue_ms: { p50: round(percentile(e, 50)), p99: round(percentile(e, 99)) },
+          gap_ms: [p.gapMinMs, p.gapMaxMs],
+          samples_ms: run.delaysMs,
+        };
+        results.pickup?.push(figure);
+      };
+      for (const store of stores.filter((s) => s.kind !== 'mongodb')) {
+        steps.push({
+          label: `enqueue → start pulling-agent ${store.label}, 2 idle agents`,
+          run: () =>
+            attempt(`pickup ${store.label}`, async () => record(await pickupAgents(store.kind, servers, p))),
+        });
+      }
+      if (servers.postgres) {
+        steps.push({
+          label: 'enqueue → start graphile-worker, 2 idle workers',
+          run: () => attempt('pickup graphile-worker', async () => record(await pickupGraphile(servers, p))),
+        });
+      }
+      if (servers.redis) {
+        steps.push({
+          label: 'enqueue → start BullMQ, 2 idle workers',
+          run: () => attempt('pickup BullMQ', async () => record(await pickupBullmq(servers, p))),
+        });
+      }
+    }
+
     const progress = new Progress(steps.length);
     for (const step of steps) {
       progress.step(step.label);
@@ -399,6 +551,7 @@ async function main(): Promise<number> {
     }
 
     results.throughput = withRatios(throughput);
+    results.realworld = realWorldFigures(realWorld, realWorldSets);
     machine.load_average_at_end = loadNow();
     const finishedAt = new Date();
     results.finished_at = finishedAt.toISOString();
@@ -434,6 +587,43 @@ function withRatios(runs: ThroughputRun[]): ThroughputFigure[] {
   });
 }
 
+function realWorldFigures(runs: RealWorldRun[], sets: Map<RealWorldRun, LatencySet>): RealWorldFigure[] {
+  const peers = (r: RealWorldRun) =>
+    runs
+      .filter(
+        (p) =>
+          p.system !== 'pulling-agent' &&
+          p.workers === r.workers &&
+          p.concurrency === r.concurrency &&
+          p.perSecond > 0,
+      )
+      .sort((a, b) => b.perSecond - a.perSecond);
+  return runs.map((r) => {
+    const set = sets.get(r) as LatencySet;
+    const ideal = idealPerSecond(r.workers * r.concurrency, set);
+    const better = r.system === 'pulling-agent' ? peers(r)[0] : undefined;
+    const s = set.summary;
+    return {
+      ...r,
+      seconds: round(r.seconds),
+      perSecond: round(r.perSecond),
+      enqueueSeconds: round(r.enqueueSeconds),
+      latency_ms: {
+        median: round(s.median),
+        p90: round(s.p90),
+        p99: round(s.p99),
+        max: round(s.max),
+        mean: round(s.mean),
+      },
+      planned_failures: set.failures,
+      ideal_per_second: round(ideal),
+      fraction_of_ideal: round(r.perSecond / ideal),
+      better_peer: better ? better.system : null,
+      vs_better_peer: better ? round(r.perSecond / better.perSecond) : null,
+    };
+  });
+}
+
 async function sqliteVersion(): Promise<string> {
   const { default: Database } = await import('better-sqlite3');
   const db = new Database(':memory:');
@@ -457,6 +647,7 @@ function writeResults(results: Results): void {
     writeFileSync(join(dir, `${prefix}propagation.svg`), propagationSvg(results));
   if (results.throughput.length > 0)
     writeFileSync(join(dir, `${prefix}throughput.svg`), throughputSvg(results));
+  if (results.realworld?.length) writeFileSync(join(dir, `${prefix}realworld.svg`), realWorldSvg(results));
   console.error(`\nWrote ${json} and ${md}`);
 }
 

@@ -1,6 +1,8 @@
 // The shape of bench/results/<timestamp>.json: every figure of a run, with how it was measured.
 
+import type { PickupRun, RealWorldRun } from '../scenarios/latency.js';
 import type { ThroughputRun } from '../scenarios/throughput.js';
+import type { LatencyPlan } from './latencies.js';
 import type { Machine } from './machine.js';
 import type { Summary } from './stats.js';
 
@@ -66,6 +68,33 @@ export type ThroughputFigure = ThroughputRun & {
   vs_bullmq: number | null;
 };
 
+/** A row of the real-world latencies scenario. */
+export type RealWorldFigure = RealWorldRun & {
+  /** The drawn latencies of this row's documents (ms), and the planned first-attempt failures. */
+  latency_ms: { median: number; p90: number; p99: number; max: number; mean: number };
+  planned_failures: number;
+  /** Slots (workers × concurrency) ÷ mean latency: every slot busy all the time. */
+  ideal_per_second: number;
+  fraction_of_ideal: number;
+  /** The faster of graphile-worker and BullMQ at the same workers × concurrency. */
+  better_peer: string | null;
+  vs_better_peer: number | null;
+};
+
+export interface RealWorldSettings extends LatencyPlan {
+  idealSeconds: number;
+  workers: number[];
+  concurrency: number[];
+  capMs: number;
+}
+
+export type PickupFigure = Omit<PickupRun, 'delaysMs' | 'enqueueMs'> & {
+  delay_ms: { n: number; p50: number; p90: number; p99: number; max: number; mean: number };
+  enqueue_ms: { p50: number; p99: number };
+  gap_ms: [number, number];
+  samples_ms: number[];
+};
+
 export interface MemoryFigure {
   store: string;
   start_to_ready_ms: Summary;
@@ -99,6 +128,9 @@ export interface Results {
   drain: DrainFigure[];
   throughput: ThroughputFigure[];
   memory: MemoryFigure[];
+  realworld?: RealWorldFigure[];
+  realworld_settings?: RealWorldSettings | null;
+  pickup?: PickupFigure[];
   targets: TargetCheck[];
   errors: { scenario: string; message: string }[];
 }

@@ -178,7 +178,12 @@ async function startRedis(dir: string): Promise<{ server: RedisServer; child: Ch
   return { server: { host: '127.0.0.1', port, version: `Redis ${version}` }, child };
 }
 
-export async function startServers(options: { peers: boolean; log(text: string): void }): Promise<Servers> {
+export async function startServers(options: {
+  peers: boolean;
+  /** false: no MongoDB/FerretDB at all (no scenario of the run uses it); default true. */
+  mongodb?: boolean;
+  log(text: string): void;
+}): Promise<Servers> {
   const notes: string[] = [];
   const tmp = mkdtempSync(join(tmpdir(), 'pa-bench-servers-'));
   let redisChild: ChildProcess | null = null;
@@ -226,7 +231,9 @@ export async function startServers(options: { peers: boolean; log(text: string):
       );
     }
     const mongoUrl = process.env.PA_TEST_MONGODB_URL;
-    if (mongoUrl) {
+    if (options.mongodb === false) {
+      notes.push('MongoDB: not needed by the scenarios or stores chosen');
+    } else if (mongoUrl) {
       servers.mongodb = await describeMongo(mongoUrl, false);
       notes.push('MongoDB: PA_TEST_MONGODB_URL');
     } else if (CI) {

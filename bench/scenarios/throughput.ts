@@ -42,7 +42,7 @@ export interface ThroughputOptions {
 const NOOP_HANDLER = join(ROOT, 'bench/fixtures/noop-handler.mjs');
 const PEER_WORKER = join(ROOT, 'dist/bench/peers/worker.js');
 
-interface Stats {
+export interface Stats {
   first: number;
   last: number;
   count: number;
@@ -65,7 +65,7 @@ function result(
 }
 
 /** Polls until done() or the cap; resolves with whether it was capped. */
-async function waitDone(done: () => Promise<boolean>, capMs: number): Promise<boolean> {
+export async function waitDone(done: () => Promise<boolean>, capMs: number): Promise<boolean> {
   const deadline = Date.now() + capMs;
   while (Date.now() < deadline) {
     if (await done()) return false;
@@ -138,7 +138,7 @@ export async function throughputAgents(
 }
 
 /** Forks k peer workers, waits until each is connected, releases them together; stops them. */
-class PeerWorkers {
+export class PeerWorkers {
   readonly #children: ChildProcess[] = [];
 
   async start(k: number, env: Record<string, string>): Promise<void> {
@@ -164,19 +164,20 @@ class PeerWorkers {
     for (const child of this.#children) child.send('go');
   }
 
-  async stop(): Promise<Stats[]> {
+  /** The stats each worker reports (those of bench/fixtures/latency-handler.mjs with PEER_HANDLER=latency). */
+  async stop<T extends Stats = Stats>(): Promise<T[]> {
     const stats = await Promise.all(
       this.#children.map(
         (child) =>
-          new Promise<Stats>((resolve) => {
-            if (child.exitCode !== null) return resolve({ first: 0, last: 0, count: 0 });
+          new Promise<T>((resolve) => {
+            if (child.exitCode !== null) return resolve({ first: 0, last: 0, count: 0 } as T);
             const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-            child.on('message', (m: Stats & { type: string }) => {
+            child.on('message', (m: T & { type: string }) => {
               if (m.type === 'stats') resolve(m);
             });
             child.once('exit', () => {
               clearTimeout(timer);
-              resolve({ first: 0, last: 0, count: 0 });
+              resolve({ first: 0, last: 0, count: 0 } as T);
             });
             child.send('stop');
           }),
