@@ -136,6 +136,35 @@ describe('postgres LISTEN/NOTIFY watch', { skip }, () => {
     assert.deepEqual(await s.countDocuments(), { pending: 3, processing: 0, processed: 0, failed: 0 });
   });
 
+  it('announces how many documents an INSERT stored, and wakes without a count on a bare NOTIFY', async () => {
+    const s = store();
+    await s.init();
+    const announced: ({ count: number } | undefined)[] = [];
+    const w = await s.watchControl({
+      onWake: () => undefined,
+      onDocuments: (a) => announced.push(a),
+      onError: (error) => assert.fail(error),
+    });
+    try {
+      await s.insertDocuments([1, 2, 3, 4, 5]);
+      await waitFor(() => announced.length === 1, { what: 'onDocuments after inserting five' });
+      assert.deepEqual(announced, [{ count: 5 }]);
+      await rawQuery(
+        url,
+        `INSERT INTO "${schema}".documents (payload) SELECT to_jsonb(g) FROM generate_series(1, 3) AS g`,
+      );
+      await waitFor(() => announced.length === 2, {
+        what: 'onDocuments after a hand-written INSERT of three',
+      });
+      // A trigger from before migration 3, or a NOTIFY sent by hand: still a wake-up, without a count.
+      await rawQuery(url, `SELECT pg_notify($1, '')`, [`${schema}:documents`]);
+      await waitFor(() => announced.length === 3, { what: 'onDocuments after an empty NOTIFY' });
+      assert.deepEqual(announced, [{ count: 5 }, { count: 3 }, undefined]);
+    } finally {
+      await w.close();
+    }
+  });
+
   it('is not woken by another schema on the same server', async () => {
     const s = store();
     await s.init();

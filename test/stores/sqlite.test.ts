@@ -1,10 +1,13 @@
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
 
 import Database from 'better-sqlite3';
 
 import { createSqliteStore } from '../../src/stores/sqlite/index.js';
+import { waitFor } from '../helpers/wait.js';
 import { describeStore } from './conformance.js';
 
 describeStore('sqlite', async () => {
@@ -25,4 +28,41 @@ describeStore('sqlite', async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+});
+
+describe('sqlite file watch', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pa-sqlite-watch-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('announces documents another connection inserted, with their count', async () => {
+    const path = join(dir, 'count.db');
+    const watching = createSqliteStore({ path });
+    const writer = createSqliteStore({ path });
+    await watching.init();
+    await writer.init();
+    await writer.insertDocuments(['before the watch']);
+    const announced: ({ count: number } | undefined)[] = [];
+    const watch = await watching.watchControl({
+      onWake: () => undefined,
+      onDocuments: (a) => announced.push(a),
+      onError: (error) => assert.fail(error),
+    });
+    const total = () => announced.reduce((sum, a) => sum + (a?.count ?? 0), 0);
+    try {
+      await writer.insertDocuments([1, 2, 3, 4, 5, 6, 7]);
+      await waitFor(() => total() >= 7, { what: 'onDocuments counts summing to 7' });
+      await writer.insertDocuments([8, 9]);
+      await waitFor(() => total() >= 9, { what: 'onDocuments counts summing to 9' });
+      // Other commits (a command, a heartbeat) wake the watch but announce no documents.
+      await writer.writeCommand({ command: 'pause', reason: null, updated_by: 'test' });
+      await writer.insertDocuments([10]);
+      await waitFor(() => total() >= 10, { what: 'onDocuments counts summing to 10' });
+      assert.equal(total(), 10, 'the document inserted before the watch is not announced');
+      assert.ok(announced.every((a) => a !== undefined && a.count > 0));
+    } finally {
+      await watch.close();
+      await watching.close();
+      await writer.close();
+    }
+  });
 });
