@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Ajv } from 'ajv';
 import { type Static, Type } from 'typebox';
 
+import type { BackoffSettings } from './agent/retry.js';
 import { type ApiToken, AUTH_OFF_WARNING, loadApiTokens } from './auth/tokens.js';
 import { ConfigError } from './errors.js';
 
@@ -77,7 +78,20 @@ export const ENV_SCHEMA = Type.Object({
     description:
       'Documents claimed beyond the free slots: auto (what the slots finish in two claim round trips) or a number (0 = none).',
   }),
-  MAX_RETRIES: Int(3, 0, 1_000, 'Retries of a document whose handler throws, before it is marked failed.'),
+  MAX_RETRIES: Int(
+    3,
+    0,
+    1_000,
+    'Retries of a document whose handler throws (or whose agent dies on it), before it is marked failed.',
+  ),
+  RETRY_BACKOFF_BASE: Seconds(5, 'Seconds before the first retry; each further retry doubles it.', 0),
+  RETRY_BACKOFF_MAX: Seconds(3600, 'No retry waits longer than this many seconds.', 0),
+  RETRY_BACKOFF_JITTER: Type.Number({
+    default: 0.25,
+    minimum: 0,
+    maximum: 1,
+    description: 'Each retry delay is spread by ± this fraction (0 to 1).',
+  }),
   LEASE_TIMEOUT: Seconds(60, 'Seconds a claim is held without renewal before other agents may take it.', 1),
   SHUTDOWN_TIMEOUT: Seconds(30, 'Seconds a shutdown waits for running handlers before aborting them.', 0),
   HEARTBEAT_INTERVAL: Seconds(5, 'Seconds between registry heartbeats.', 0.1),
@@ -163,6 +177,7 @@ export interface Config {
   concurrency: number;
   prefetch: number | 'auto';
   maxRetries: number;
+  retryBackoff: Readonly<BackoffSettings>;
   leaseTimeoutMs: number;
   shutdownTimeoutMs: number;
   heartbeatIntervalMs: number;
@@ -290,6 +305,11 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Readon
     concurrency: env.CONCURRENCY,
     prefetch: env.PREFETCH === 'auto' ? 'auto' : Number(env.PREFETCH),
     maxRetries: env.MAX_RETRIES,
+    retryBackoff: Object.freeze({
+      baseMs: env.RETRY_BACKOFF_BASE * 1000,
+      maxMs: Math.max(env.RETRY_BACKOFF_MAX, env.RETRY_BACKOFF_BASE) * 1000,
+      jitter: env.RETRY_BACKOFF_JITTER,
+    }),
     leaseTimeoutMs: env.LEASE_TIMEOUT * 1000,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT * 1000,
     heartbeatIntervalMs: env.HEARTBEAT_INTERVAL * 1000,

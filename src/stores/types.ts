@@ -66,21 +66,69 @@ export interface ClaimedDocument extends HeldDocument {
 /** One failed attempt of a held document, for failDocuments. */
 export interface FailedAttempt extends HeldDocument {
   error: string;
+  /** When it may run again, from now by the store's clock (the backoff, decided above the stores). */
+  retryInMs: number;
 }
 
-export const DOCUMENT_STATUSES = ['pending', 'processing', 'processed', 'failed'] as const;
+/**
+ * `scheduled` is not stored: it is a pending document that is not due yet (its run_at is later
+ * than the store's clock), shown apart in counts, lists and reads.
+ */
+export const DOCUMENT_STATUSES = ['pending', 'scheduled', 'processing', 'processed', 'failed'] as const;
 export type DocumentStatus = (typeof DOCUMENT_STATUSES)[number];
 export type DocumentCounts = Record<DocumentStatus, number>;
+
+/** The error a document gets when its lease ran out: its agent died or lost the store mid-run. */
+export const LEASE_EXPIRED_ERROR = 'the agent processing it stopped before finishing (lease expired)';
 
 export interface DocumentRecord {
   id: string;
   status: DocumentStatus;
   payload: unknown;
+  /** Attempts that failed so far, all of them (a manual retry keeps them visible). */
   attempts: number;
   claimed_by: string | null;
+  /** The last failed attempt's error. */
   error: string | null;
   created_at: Date;
+  updated_at: Date;
   processed_at: Date | null;
+  /** When a pending document is due (its next attempt); null once processing, processed or failed. */
+  run_at: Date | null;
+  /** The deduplication key it was stored with, if any. */
+  key: string | null;
+}
+
+/** One document to store, with when it is due and its deduplication key. */
+export interface NewDocument {
+  payload: unknown;
+  /** Not claimed before this time; null or absent = due now. A time in the past is due now. */
+  runAt?: Date | null;
+  /**
+   * While a document with this key is not finished (pending, scheduled or processing), storing
+   * another with the same key stores nothing and answers with the existing one's id.
+   */
+  key?: string | null;
+}
+
+export interface EnqueuedDocument {
+  id: string;
+  /** True when nothing was stored because an unfinished document already held the key. */
+  duplicate: boolean;
+}
+
+export interface DocumentQuery {
+  /** Any status, `scheduled` included; all when absent. */
+  status?: DocumentStatus;
+  limit: number;
+  /** The cursor a previous page answered with: documents after it, in id order. */
+  after?: string | null;
+}
+
+export interface DocumentPage {
+  documents: DocumentRecord[];
+  /** The cursor of the next page, or null when this was the last. */
+  next: string | null;
 }
 
 /** One agent process's row in the registry, written by its heartbeat. */
@@ -171,9 +219,23 @@ export interface Store {
   /** Stores each payload as a pending document; resolves with their ids, in order. */
   insertDocuments(payloads: unknown[]): Promise<string[]>;
   /**
-   * Atomically claims up to `limit` documents that are pending, or processing with an expired
-   * lease, with a lease of `leaseMs` and a fresh token. No document is ever held by two claims.
-   * `claimed_by` records `owner.agentId`.
+   * Stores documents, each with an optional due time and deduplication key, in one round trip
+   * where the store can; resolves in input order with each one's id (an existing one's for a
+   * duplicate key). A bad document stores none of them.
+   */
+  enqueueDocuments(documents: NewDocument[]): Promise<EnqueuedDocument[]>;
+  /**
+   * A crash is an attempt: documents still processing after their lease ran out (their agent
+   * died, or lost the store for a whole lease) count a failed attempt with LEASE_EXPIRED_ERROR and
+   * go back to pending, due now, or to `failed` once their attempts exceed maxRetries. Cheap when
+   * there are none (an index on the lease). Resolves with how many went each way.
+   */
+  recoverExpiredLeases(maxRetries: number): Promise<{ retried: number; failed: number }>;
+  /**
+   * Atomically claims up to `limit` documents that are pending and due (run_at not after the
+   * store's clock), the earliest due first, with a lease of `leaseMs` and a fresh token. No
+   * document is ever held by two claims. `claimed_by` records `owner.agentId`. Documents whose
+   * lease expired are not claimed here: recoverExpiredLeases counts their attempt first.
    */
   claimBatch(owner: ClaimOwner, limit: number, leaseMs: number): Promise<ClaimedDocument[]>;
   /** Extends the leases of documents these claims still hold; resolves with how many. */
@@ -182,12 +244,24 @@ export interface Store {
   completeDocuments(held: HeldDocument[]): Promise<number>;
   /**
    * Records failed attempts of documents these claims hold: each goes back to pending with
-   * attempts + 1, or to `failed` with its error once attempts exceed maxRetries. Resolves with
-   * each one's new status in input order, or null for one its claim no longer held.
+   * attempts + 1, due after its retryInMs (so `scheduled` until then), or to `failed` with its
+   * error once its attempts since the last manual retry exceed maxRetries. Resolves with each
+   * one's new status in input order ('pending' for a retry, whatever its due time), or null for
+   * one its claim no longer held.
    */
   failDocuments(failures: FailedAttempt[], maxRetries: number): Promise<(DocumentStatus | null)[]>;
   /** Returns documents these claims hold to pending without counting an attempt. */
   releaseDocuments(held: HeldDocument[]): Promise<number>;
   getDocument(id: string): Promise<DocumentRecord | null>;
   countDocuments(): Promise<DocumentCounts>;
+  /** A page of documents in id order, of one status or all. */
+  listDocuments(query: DocumentQuery): Promise<DocumentPage>;
+  /**
+   * Puts failed documents back to pending, due now, with a fresh retry budget (their attempts so
+   * far stay visible): the ones named, or every failed one. Ignores any that is not failed.
+   * Resolves with how many.
+   */
+  retryDocuments(target: { ids: string[] } | { status: 'failed' }): Promise<number>;
+  /** Discards a document that is not being processed. */
+  deleteDocument(id: string): Promise<'deleted' | 'not_found' | 'processing'>;
 }
