@@ -154,6 +154,13 @@ export function createMetrics(agent: Agent): Registry {
     () => agent.stats.leasesLapsed,
   );
 
+  mirroredCounter(
+    registry,
+    'leases_recovered_total',
+    "Documents a dead agent left processing, whose expired lease this agent counted as a failed attempt.",
+    () => agent.stats.leasesRecovered,
+  );
+
   const applyLatency = new Histogram({
     name: `${PREFIX}control_apply_latency_seconds`,
     help: "From the store's timestamp of a command to the moment this agent applied it (includes clock skew with the store).",

@@ -17,6 +17,7 @@ import { describeError } from '../errors.js';
 import type { ClaimedDocument, ClaimOwner, HeldDocument, Store } from '../stores/types.js';
 import { type Holding, LeaseKeeper } from './leases.js';
 import { OutcomeRecorder } from './recorder.js';
+import { type BackoffSettings, DEFAULT_BACKOFF, retryDelayMs } from './retry.js';
 
 export interface HandlerContext {
   /** Aborted when a shutdown runs out of time or the lease lapsed: stop and throw (or return) soon. */
@@ -43,6 +44,8 @@ export interface RuntimeStats {
   storeErrors: number;
   /** Documents given up because their lease could have run out without a renewal. */
   leasesLapsed: number;
+  /** Documents whose lease had run out on a dead agent, counted as a failed attempt here. */
+  leasesRecovered: number;
 }
 
 export interface PipelineOptions {
@@ -55,6 +58,8 @@ export interface PipelineOptions {
   /** Documents claimed beyond the free slots; `auto` follows the handlers' rate. */
   prefetch: number | 'auto';
   maxRetries: number;
+  /** When a failed document runs again (a handler's own retryAfter wins). */
+  backoff?: BackoffSettings;
   leaseMs: number;
   /** Wait after an empty claim, unless new documents wake the pipeline first. */
   pollIntervalMs: number;
@@ -95,6 +100,8 @@ export class Pipeline {
   readonly #abandoned = new Set<Holding>();
   /** New documents were announced while a claim was on its way: claim again if it comes back empty. */
   #wokenWhileClaiming = false;
+  #sweepTimer: NodeJS.Timeout | null = null;
+  #sweeping = false;
 
   constructor(options: PipelineOptions) {
     this.#o = options;
@@ -140,11 +147,19 @@ export class Pipeline {
   start(): void {
     if (this.#closed) return;
     this.#running = true;
+    if (!this.#sweepTimer) {
+      // A dead agent's documents come back within a lease and a quarter (at most 15 s more).
+      const every = Math.min(15_000, Math.max(250, this.#o.leaseMs / 4));
+      this.#sweepTimer = setInterval(() => void this.#recoverExpired(), every);
+      void this.#recoverExpired();
+    }
     this.#pump();
   }
 
   /** Pause: start nothing more, give the buffer back at once; running handlers finish. */
   stop(): void {
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    this.#sweepTimer = null;
     if (!this.#running) return;
     this.#running = false;
     this.#clearIdle();
@@ -286,6 +301,29 @@ export class Pipeline {
     this.#buffer.push(...holdings);
   }
 
+  /** A crash is an attempt: documents left processing by a dead agent count one and come back. */
+  async #recoverExpired(): Promise<void> {
+    if (this.#sweeping || !this.#running) return;
+    this.#sweeping = true;
+    try {
+      const { retried, failed } = await this.#o.store.recoverExpiredLeases(this.#o.maxRetries);
+      if (retried + failed === 0) return;
+      this.#o.stats.leasesRecovered += retried + failed;
+      this.#o.stats.documentsRetried += retried;
+      this.#o.stats.documentsFailed += failed;
+      this.#o.logger.warn(
+        { retried, failed },
+        `Recovered ${retried + failed} document(s) whose agent stopped before finishing (lease expired): ${retried} back to pending, ${failed} failed for good`,
+      );
+      if (retried > 0) this.wake({ count: retried });
+    } catch (error) {
+      this.#o.stats.storeErrors++;
+      this.#o.logger.warn(`Could not recover expired leases: ${describeError(error)}`);
+    } finally {
+      this.#sweeping = false;
+    }
+  }
+
   /** Claims nothing for ms, unless woken by new documents (after an empty claim) or stopped. */
   #rest(ms: number): void {
     this.#idle = true;
@@ -324,7 +362,7 @@ export class Pipeline {
     h.controller = controller;
     this.#active_.add(h);
     const started = performance.now();
-    let outcome: { ok: true } | { ok: false; message: string };
+    let outcome: { ok: true } | { ok: false; message: string; retryInMs: number };
     try {
       await handler(document, {
         signal: controller.signal,
@@ -334,7 +372,11 @@ export class Pipeline {
       });
       outcome = { ok: true };
     } catch (error) {
-      outcome = { ok: false, message: describeError(error).slice(0, MAX_ERROR_LENGTH) };
+      outcome = {
+        ok: false,
+        message: describeError(error).slice(0, MAX_ERROR_LENGTH),
+        retryInMs: retryDelayMs(error, document.attempts + 1, this.#o.backoff ?? DEFAULT_BACKOFF),
+      };
     } finally {
       this.#active_.delete(h);
     }
@@ -354,7 +396,7 @@ export class Pipeline {
 
   async #record(
     h: Holding,
-    outcome: { ok: true } | { ok: false; message: string },
+    outcome: { ok: true } | { ok: false; message: string; retryInMs: number },
     seconds: number,
   ): Promise<void> {
     const { stats, logger } = this.#o;
@@ -369,7 +411,11 @@ export class Pipeline {
         return;
       }
       stats.handlerErrors++;
-      const recorded = await this.#recorder.fail({ ...held, error: outcome.message });
+      const recorded = await this.#recorder.fail({
+        ...held,
+        error: outcome.message,
+        retryInMs: outcome.retryInMs,
+      });
       if (recorded.held === true) {
         const failed = recorded.status === 'failed';
         if (failed) stats.documentsFailed++;
@@ -377,9 +423,10 @@ export class Pipeline {
         this.#o.onHandled?.(failed ? 'failed' : 'retried', seconds);
       }
       const status = recorded.held === true ? recorded.status : null;
+      const retry = status === 'pending' ? `; retrying in ${Math.round(outcome.retryInMs / 100) / 10} s` : '';
       logger.warn(
-        { document: held.id, attempt: h.document.attempts + 1, status },
-        `Handler failed: ${outcome.message}`,
+        { document: held.id, attempt: h.document.attempts + 1, status, retry_in_ms: outcome.retryInMs },
+        `Handler failed: ${outcome.message}${retry}`,
       );
     } finally {
       this.#leases.forget(h);

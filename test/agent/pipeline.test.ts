@@ -27,6 +27,7 @@ function stats(): RuntimeStats {
     handlerErrors: 0,
     storeErrors: 0,
     leasesLapsed: 0,
+    leasesRecovered: 0,
   };
 }
 
