@@ -18,11 +18,12 @@ import { FULL, QUICK, type Scenario, type ScenarioResult, Scope } from './scenar
 import { commanders } from './scenarios/commanders.js';
 import { kills } from './scenarios/kills.js';
 import { outage } from './scenarios/outage.js';
+import { poison } from './scenarios/poison.js';
 import { shutdown } from './scenarios/shutdown.js';
 import { steady } from './scenarios/steady.js';
 import { configuredStores } from './stores.js';
 
-const SCENARIOS: Scenario[] = [outage, kills, commanders, shutdown, steady];
+const SCENARIOS: Scenario[] = [outage, kills, commanders, shutdown, steady, poison];
 const RESULTS = fileURLToPath(new URL('../../chaos/results/', import.meta.url));
 const DIST_SRC = fileURLToPath(new URL('../src/', import.meta.url));
 const fleets = new Set<ChaosFleet>();

@@ -41,6 +41,15 @@ export interface Params {
     marginMs: number;
   };
   steady: Backlog & { agents: number };
+  poison: Backlog & {
+    agents: number;
+    leaseSeconds: number;
+    ferretdbLeaseSeconds: number;
+    maxRetries: number;
+    /** How long a crashed agent stays down before it is started again (a pod's restart). */
+    restartDelayMs: number;
+    handlerDelayMs: number;
+  };
 }
 
 /** The backlog for this store. */
@@ -72,6 +81,16 @@ export const FULL: Params = {
     marginMs: 2_000,
   },
   steady: { agents: 8, documents: 100_000, ferretdbDocuments: 2_000 },
+  poison: {
+    agents: 2,
+    documents: 2_000,
+    ferretdbDocuments: 200,
+    leaseSeconds: 2,
+    ferretdbLeaseSeconds: 10,
+    maxRetries: 3,
+    restartDelayMs: 1_000,
+    handlerDelayMs: 5,
+  },
 };
 
 export const QUICK: Params = {
@@ -98,6 +117,16 @@ export const QUICK: Params = {
     marginMs: 2_000,
   },
   steady: { agents: 8, documents: 2_000, ferretdbDocuments: 200 },
+  poison: {
+    agents: 2,
+    documents: 300,
+    ferretdbDocuments: 60,
+    leaseSeconds: 2,
+    ferretdbLeaseSeconds: 10,
+    maxRetries: 2,
+    restartDelayMs: 500,
+    handlerDelayMs: 5,
+  },
 };
 
 /** Every chaos agent: quick polls, a 1 s control polling interval, no rate limit in the way. */
