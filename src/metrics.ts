@@ -116,6 +116,29 @@ export function createMetrics(agent: Agent): Registry {
     },
   });
 
+  // Read from the store (shared by the fleet), at most every 5 s whatever the scrape interval: for
+  // autoscaling on the backlog (KEDA's Prometheus scaler, an HPA on an external metric).
+  new Gauge({
+    name: `${PREFIX}documents`,
+    help: 'Documents in the store by status (pending = due now, scheduled = not yet due); read at most every 5 s.',
+    labelNames: ['status'],
+    registers: [registry],
+    async collect() {
+      const backlog = await agent.backlog.readWithin(2_000);
+      if (!backlog) return;
+      for (const [status, n] of Object.entries(backlog.counts)) this.set({ status }, n);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}oldest_pending_age_seconds`,
+    help: 'Seconds since the oldest due pending document was stored (0 when none waits); read at most every 5 s.',
+    registers: [registry],
+    async collect() {
+      const backlog = await agent.backlog.readWithin(2_000);
+      if (backlog) this.set(backlog.oldest_pending_age_seconds);
+    },
+  });
+
   mirroredCounter(registry, 'batches_total', 'Claims that returned documents.', () => agent.stats.batches);
   mirroredCounter(
     registry,
@@ -157,7 +180,7 @@ export function createMetrics(agent: Agent): Registry {
   mirroredCounter(
     registry,
     'leases_recovered_total',
-    "Documents a dead agent left processing, whose expired lease this agent counted as a failed attempt.",
+    'Documents a dead agent left processing, whose expired lease this agent counted as a failed attempt.',
     () => agent.stats.leasesRecovered,
   );
 

@@ -18,6 +18,7 @@ import { describeError, PullingAgentError } from '../errors.js';
 import { openStore } from '../stores/index.js';
 import type { AgentHeartbeat, ControlCommand, ControlState, Store } from '../stores/types.js';
 import { SOFTWARE_VERSION } from '../version.js';
+import { BacklogReader } from './backlog.js';
 import { Heartbeat } from './heartbeat.js';
 import { type AgentState, isReady, nextState } from './lifecycle.js';
 import { type ControlFileWatch, watchControlFile } from './local-control.js';
@@ -90,6 +91,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #expiry: PauseExpiry;
   /** Issues cluster commands and reads the fleet: the one way commands are written. */
   readonly plane: ControlPlane;
+  /** Documents by status and the oldest waiting one, read at most every 5 s. */
+  readonly backlog = new BacklogReader(() => this.store);
   /** Resolves once the agent has stopped for good (after a shutdown or stop()). */
   readonly done: Promise<void>;
 
