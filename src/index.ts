@@ -9,6 +9,7 @@ export {
 } from './agent/agent.js';
 export type { DocumentHandler, HandlerContext } from './agent/pipeline.js';
 export { type AgentState, nextState } from './agent/lifecycle.js';
+export { type BackoffSettings, DEFAULT_BACKOFF, RetryLaterError } from './agent/retry.js';
 export { type Config, loadConfig, publicConfig, type StoreTarget } from './config.js';
 export { ControlWatcher } from './control/watcher.js';
 export * from './errors.js';
