@@ -369,7 +369,7 @@ export class Pipeline {
         return;
       }
       stats.handlerErrors++;
-      const recorded = await this.#recorder.fail({ ...held, error: outcome.message });
+      const recorded = await this.#recorder.fail({ ...held, error: outcome.message, retryInMs: 0 });
       if (recorded.held === true) {
         const failed = recorded.status === 'failed';
         if (failed) stats.documentsFailed++;
