@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 
 import { CONTROL_ID } from '../../src/control/state.js';
 import { VersionConflictError, WatchUnavailableError } from '../../src/errors.js';
+import { PullingAgentError } from '../../src/errors.js';
 import type {
   AgentHeartbeat,
   AgentRecord,
@@ -17,10 +18,12 @@ import type {
   DocumentCounts,
   DocumentRecord,
   DocumentStatus,
+  EnqueuedDocument,
   FailedAttempt,
   HeldDocument,
   Store,
 } from '../../src/stores/types.js';
+import { LEASE_EXPIRED_ERROR } from '../../src/stores/types.js';
 
 interface Row {
   id: string;
@@ -32,7 +35,13 @@ interface Row {
   lease_until: number;
   error: string | null;
   created_at: Date;
+  updated_at: Date;
   processed_at: Date | null;
+  /** When a pending row is due, by the store's clock (ms). */
+  run_at: number;
+  /** Attempts when it was last retried by hand: the retry budget counts from here. */
+  attempt_base: number;
+  key: string | null;
 }
 
 export type Operation =
@@ -74,6 +83,22 @@ export function createMemoryStore(): MemoryStore {
     calls.push({ op, size });
     await before[op]?.();
   }
+  const unfinished = (r: Row) => r.status === 'pending' || r.status === 'processing';
+  const shown = (r: Row): DocumentStatus =>
+    r.status === 'pending' && r.run_at > now() ? 'scheduled' : r.status;
+  const toRecord = (r: Row): DocumentRecord => ({
+    id: r.id,
+    status: shown(r),
+    payload: structuredClone(r.payload),
+    attempts: r.attempts,
+    claimed_by: r.claimed_by,
+    error: r.error,
+    created_at: r.created_at,
+    updated_at: r.updated_at,
+    processed_at: r.processed_at,
+    run_at: r.status === 'pending' ? new Date(r.run_at) : null,
+    key: r.key,
+  });
   const heldRow = (h: HeldDocument) =>
     rows.find((r) => r.id === h.id && r.status === 'processing' && r.token === h.token);
 
@@ -145,41 +170,80 @@ export function createMemoryStore(): MemoryStore {
       return n;
     },
     async insertDocuments(payloads) {
-      return payloads.map((payload) => {
+      return (await store.enqueueDocuments(payloads.map((payload) => ({ payload })))).map((d) => d.id);
+    },
+    async enqueueDocuments(documents) {
+      return documents.map((d): EnqueuedDocument => {
+        const key = d.key ?? null;
+        const holder = key === null ? undefined : rows.find((r) => r.key === key && unfinished(r));
+        if (holder) return { id: holder.id, duplicate: true };
         const id = String(nextId++);
+        const t = now();
         rows.push({
           id,
           status: 'pending',
-          payload: payload === undefined ? null : structuredClone(payload),
+          payload: d.payload === undefined ? null : structuredClone(d.payload),
           attempts: 0,
           claimed_by: null,
           token: null,
           lease_until: 0,
           error: null,
-          created_at: new Date(now()),
+          created_at: new Date(t),
+          updated_at: new Date(t),
           processed_at: null,
+          run_at: Math.max(t, d.runAt?.getTime() ?? 0),
+          attempt_base: 0,
+          key,
         });
-        return id;
+        return { id, duplicate: false };
       });
+    },
+    async recoverExpiredLeases(maxRetries) {
+      const t = now();
+      let retried = 0;
+      let failed = 0;
+      for (const r of rows) {
+        if (r.status !== 'processing' || r.lease_until >= t) continue;
+        Object.assign(r, {
+          attempts: r.attempts + 1,
+          error: LEASE_EXPIRED_ERROR,
+          token: null,
+          updated_at: new Date(t),
+        });
+        if (r.attempts - r.attempt_base > maxRetries) {
+          Object.assign(r, { status: 'failed', processed_at: new Date(t) });
+          failed++;
+        } else {
+          Object.assign(r, { status: 'pending', claimed_by: null, run_at: t });
+          retried++;
+        }
+      }
+      return { retried, failed };
     },
     async claimBatch(owner: ClaimOwner, limit, leaseMs) {
       await hook('claimBatch', limit);
       const token = randomUUID();
       const t = now();
-      const claimed: ClaimedDocument[] = [];
-      for (const r of rows) {
-        if (claimed.length >= limit) break;
-        if (r.status === 'pending' || (r.status === 'processing' && r.lease_until < t)) {
-          Object.assign(r, {
-            status: 'processing',
-            claimed_by: owner.agentId,
-            token,
-            lease_until: t + leaseMs,
-          });
-          claimed.push({ id: r.id, token, payload: structuredClone(r.payload), attempts: r.attempts });
-        }
+      const due = rows
+        .filter((r) => r.status === 'pending' && r.run_at <= t)
+        .sort((x, y) => x.run_at - y.run_at || Number(x.id) - Number(y.id))
+        .slice(0, Math.max(0, limit));
+      for (const r of due) {
+        Object.assign(r, {
+          status: 'processing',
+          claimed_by: owner.agentId,
+          token,
+          lease_until: t + leaseMs,
+        });
       }
-      return claimed;
+      return due
+        .sort((x, y) => Number(x.id) - Number(y.id))
+        .map((r): ClaimedDocument => ({
+          id: r.id,
+          token,
+          payload: structuredClone(r.payload),
+          attempts: r.attempts,
+        }));
     },
     async extendLeases(held, leaseMs) {
       await hook('extendLeases', held.length);
@@ -199,7 +263,13 @@ export function createMemoryStore(): MemoryStore {
       for (const h of held) {
         const r = heldRow(h);
         if (r) {
-          Object.assign(r, { status: 'processed', token: null, error: null, processed_at: new Date(now()) });
+          Object.assign(r, {
+            status: 'processed',
+            token: null,
+            error: null,
+            processed_at: new Date(now()),
+            updated_at: new Date(now()),
+          });
           n++;
         }
       }
@@ -213,12 +283,14 @@ export function createMemoryStore(): MemoryStore {
         r.attempts++;
         r.error = f.error;
         r.token = null;
-        if (r.attempts > maxRetries) {
+        r.updated_at = new Date(now());
+        if (r.attempts - r.attempt_base > maxRetries) {
           r.status = 'failed';
           r.processed_at = new Date(now());
         } else {
           r.status = 'pending';
           r.claimed_by = null;
+          r.run_at = now() + Math.max(0, f.retryInMs);
         }
         return r.status;
       });
@@ -237,22 +309,59 @@ export function createMemoryStore(): MemoryStore {
     },
     async getDocument(id) {
       const r = rows.find((row) => row.id === id);
-      if (!r) return null;
-      return {
-        id: r.id,
-        status: r.status,
-        payload: structuredClone(r.payload),
-        attempts: r.attempts,
-        claimed_by: r.claimed_by,
-        error: r.error,
-        created_at: r.created_at,
-        processed_at: r.processed_at,
-      } satisfies DocumentRecord;
+      return r ? toRecord(r) : null;
     },
     async countDocuments() {
-      const counts: DocumentCounts = { pending: 0, processing: 0, processed: 0, failed: 0 };
-      for (const r of rows) counts[r.status]++;
+      const counts: DocumentCounts = { pending: 0, scheduled: 0, processing: 0, processed: 0, failed: 0 };
+      for (const r of rows) counts[shown(r)]++;
       return counts;
+    },
+    async listDocuments({ status, limit, after }) {
+      if (after != null && !/^\d+$/.test(after)) {
+        throw new PullingAgentError(
+          'PA_BAD_REQUEST',
+          `the cursor ${JSON.stringify(after)} is not one this store gave`,
+        );
+      }
+      const from = after == null ? 0 : Number(after);
+      const matching = rows.filter(
+        (r) => Number(r.id) > from && (status === undefined || shown(r) === status),
+      );
+      const page = matching.slice(0, Math.max(0, limit)).map(toRecord);
+      return {
+        documents: page,
+        next: matching.length > page.length && page.length > 0 ? page.at(-1)!.id : null,
+      };
+    },
+    async retryDocuments(target) {
+      const named = 'ids' in target ? new Set(target.ids) : null;
+      const chosen = rows.filter((r) => r.status === 'failed' && (named === null || named.has(r.id)));
+      const taken = new Set(rows.filter((r) => r.key !== null && unfinished(r)).map((r) => r.key));
+      let n = 0;
+      for (const r of [...chosen].reverse()) {
+        if (r.key !== null) {
+          if (taken.has(r.key)) continue;
+          taken.add(r.key);
+        }
+        const t = now();
+        Object.assign(r, {
+          status: 'pending',
+          run_at: t,
+          attempt_base: r.attempts,
+          claimed_by: null,
+          processed_at: null,
+          updated_at: new Date(t),
+        });
+        n++;
+      }
+      return n;
+    },
+    async deleteDocument(id) {
+      const index = rows.findIndex((r) => r.id === id);
+      if (index < 0) return 'not_found';
+      if (rows[index]!.status === 'processing') return 'processing';
+      rows.splice(index, 1);
+      return 'deleted';
     },
   };
   return store;

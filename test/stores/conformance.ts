@@ -5,15 +5,17 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import { VersionConflictError, WatchUnavailableError } from '../../src/errors.js';
-import type {
-  AgentHeartbeat,
-  ClaimedDocument,
-  ClaimOwner,
-  ControlWatch,
-  HeldDocument,
-  Store,
+import {
+  type AgentHeartbeat,
+  type ClaimedDocument,
+  type ClaimOwner,
+  type ControlWatch,
+  type HeldDocument,
+  LEASE_EXPIRED_ERROR,
+  type Store,
 } from '../../src/stores/types.js';
 import { waitFor } from '../helpers/wait.js';
+import { describeFailures } from './conformance-failures.js';
 
 export interface StoreHarness {
   /** A new, initialised connection to this harness's database (like another pod). */
@@ -298,7 +300,13 @@ export function describeStore(
         assert.deepEqual(doc?.payload, { n: 1 });
         assert.equal(doc?.attempts, 0);
         assert.deepEqual((await b.getDocument(ids[2]!))?.payload, 'text');
-        assert.deepEqual(await a.countDocuments(), { pending: 4, processing: 0, processed: 0, failed: 0 });
+        assert.deepEqual(await a.countDocuments(), {
+          pending: 4,
+          scheduled: 0,
+          processing: 0,
+          processed: 0,
+          failed: 0,
+        });
         assert.equal(await a.getDocument('no-such-id'), null);
       });
 
@@ -346,7 +354,13 @@ export function describeStore(
         const done = await b.getDocument(ids[0]!);
         assert.equal(done?.status, 'processed');
         assert.ok(done?.processed_at instanceof Date);
-        assert.deepEqual(await a.countDocuments(), { pending: 0, processing: 1, processed: 2, failed: 0 });
+        assert.deepEqual(await a.countDocuments(), {
+          pending: 0,
+          scheduled: 0,
+          processing: 1,
+          processed: 2,
+          failed: 0,
+        });
         assert.equal(await a.completeDocuments(held(batch.slice(0, 2))), 0);
         assert.equal(await a.completeDocuments([]), 0);
         assert.equal(await a.completeDocuments([{ id: 'no-such-id', token: batch[0]!.token }]), 0);
@@ -360,9 +374,10 @@ export function describeStore(
           assert.equal(doc?.id, id);
           assert.equal(doc?.attempts, attempt);
           const expected = attempt < 2 ? 'pending' : 'failed';
-          assert.deepEqual(await b.failDocuments([{ ...held([doc!])[0]!, error: `boom ${attempt}` }], 2), [
-            expected,
-          ]);
+          assert.deepEqual(
+            await b.failDocuments([{ ...held([doc!])[0]!, error: `boom ${attempt}`, retryInMs: 0 }], 2),
+            [expected],
+          );
           last = held([doc!])[0];
         }
         const failed = await a.getDocument(id!);
@@ -370,7 +385,7 @@ export function describeStore(
         assert.equal(failed?.attempts, 3);
         assert.equal(failed?.error, 'boom 2');
         assert.deepEqual(await a.claimBatch(owner('agent-a'), 1, 60_000), []);
-        assert.deepEqual(await a.failDocuments([{ ...last!, error: 'not held' }], 2), [null]);
+        assert.deepEqual(await a.failDocuments([{ ...last!, error: 'not held', retryInMs: 0 }], 2), [null]);
         assert.deepEqual(await a.failDocuments([], 2), []);
       });
 
@@ -379,18 +394,19 @@ export function describeStore(
         // `worn` fails once first, so that with maxRetries 1 its next failure is final.
         const [first] = await a.claimBatch(owner('agent-a'), 1, 60_000);
         assert.equal(first?.id, worn);
-        assert.deepEqual(await a.failDocuments([{ ...held([first!])[0]!, error: 'warm-up' }], 5), [
-          'pending',
-        ]);
+        assert.deepEqual(
+          await a.failDocuments([{ ...held([first!])[0]!, error: 'warm-up', retryInMs: 0 }], 5),
+          ['pending'],
+        );
         const batch = await a.claimBatch(owner('agent-a'), 3, 60_000);
         assert.deepEqual(batch.map((d) => d.id).sort(), [fresh, worn, other].sort());
         const tokenOf = (id: string | undefined) => batch.find((d) => d.id === id)!.token;
         const statuses = await b.failDocuments(
           [
-            { id: worn!, token: tokenOf(worn), error: 'e-worn' },
-            { id: other!, token: 'someone-elses-token', error: 'e-other' },
-            { id: fresh!, token: tokenOf(fresh), error: 'e-fresh' },
-            { id: 'no-such-id', token: tokenOf(fresh), error: 'e-none' },
+            { id: worn!, token: tokenOf(worn), error: 'e-worn', retryInMs: 0 },
+            { id: other!, token: 'someone-elses-token', error: 'e-other', retryInMs: 0 },
+            { id: fresh!, token: tokenOf(fresh), error: 'e-fresh', retryInMs: 0 },
+            { id: 'no-such-id', token: tokenOf(fresh), error: 'e-none', retryInMs: 0 },
           ],
           1,
         );
@@ -424,6 +440,7 @@ export function describeStore(
         await waitFor(
           async () => {
             assert.equal(await a.extendLeases([heldSecond!], 60_000), 1);
+            await b.recoverExpiredLeases(5);
             reclaimed = await b.claimBatch(owner('agent-b'), 10, 60_000);
             return reclaimed.length > 0;
           },
@@ -448,6 +465,7 @@ export function describeStore(
         let fresh: ClaimedDocument[] = [];
         await waitFor(
           async () => {
+            await b.recoverExpiredLeases(5);
             fresh = await b.claimBatch(owner('same-name', 'second-process'), 1, 60_000);
             return fresh.length === 1;
           },
@@ -458,19 +476,23 @@ export function describeStore(
         const oldHandle = held(stale);
         assert.equal(await a.extendLeases(oldHandle, 60_000), 0);
         assert.equal(await a.completeDocuments(oldHandle), 0);
-        assert.deepEqual(await a.failDocuments([{ ...oldHandle[0]!, error: 'stale' }], 0), [null]);
+        assert.deepEqual(await a.failDocuments([{ ...oldHandle[0]!, error: 'stale', retryInMs: 0 }], 0), [
+          null,
+        ]);
         assert.equal(await a.releaseDocuments(oldHandle), 0);
         const untouched = await b.getDocument(id!);
         assert.deepEqual(
           [untouched?.status, untouched?.attempts, untouched?.error, untouched?.claimed_by],
-          ['processing', 0, null, 'same-name'],
+          ['processing', 1, LEASE_EXPIRED_ERROR, 'same-name'],
         );
         // The new holder's handle works for all of them.
         const newHandle = held(fresh);
         assert.equal(await b.extendLeases(newHandle, 60_000), 1);
         assert.equal(await b.releaseDocuments(newHandle), 1);
         const again = await b.claimBatch(owner('same-name', 'second-process'), 1, 60_000);
-        assert.deepEqual(await b.failDocuments([{ ...held(again)[0]!, error: 'once' }], 3), ['pending']);
+        assert.deepEqual(await b.failDocuments([{ ...held(again)[0]!, error: 'once', retryInMs: 0 }], 3), [
+          'pending',
+        ]);
         const last = await a.claimBatch(owner('same-name', 'first-process'), 1, 60_000);
         assert.equal(await a.completeDocuments(held(last)), 1);
         assert.equal((await b.getDocument(id!))?.status, 'processed');
@@ -478,6 +500,8 @@ export function describeStore(
         assert.equal(await a.completeDocuments(held(last)), 0);
       });
     });
+
+    describeFailures(() => ({ a, b }));
 
     it('answers ping with a latency', async () => {
       const ms = await a.ping();

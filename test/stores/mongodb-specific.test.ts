@@ -288,6 +288,7 @@ for (const { name, url } of servers) {
       assert.deepEqual([...seen.keys()].sort(), [...ids].sort());
       assert.deepEqual(await agents[0]!.countDocuments(), {
         pending: 0,
+        scheduled: 0,
         processing: 0,
         processed: 150,
         failed: 0,
@@ -317,7 +318,10 @@ for (const { name, url } of servers) {
       );
       const token = batch[0]!.token;
       assert.equal(await store.completeDocuments([oid.toHexString(), '42'].map((id) => ({ id, token }))), 2);
-      assert.deepEqual(await store.failDocuments([{ id: 'job-7', token, error: 'HTTP 500' }], 0), ['failed']);
+      assert.deepEqual(
+        await store.failDocuments([{ id: 'job-7', token, error: 'HTTP 500', retryInMs: 0 }], 0),
+        ['failed'],
+      );
       const done = await raw((db) => db.collection('jobs').findOne({ _id: oid as never }));
       assert.equal(done?.status, 'processed');
       assert.ok(done?.processed_at instanceof Date);
@@ -343,7 +347,13 @@ for (const { name, url } of servers) {
             /MongoDB cannot store document 1(\.nested\[0\])?: the field name/.test(error.message),
         );
       }
-      assert.deepEqual(await store.countDocuments(), { pending: 0, processing: 0, processed: 0, failed: 0 });
+      assert.deepEqual(await store.countDocuments(), {
+        pending: 0,
+        scheduled: 0,
+        processing: 0,
+        processed: 0,
+        failed: 0,
+      });
     });
 
     it('stores a batch the server partly refuses all or nothing (FerretDB has no nested arrays)', async (t) => {
@@ -357,6 +367,7 @@ for (const { name, url } of servers) {
         assert.match((error as Error).message, /the MongoDB server refused document 1: .*nested arrays/);
         assert.deepEqual(await store.countDocuments(), {
           pending: 0,
+          scheduled: 0,
           processing: 0,
           processed: 0,
           failed: 0,

@@ -85,7 +85,7 @@ describe('postgres connections and documents', { skip }, () => {
     const token = doc!.token;
     for (const bad of ['abc', '-1', '1.5', '99999999999999999999', '']) {
       assert.equal(await s.getDocument(bad), null);
-      assert.deepEqual(await s.failDocuments([{ id: bad, token, error: 'e' }], 1), [null]);
+      assert.deepEqual(await s.failDocuments([{ id: bad, token, error: 'e', retryInMs: 0 }], 1), [null]);
     }
     assert.equal(await s.extendLeases([{ id: 'nope', token }], 1000), 0);
     assert.equal(await s.releaseDocuments([{ id: 'nope', token }]), 0);
@@ -106,7 +106,10 @@ describe('postgres connections and documents', { skip }, () => {
     const [id] = await s.insertDocuments(['ok']);
     const [doc] = await s.claimBatch(owner('a'), 1, 60_000);
     assert.deepEqual(
-      await s.failDocuments([{ id: id!, token: doc!.token, error: 'bad byte \u0000 in the message' }], 0),
+      await s.failDocuments(
+        [{ id: id!, token: doc!.token, error: 'bad byte \u0000 in the message', retryInMs: 0 }],
+        0,
+      ),
       ['failed'],
     );
     assert.equal((await s.getDocument(id!))?.error, 'bad byte \uFFFD in the message');
@@ -132,7 +135,7 @@ describe('postgres connections and documents', { skip }, () => {
     assert.equal(rows[0]?.type, 'jsonb');
   });
 
-  it('claims through the claimable index, without scanning the processed history', async (t) => {
+  it('claims through the due index, without scanning the processed history', async (t) => {
     const s = store();
     await s.init();
     await rawQuery(
@@ -148,7 +151,7 @@ describe('postgres connections and documents', { skip }, () => {
       `EXPLAIN (FORMAT JSON) ${claimableIds(makeNames(schema), '100')}`,
     );
     const plan = JSON.stringify(row?.plan ?? row);
-    assert.match(plan, /documents_claimable_idx/, plan);
+    assert.match(plan, /documents_due_idx/, plan);
     const started = performance.now();
     assert.equal((await s.claimBatch(owner('agent'), 100, 60_000)).length, 100);
     t.diagnostic(
@@ -186,6 +189,7 @@ describe('postgres connections and documents', { skip }, () => {
     assert.equal(new Set(seen).size, 1000);
     assert.deepEqual(await agents[1]!.countDocuments(), {
       pending: 0,
+      scheduled: 0,
       processing: 0,
       processed: 1100,
       failed: 0,

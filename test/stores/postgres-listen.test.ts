@@ -133,7 +133,13 @@ describe('postgres LISTEN/NOTIFY watch', { skip }, () => {
     await rawQuery(url, `INSERT INTO "${schema}".documents (payload) VALUES ('{"by":"hand"}')`);
     await waitFor(() => counts.documents === 2, { what: 'onDocuments after a hand-written INSERT' });
     assert.equal(counts.wakes, 0);
-    assert.deepEqual(await s.countDocuments(), { pending: 3, processing: 0, processed: 0, failed: 0 });
+    assert.deepEqual(await s.countDocuments(), {
+      pending: 3,
+      scheduled: 0,
+      processing: 0,
+      processed: 0,
+      failed: 0,
+    });
   });
 
   it('announces how many documents an INSERT stored, and wakes without a count on a bare NOTIFY', async () => {

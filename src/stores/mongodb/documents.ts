@@ -6,7 +6,7 @@
 // every server enforces atomically: each document carries `claim_seq` (how often it was claimed),
 // and an agent owns claim number n+1 of a document only if it inserted the marker
 // `<collection>|<id>|<n+1>` into agent_claims. It then sets the document to processing
-// (conditionally: still at claim_seq n, still pending or with an expired lease) and reads back
+// (conditionally: still at claim_seq n, still pending and due) and reads back
 // what carries its claim token.
 //
 // A claim can stop between its two writes (the process is killed, the server goes away). Its
@@ -29,18 +29,29 @@ import { PullingAgentError } from '../../errors.js';
 import {
   type ClaimedDocument,
   type ClaimOwner,
-  DOCUMENT_STATUSES,
-  type DocumentCounts,
-  type DocumentRecord,
   type DocumentStatus,
+  type EnqueuedDocument,
   type FailedAttempt,
   type HeldDocument,
+  LEASE_EXPIRED_ERROR,
+  type NewDocument,
 } from '../types.js';
 import type { ServerClock } from './clock.js';
 import type { DocId, LooseDocument } from './connection.js';
 import { ensureIndexes } from './indexes.js';
 
 export const CLAIMS_COLLECTION = 'agent_claims';
+/**
+ * Each agent estimates the server's clock (clock.ts), a few milliseconds apart from the others', so
+ * a document due now is written as due this much earlier: due at once for every agent, still in
+ * the order written. Documents due later keep their exact time.
+ */
+const DUE_NOW_SLACK_MS = 1_000;
+
+/** The run_at of a document due `delayMs` from `now` (nothing or a time past = due now). */
+export function dueAt(now: Date, delayMs: number): Date {
+  return delayMs > 0 ? new Date(now.getTime() + delayMs) : new Date(now.getTime() - DUE_NOW_SLACK_MS);
+}
 /** Rounds of pick-and-claim one claimBatch makes while other agents take the same candidates. */
 const MAX_CLAIM_ROUNDS = 10;
 const MARKER_TTL_MS = 60 * 60_000;
@@ -58,9 +69,12 @@ const BOOKKEEPING = [
   'created_at',
   'updated_at',
   'processed_at',
+  'run_at',
+  'attempt_base',
+  'dedup_key',
 ];
 /** _id types an id string can name; documents with another _id type are never claimed. */
-const ADDRESSABLE_ID: Document = { $type: ['objectId', 'string', 'int', 'long', 'double'] };
+export const ADDRESSABLE_ID: Document = { $type: ['objectId', 'string', 'int', 'long', 'double'] };
 
 export interface DocumentCollections {
   documents: Collection<LooseDocument>;
@@ -71,6 +85,8 @@ export interface DocumentCollections {
 export async function ensureDocuments({ documents, claims }: DocumentCollections): Promise<void> {
   await ensureIndexes(documents, [
     { key: { status: 1, _id: 1 }, name: 'pa_status_id' },
+    { key: { status: 1, run_at: 1, _id: 1 }, name: 'pa_status_due' },
+    { key: { dedup_key: 1 }, name: 'pa_dedup_key', sparse: true },
     { key: { status: 1, lease_until: 1 }, name: 'pa_status_lease' },
     { key: { claim_token: 1 }, name: 'pa_claim_token', sparse: true },
   ]);
@@ -92,7 +108,7 @@ export function idCandidates(id: string): DocId[] {
   return candidates;
 }
 
-function anyOf(ids: string[]): { $in: DocId[] } {
+export function anyOf(ids: string[]): { $in: DocId[] } {
   return { $in: ids.flatMap(idCandidates) };
 }
 
@@ -103,16 +119,17 @@ function markerId(collection: string, id: DocId, seq: number): string {
   return `${collection}|${key}|${seq}`;
 }
 
-function claimable(now: Date): Document {
-  return { $or: [{ status: 'pending' }, { status: 'processing', lease_until: { $lt: now } }] };
+/** Pending and due: run_at not after now; a user's document without run_at is due. */
+export function claimable(now: Date): Document {
+  return { status: 'pending', $or: [{ run_at: { $lte: now } }, { run_at: null }] };
 }
 
-function payloadOf(doc: Document): unknown {
+export function payloadOf(doc: Document): unknown {
   if ('payload' in doc) return doc.payload;
   return Object.fromEntries(Object.entries(doc).filter(([key]) => !BOOKKEEPING.includes(key)));
 }
 
-function attemptsOf(doc: Document): number {
+export function attemptsOf(doc: Document): number {
   const attempts = Number(doc.attempts ?? 0);
   return Number.isFinite(attempts) ? attempts : 0;
 }
@@ -124,7 +141,7 @@ const MAX_DEPTH = 90;
  * Throws PA_BAD_REQUEST naming the field when MongoDB (or FerretDB) could not store a payload: a
  * field name with a NUL byte, starting with `$` or containing `.`, or nesting over MAX_DEPTH.
  */
-function assertStorable(value: unknown, path: string, depth: number): void {
+export function assertStorable(value: unknown, path: string, depth: number): void {
   if (value === null || typeof value !== 'object') return;
   if (depth > MAX_DEPTH) {
     throw new PullingAgentError(
@@ -148,22 +165,67 @@ function assertStorable(value: unknown, path: string, depth: number): void {
 }
 
 export async function insertDocuments(
-  { documents, clock }: DocumentCollections,
+  collections: DocumentCollections,
   payloads: unknown[],
 ): Promise<string[]> {
-  if (payloads.length === 0) return [];
+  const stored = await enqueueDocuments(
+    collections,
+    payloads.map((payload) => ({ payload })),
+  );
+  return stored.map((d) => d.id);
+}
+
+/**
+ * Check, then insert: FerretDB 1.24 has no partial indexes (`partialFilterExpression` is "not
+ * implemented yet"), so no index can say "unique among unfinished documents". Two concurrent
+ * requests with one new key may therefore both store it (docs/stores.md); within one request, and
+ * against anything stored before the request's lookup, a key is stored once.
+ */
+export async function enqueueDocuments(
+  { documents, clock }: DocumentCollections,
+  items: NewDocument[],
+): Promise<EnqueuedDocument[]> {
+  if (items.length === 0) return [];
   // Checked before anything is written, so that a bad document in a batch stores none of them.
-  payloads.forEach((payload, index) => assertStorable(payload, `document ${index}`, 0));
+  items.forEach((item, index) => assertStorable(item.payload, `document ${index}`, 0));
+  const keys = [...new Set(items.flatMap((item) => (item.key == null ? [] : [item.key])))];
+  const holders = new Map<string, string>();
+  if (keys.length > 0) {
+    const found = await documents
+      .find(
+        { dedup_key: { $in: keys }, status: { $in: ['pending', 'processing'] } },
+        { projection: { _id: 1, dedup_key: 1 }, sort: { _id: 1 } },
+      )
+      .toArray();
+    for (const doc of found) {
+      const id = idToString(doc._id);
+      if (id !== null && !holders.has(String(doc.dedup_key))) holders.set(String(doc.dedup_key), id);
+    }
+  }
   const now = await clock.now();
-  const docs = payloads.map((payload) => ({
-    _id: new ObjectId(),
-    status: 'pending',
-    payload: payload === undefined ? null : payload,
-    attempts: 0,
-    claim_seq: 0,
-    created_at: now,
-    updated_at: now,
-  }));
+  const docs: LooseDocument[] = [];
+  const answers = items.map((item): EnqueuedDocument => {
+    const key = item.key ?? null;
+    const holder = key === null ? undefined : holders.get(key);
+    if (holder !== undefined) return { id: holder, duplicate: true };
+    const _id = new ObjectId();
+    const runAt = dueAt(now, item.runAt ? item.runAt.getTime() - now.getTime() : 0);
+    docs.push({
+      _id,
+      status: 'pending',
+      payload: item.payload === undefined ? null : item.payload,
+      attempts: 0,
+      attempt_base: 0,
+      claim_seq: 0,
+      run_at: runAt,
+      created_at: now,
+      updated_at: now,
+      ...(key === null ? {} : { dedup_key: key }),
+    });
+    if (key !== null) holders.set(key, _id.toHexString());
+    return { id: _id.toHexString(), duplicate: false };
+  });
+  if (docs.length === 0) return answers;
   try {
     await documents.insertMany(docs, { ordered: true });
   } catch (error) {
@@ -178,7 +240,7 @@ export async function insertDocuments(
       `the MongoDB server refused document ${first?.index ?? '?'}: ${first?.errmsg ?? error.message}`,
     );
   }
-  return docs.map((d) => d._id.toHexString());
+  return answers;
 }
 
 interface Candidate {
@@ -300,7 +362,7 @@ export async function claimBatch(
     const candidates = await documents
       .find(
         { ...claimable(now), _id: passed.length > 0 ? { ...ADDRESSABLE_ID, $nin: passed } : ADDRESSABLE_ID },
-        { projection: { _id: 1, claim_seq: 1 }, sort: { _id: 1 }, limit: wanted },
+        { projection: { _id: 1, claim_seq: 1 }, sort: { run_at: 1, _id: 1 }, limit: wanted },
       )
       .toArray();
     if (candidates.length === 0) break;
@@ -387,43 +449,102 @@ export async function completeDocuments(
   return result.modifiedCount;
 }
 
+/**
+ * Read, then write conditionally on the attempts read: whether this failure is final compares two
+ * fields (attempts since the baseline a manual retry set), which a filter cannot without $expr or
+ * a pipeline update, and FerretDB has neither. The claim token in the filter keeps it this holder's.
+ */
 async function failDocument(
-  documents: Collection<LooseDocument>,
+  { documents, clock }: DocumentCollections,
   failure: FailedAttempt,
   maxRetries: number,
 ): Promise<DocumentStatus | null> {
   const { error } = failure;
   const filter = heldBy([failure]);
-  // attempts + 1 > maxRetries, i.e. attempts >= maxRetries, fails it for good; a missing attempts
-  // field counts as 0. Two conditional updates instead of one with a pipeline, which FerretDB lacks.
-  const retryable = [{ attempts: { $lt: maxRetries } }, ...(maxRetries > 0 ? [{ attempts: null }] : [])];
-  const retry = await documents.updateOne(
-    { $and: [filter, { $or: retryable }] },
-    {
-      $set: { status: 'pending', error },
-      $inc: { attempts: 1 },
+  const doc = await documents.findOne(filter, { projection: { attempts: 1, attempt_base: 1 } });
+  if (doc === null) return null;
+  const attempts = attemptsOf(doc);
+  const final = attempts + 1 - baseOf(doc) > maxRetries;
+  const conditional = { $and: [filter, { attempts: doc.attempts ?? null }] };
+  if (!final) {
+    const runAt = dueAt(await clock.now(), failure.retryInMs);
+    const retry = await documents.updateOne(conditional, {
+      $set: { status: 'pending', error, attempts: attempts + 1, run_at: runAt },
       $unset: { claimed_by: '', lease_until: '', claim_token: '', processed_at: '' },
       $currentDate: { updated_at: true },
-    },
-  );
-  if (retry.matchedCount > 0) return 'pending';
-  const final = await documents.updateOne(filter, {
-    $set: { status: 'failed', error },
-    $inc: { attempts: 1 },
-    $unset: { lease_until: '', claim_token: '' },
+    });
+    return retry.matchedCount > 0 ? 'pending' : null;
+  }
+  const failed = await documents.updateOne(conditional, {
+    $set: { status: 'failed', error, attempts: attempts + 1 },
+    $unset: { lease_until: '', claim_token: '', run_at: '' },
     $currentDate: { processed_at: true, updated_at: true },
   });
-  return final.matchedCount > 0 ? 'failed' : null;
+  return failed.matchedCount > 0 ? 'failed' : null;
+}
+
+/** The attempts a manual retry started the budget from (0 when there never was one). */
+export function baseOf(doc: Document): number {
+  const base = Number(doc.attempt_base ?? 0);
+  return Number.isFinite(base) ? base : 0;
+}
+
+/**
+ * The expired leases (found through pa_status_lease, so cheap when there are none), then one
+ * conditional updateMany for those that may run again and one for those out of retries. Both
+ * filter on the lease still being expired, so a holder that renewed in between, or a document
+ * claimed again since, is left alone; the caller runs this in its chain of held-document writes.
+ */
+export async function recoverExpiredLeases(
+  { documents, clock }: DocumentCollections,
+  maxRetries: number,
+): Promise<{ retried: number; failed: number }> {
+  const now = await clock.now();
+  const expiredFilter = { status: 'processing', lease_until: { $lt: now } };
+  const expired = await documents
+    .find(expiredFilter, { projection: { _id: 1, attempts: 1, attempt_base: 1 } })
+    .toArray();
+  if (expired.length === 0) return { retried: 0, failed: 0 };
+  const isFinal = (doc: Document) => attemptsOf(doc) + 1 - baseOf(doc) > maxRetries;
+  const finalIds = expired.filter(isFinal).map((d) => d._id as DocId);
+  const retryIds = expired.filter((d) => !isFinal(d)).map((d) => d._id as DocId);
+  let retried = 0;
+  let failed = 0;
+  if (retryIds.length > 0) {
+    const result = await documents.updateMany(
+      { _id: { $in: retryIds }, ...expiredFilter },
+      {
+        $set: { status: 'pending', error: LEASE_EXPIRED_ERROR, run_at: dueAt(now, 0) },
+        $inc: { attempts: 1 },
+        $unset: { claimed_by: '', lease_until: '', claim_token: '' },
+        $currentDate: { updated_at: true },
+      },
+    );
+    retried = result.modifiedCount;
+  }
+  if (finalIds.length > 0) {
+    const result = await documents.updateMany(
+      { _id: { $in: finalIds }, ...expiredFilter },
+      {
+        $set: { status: 'failed', error: LEASE_EXPIRED_ERROR },
+        $inc: { attempts: 1 },
+        $unset: { lease_until: '', claim_token: '', run_at: '' },
+        $currentDate: { processed_at: true, updated_at: true },
+      },
+    );
+    failed = result.modifiedCount;
+  }
+  return { retried, failed };
 }
 
 /** One document at a time (the caller serialises held-document writes anyway), in input order. */
 export async function failDocuments(
-  { documents }: DocumentCollections,
+  collections: DocumentCollections,
   failures: FailedAttempt[],
   maxRetries: number,
 ): Promise<(DocumentStatus | null)[]> {
   const statuses: (DocumentStatus | null)[] = [];
-  for (const failure of failures) statuses.push(await failDocument(documents, failure, maxRetries));
+  for (const failure of failures) statuses.push(await failDocument(collections, failure, maxRetries));
   return statuses;
 }
 
@@ -438,42 +559,4 @@ export async function releaseDocuments(
     $currentDate: { updated_at: true },
   });
   return result.modifiedCount;
-}
-
-function toDateOrNull(value: unknown): Date | null {
-  return value instanceof Date ? value : null;
-}
-
-export async function getDocument(
-  { documents }: DocumentCollections,
-  id: string,
-): Promise<DocumentRecord | null> {
-  const doc = await documents.findOne({ _id: anyOf([id]) });
-  if (doc === null) return null;
-  const created =
-    toDateOrNull(doc.created_at) ?? (doc._id instanceof ObjectId ? doc._id.getTimestamp() : new Date(0));
-  return {
-    id: idToString(doc._id) ?? id,
-    status: doc.status as DocumentStatus,
-    payload: payloadOf(doc),
-    attempts: attemptsOf(doc),
-    claimed_by: typeof doc.claimed_by === 'string' ? doc.claimed_by : null,
-    error: typeof doc.error === 'string' ? doc.error : null,
-    created_at: created,
-    processed_at: toDateOrNull(doc.processed_at),
-  };
-}
-
-export async function countDocuments({ documents }: DocumentCollections): Promise<DocumentCounts> {
-  const counts: DocumentCounts = { pending: 0, processing: 0, processed: 0, failed: 0 };
-  const groups = await documents
-    .aggregate<{ _id: string; n: number }>([
-      { $match: { status: { $in: [...DOCUMENT_STATUSES] } } },
-      { $group: { _id: '$status', n: { $sum: 1 } } },
-    ])
-    .toArray();
-  for (const { _id, n } of groups) {
-    if (_id in counts) counts[_id as DocumentStatus] = Number(n);
-  }
-  return counts;
 }

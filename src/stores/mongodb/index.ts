@@ -21,6 +21,7 @@ import {
 } from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
+import * as records from './records.js';
 
 export { REGISTRY_COLLECTION } from './agents.js';
 export { CHANGE_STREAMS_DESCRIPTION } from './changeStream.js';
@@ -169,7 +170,15 @@ export function createMongoStore(options: MongoStoreOptions): Store {
       serialHeld('recording failures', (h) => documents.failDocuments(h.docs, failures, maxRetries)),
     releaseDocuments: (held) =>
       serialHeld('releasing documents', (h) => documents.releaseDocuments(h.docs, held)),
-    getDocument: (id) => run('reading a document', (h) => documents.getDocument(h.docs, id)),
-    countDocuments: () => run('counting documents', (h) => documents.countDocuments(h.docs)),
+    enqueueDocuments: (docs) => run('storing documents', (h) => documents.enqueueDocuments(h.docs, docs)),
+    // In the chain: a sweep that read a document before this agent's completion of it and wrote
+    // after would undo the completion on FerretDB (its filter checks the lease, the write does not).
+    recoverExpiredLeases: (maxRetries) =>
+      serialHeld('recovering expired leases', (h) => documents.recoverExpiredLeases(h.docs, maxRetries)),
+    getDocument: (id) => run('reading a document', (h) => records.getDocument(h.docs, id)),
+    countDocuments: () => run('counting documents', (h) => records.countDocuments(h.docs)),
+    listDocuments: (query) => run('listing documents', (h) => records.listDocuments(h.docs, query)),
+    retryDocuments: (target) => run('retrying documents', (h) => records.retryDocuments(h.docs, target)),
+    deleteDocument: (id) => run('deleting a document', (h) => records.deleteDocument(h.docs, id)),
   };
 }

@@ -6,23 +6,26 @@
 
 import { randomUUID } from 'node:crypto';
 
-import type {
-  ClaimedDocument,
-  ClaimOwner,
-  DocumentCounts,
-  DocumentRecord,
-  DocumentStatus,
-  FailedAttempt,
-  HeldDocument,
+import {
+  type ClaimedDocument,
+  type ClaimOwner,
+  type DocumentStatus,
+  type EnqueuedDocument,
+  type FailedAttempt,
+  type HeldDocument,
+  LEASE_EXPIRED_ERROR,
+  type NewDocument,
 } from '../types.js';
 import type { Queryable } from './connection.js';
 import type { Names } from './names.js';
 
 const MAX_BIGINT = 9_223_372_036_854_775_807n;
 const LEASE = `now() + $2::float8 * interval '1 millisecond'`;
+/** Whether a row's next failed attempt is final: its attempts since the last manual retry exceed the parameter. */
+const finalAttempt = (maxRetries: string) => `d.attempts + 1 - d.attempt_base > ${maxRetries}`;
 
 /** Whether an id can name a row at all, so that a bad id matches nothing instead of failing. */
-function isBigintId(id: string): boolean {
+export function isBigintId(id: string): boolean {
   return /^\d{1,19}$/.test(id) && BigInt(id) <= MAX_BIGINT;
 }
 
@@ -31,28 +34,92 @@ function byId(a: { id: string }, b: { id: string }): number {
 }
 
 export async function insertDocuments(db: Queryable, n: Names, payloads: unknown[]): Promise<string[]> {
-  if (payloads.length === 0) return [];
-  // The ids are drawn in input order before the insert, and returned in input order, whatever
-  // order the INSERT itself happens to write in. The table's trigger NOTIFYs idle agents.
-  const { rows } = await db.query<{ id: string }>(
-    `WITH input AS MATERIALIZED (
-       SELECT nextval('${n.documentsIdSequence}'::regclass) AS id, value, ord
-         FROM (SELECT value, ord FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(value, ord)
-               ORDER BY ord) AS ordered
-     ), inserted AS (
-       INSERT INTO ${n.documents} (id, payload) SELECT id, value FROM input
-     )
-     SELECT id FROM input ORDER BY ord`,
-    [JSON.stringify(payloads.map((p) => (p === undefined ? null : p)))],
+  const stored = await enqueueDocuments(
+    db,
+    n,
+    payloads.map((payload) => ({ payload })),
   );
-  return rows.map((r) => String(r.id));
+  return stored.map((d) => d.id);
 }
 
-/** The ids a claim takes: the oldest claimable rows that no other claim has locked. */
+interface EnqueueRow {
+  id: string;
+  key: string | null;
+  stored: boolean;
+  holder: string | null;
+}
+
+/**
+ * One statement: ids drawn in input order, the first item of each key in the request offered, the
+ * keys unfinished documents already hold looked up, and the rest inserted ON CONFLICT DO NOTHING
+ * against the partial unique index, which also settles a race with a concurrent insert of the same
+ * key. Only then, when such a race was lost to a row committed after this statement's snapshot, a
+ * second statement reads the winner's id. Rows not inserted are not in the trigger's transition
+ * table, so duplicates announce nothing.
+ */
+export async function enqueueDocuments(
+  db: Queryable,
+  n: Names,
+  documents: NewDocument[],
+): Promise<EnqueuedDocument[]> {
+  if (documents.length === 0) return [];
+  const input = documents.map((d) => ({
+    payload: d.payload === undefined ? null : d.payload,
+    runAt: d.runAt ? d.runAt.toISOString() : null,
+    key: d.key ?? null,
+  }));
+  const { rows } = await db.query<EnqueueRow>(
+    `WITH input AS MATERIALIZED (
+       SELECT nextval('${n.documentsIdSequence}'::regclass) AS id, value->'payload' AS payload,
+              greatest(coalesce((value->>'runAt')::timestamptz, now()), now()) AS run_at,
+              value->>'key' AS key, ord
+         FROM (SELECT value, ord FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(value, ord)
+               ORDER BY ord) AS ordered
+     ), first_of_key AS (
+       SELECT DISTINCT ON (key) key, id FROM input WHERE key IS NOT NULL ORDER BY key, ord
+     ), existing AS (
+       SELECT d.key, min(d.id) AS id FROM ${n.documents} AS d
+        WHERE d.key IN (SELECT key FROM first_of_key) AND d.status IN ('pending', 'processing')
+        GROUP BY d.key
+     ), inserted AS (
+       INSERT INTO ${n.documents} (id, payload, run_at, key)
+       SELECT i.id, i.payload, i.run_at, i.key FROM input AS i
+        WHERE i.key IS NULL
+           OR (i.id IN (SELECT id FROM first_of_key) AND i.key NOT IN (SELECT key FROM existing))
+       ON CONFLICT (key) WHERE key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
+       RETURNING id
+     )
+     SELECT i.id, i.key, i.id IN (SELECT id FROM inserted) AS stored,
+            coalesce(e.id, CASE WHEN f.id IN (SELECT id FROM inserted) THEN f.id END) AS holder
+       FROM input AS i
+       LEFT JOIN existing AS e ON e.key = i.key
+       LEFT JOIN first_of_key AS f ON f.key = i.key
+      ORDER BY i.ord`,
+    [JSON.stringify(input)],
+  );
+  const lost = [...new Set(rows.filter((r) => !r.stored && r.holder === null).map((r) => r.key!))];
+  const winners = new Map<string, string>();
+  if (lost.length > 0) {
+    const found = await db.query<{ key: string; id: string }>(
+      `SELECT key, min(id) AS id FROM ${n.documents}
+        WHERE key = ANY($1::text[]) AND status IN ('pending', 'processing') GROUP BY key`,
+      [lost],
+    );
+    for (const r of found.rows) winners.set(r.key, String(r.id));
+  }
+  return rows.map((r): EnqueuedDocument => {
+    if (r.stored) return { id: String(r.id), duplicate: false };
+    // A winner finished between the two statements: it is still the document that held the key.
+    const holder = r.holder ?? winners.get(r.key!) ?? null;
+    return { id: holder === null ? String(r.id) : String(holder), duplicate: true };
+  });
+}
+
+/** The ids a claim takes: the earliest due pending rows that no other claim has locked. */
 export function claimableIds(n: Names, limit: string): string {
   return `SELECT id FROM ${n.documents}
-           WHERE status = 'pending' OR (status = 'processing' AND lease_until < now())
-           ORDER BY id
+           WHERE status = 'pending' AND run_at <= now()
+           ORDER BY run_at, id
            LIMIT ${limit}
            FOR UPDATE SKIP LOCKED`;
 }
@@ -130,10 +197,12 @@ export async function failDocuments(
       `UPDATE ${n.documents} AS d
           SET attempts = d.attempts + 1, error = failed.error, updated_at = now(), lease_until = NULL,
               claim_token = NULL,
-              status = CASE WHEN d.attempts + 1 > $4 THEN 'failed' ELSE 'pending' END,
-              claimed_by = CASE WHEN d.attempts + 1 > $4 THEN d.claimed_by END,
-              processed_at = CASE WHEN d.attempts + 1 > $4 THEN now() END
-         FROM unnest($1::bigint[], $2::text[], $3::text[]) AS failed(id, token, error)
+              status = CASE WHEN ${finalAttempt('$4')} THEN 'failed' ELSE 'pending' END,
+              claimed_by = CASE WHEN ${finalAttempt('$4')} THEN d.claimed_by END,
+              processed_at = CASE WHEN ${finalAttempt('$4')} THEN now() END,
+              run_at = CASE WHEN ${finalAttempt('$4')} THEN d.run_at
+                            ELSE now() + failed.delay * interval '1 millisecond' END
+         FROM unnest($1::bigint[], $2::text[], $3::text[], $5::float8[]) AS failed(id, token, error, delay)
         WHERE d.id = failed.id AND d.claim_token = failed.token AND d.status = 'processing'
        RETURNING d.id, failed.token, d.status`,
       [
@@ -142,12 +211,47 @@ export async function failDocuments(
         // A handler's message may hold U+0000, which a text column refuses: recording it matters more.
         valid.map((f) => f.error.replaceAll('\u0000', '\uFFFD')),
         maxRetries,
+        valid.map((f) => Math.max(0, f.retryInMs)),
       ],
     );
     for (const r of rows) statuses.set(`${String(r.id)}|${r.token}`, r.status);
   }
   // In input order; a pair given twice gets the one outcome its row had.
   return failures.map((f) => statuses.get(`${f.id}|${f.token}`) ?? null);
+}
+
+/**
+ * One statement: the expired leases (found through documents_lease_idx, so cheap when there are
+ * none; rows a completion is writing are skipped, not waited for) count an attempt each and go
+ * back to pending, due now, or to failed past the retry budget.
+ */
+export async function recoverExpiredLeases(
+  db: Queryable,
+  n: Names,
+  maxRetries: number,
+): Promise<{ retried: number; failed: number }> {
+  const { rows } = await db.query<{ retried: string; failed: string }>(
+    `WITH expired AS (
+       SELECT id FROM ${n.documents} WHERE status = 'processing' AND lease_until < now()
+        FOR UPDATE SKIP LOCKED
+     ), recovered AS (
+       UPDATE ${n.documents} AS d
+          SET attempts = d.attempts + 1, error = $2, updated_at = now(), lease_until = NULL,
+              claim_token = NULL,
+              status = CASE WHEN ${finalAttempt('$1')} THEN 'failed' ELSE 'pending' END,
+              claimed_by = CASE WHEN ${finalAttempt('$1')} THEN d.claimed_by END,
+              processed_at = CASE WHEN ${finalAttempt('$1')} THEN now() END,
+              run_at = CASE WHEN ${finalAttempt('$1')} THEN d.run_at ELSE now() END
+         FROM expired
+        WHERE d.id = expired.id AND d.status = 'processing' AND d.lease_until < now()
+       RETURNING d.status
+     )
+     SELECT count(*) FILTER (WHERE status = 'pending') AS retried,
+            count(*) FILTER (WHERE status = 'failed') AS failed
+       FROM recovered`,
+    [maxRetries, LEASE_EXPIRED_ERROR],
+  );
+  return { retried: Number(rows[0]?.retried ?? 0), failed: Number(rows[0]?.failed ?? 0) };
 }
 
 export async function releaseDocuments(db: Queryable, n: Names, held: HeldDocument[]): Promise<number> {
@@ -160,26 +264,4 @@ export async function releaseDocuments(db: Queryable, n: Names, held: HeldDocume
     [ids, tokens],
   );
   return result.rowCount ?? 0;
-}
-
-export async function getDocument(db: Queryable, n: Names, id: string): Promise<DocumentRecord | null> {
-  if (!isBigintId(id)) return null;
-  const { rows } = await db.query<DocumentRecord>(
-    `SELECT id, status, payload, attempts, claimed_by, error, created_at, processed_at
-       FROM ${n.documents} WHERE id = $1`,
-    [id],
-  );
-  const row = rows[0];
-  return row ? { ...row, id: String(row.id) } : null;
-}
-
-export async function countDocuments(db: Queryable, n: Names): Promise<DocumentCounts> {
-  const { rows } = await db.query<{ status: string; n: string }>(
-    `SELECT status, count(*) AS n FROM ${n.documents} GROUP BY status`,
-  );
-  const counts: DocumentCounts = { pending: 0, processing: 0, processed: 0, failed: 0 };
-  for (const { status, n: count } of rows) {
-    if (status in counts) counts[status as DocumentStatus] = Number(count);
-  }
-  return counts;
 }

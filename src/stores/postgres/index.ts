@@ -13,6 +13,7 @@ import { guard } from './driver-errors.js';
 import { FEATURE, openControlWatch } from './listen.js';
 import { migrate } from './migrate.js';
 import { makeNames } from './names.js';
+import * as records from './records.js';
 
 export { SCHEMA_VERSION } from './migrate.js';
 
@@ -133,7 +134,13 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       guard('recording failures', () => documents.failDocuments(db, names, failures, maxRetries)),
     releaseDocuments: (held) =>
       guard('releasing documents', () => documents.releaseDocuments(db, names, held)),
-    getDocument: (id) => guard('reading a document', () => documents.getDocument(db, names, id)),
-    countDocuments: () => guard('counting documents', () => documents.countDocuments(db, names)),
+    enqueueDocuments: (docs) => guard('storing documents', () => documents.enqueueDocuments(db, names, docs)),
+    recoverExpiredLeases: (maxRetries) =>
+      guard('recovering expired leases', () => documents.recoverExpiredLeases(db, names, maxRetries)),
+    getDocument: (id) => guard('reading a document', () => records.getDocument(db, names, id)),
+    countDocuments: () => guard('counting documents', () => records.countDocuments(db, names)),
+    listDocuments: (query) => guard('listing documents', () => records.listDocuments(db, names, query)),
+    retryDocuments: (target) => guard('retrying documents', () => records.retryDocuments(db, names, target)),
+    deleteDocument: (id) => guard('deleting a document', () => records.deleteDocument(db, names, id)),
   };
 }

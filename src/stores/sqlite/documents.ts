@@ -1,26 +1,34 @@
 // The documents queue. A claim is one UPDATE … RETURNING under the file's write lock, so no two
 // claims ever take one document; it stamps a fresh claim token, and every operation on held
 // documents matches (id, token) pairs, so that a holder whose lease lapsed and whose documents were
-// claimed again (whatever its name) changes nothing. Pairs travel as one JSON parameter.
+// claimed again (whatever its name) changes nothing. Pairs travel as one JSON parameter. Due times
+// (run_at) are milliseconds since the epoch by SQLite's clock; a NULL one (a row inserted by hand) is due.
 
 import { randomUUID } from 'node:crypto';
 
-import type {
-  ClaimedDocument,
-  ClaimOwner,
-  DocumentCounts,
-  DocumentRecord,
-  DocumentStatus,
-  FailedAttempt,
-  HeldDocument,
+import {
+  type ClaimedDocument,
+  type ClaimOwner,
+  type DocumentStatus,
+  type EnqueuedDocument,
+  type FailedAttempt,
+  type HeldDocument,
+  LEASE_EXPIRED_ERROR,
+  type NewDocument,
 } from '../types.js';
-import { type Handle, NOW_ISO, NOW_MS, toDateOrNull } from './connection.js';
+import { type Handle, NOW_ISO, NOW_MS } from './connection.js';
 
 /** The rows a JSON array of [id, token] pairs names, still processing under that token. */
 const HELD = `status = 'processing' AND (id, claim_token) IN (
   SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each(?))`;
 
-function isRowId(id: string): boolean {
+/** Pending and due by SQLite's clock; in the form the partial index documents_due answers. */
+export const DUE = `status = 'pending' AND (run_at IS NULL OR run_at <= ${NOW_MS})`;
+
+/** Whether the next failed attempt of a row (attempts counted since its last manual retry) is final. */
+const FINAL = `attempts + 1 - attempt_base > ?`;
+
+export function isRowId(id: string): boolean {
   return /^\d{1,15}$/.test(id);
 }
 
@@ -31,12 +39,39 @@ function heldPairs(held: HeldDocument[]): string | null {
 }
 
 export function insertDocuments(h: Handle, payloads: unknown[]): string[] {
-  const serialised = payloads.map((p) => JSON.stringify(p) ?? 'null');
+  return enqueueDocuments(
+    h,
+    payloads.map((payload) => ({ payload })),
+  ).map((d) => d.id);
+}
+
+/**
+ * One IMMEDIATE transaction: a key is looked up and the row inserted under the file's write lock,
+ * so no other writer can slip a document with the same key in between (the partial unique index
+ * documents_key_unfinished stands behind it), and a later item of the request sees an earlier one.
+ */
+export function enqueueDocuments(h: Handle, documents: NewDocument[]): EnqueuedDocument[] {
+  const serialised = documents.map((d) => JSON.stringify(d.payload) ?? 'null');
+  const existing = h.statement(
+    `SELECT id FROM documents WHERE key = ? AND status IN ('pending', 'processing') LIMIT 1`,
+  );
   const insert = h.statement(
-    `INSERT INTO documents (payload, created_at, updated_at) VALUES (?, ${NOW_ISO}, ${NOW_ISO}) RETURNING id`,
+    `INSERT INTO documents (payload, created_at, updated_at, run_at, key)
+     VALUES (?, ${NOW_ISO}, ${NOW_ISO}, max(${NOW_MS}, coalesce(?, 0)), ?) RETURNING id`,
   );
   return h.db
-    .transaction(() => serialised.map((p) => String((insert.get(p) as { id: number }).id)))
+    .transaction(() =>
+      documents.map((d, i): EnqueuedDocument => {
+        const key = d.key ?? null;
+        if (key !== null) {
+          const found = existing.get(key) as { id: number } | undefined;
+          if (found) return { id: String(found.id), duplicate: true };
+        }
+        const runAt = d.runAt ? d.runAt.getTime() : null;
+        const row = insert.get(serialised[i], runAt, key) as { id: number };
+        return { id: String(row.id), duplicate: false };
+      }),
+    )
     .immediate();
 }
 
@@ -47,10 +82,7 @@ export function claimBatch(h: Handle, owner: ClaimOwner, limit: number, leaseMs:
       `UPDATE documents
          SET status = 'processing', claimed_by = ?, claim_token = ?, lease_until = ${NOW_MS} + ?,
            updated_at = ${NOW_ISO}
-       WHERE id IN (
-         SELECT id FROM documents
-         WHERE status = 'pending' OR (status = 'processing' AND lease_until < ${NOW_MS})
-         ORDER BY id LIMIT ?)
+       WHERE id IN (SELECT id FROM documents WHERE ${DUE} ORDER BY run_at, id LIMIT ?)
        RETURNING id, payload, attempts`,
     )
     .all(owner.agentId, token, Math.floor(leaseMs), limit) as {
@@ -94,12 +126,14 @@ export function failDocuments(
   maxRetries: number,
 ): (DocumentStatus | null)[] {
   if (failures.length === 0) return [];
+  // In every SET expression the column names the row before this update.
   const fail = h.statement(
     `UPDATE documents SET attempts = attempts + 1, error = ?, updated_at = ${NOW_ISO}, lease_until = NULL,
        claim_token = NULL,
-       status = CASE WHEN attempts + 1 > ? THEN 'failed' ELSE 'pending' END,
-       claimed_by = CASE WHEN attempts + 1 > ? THEN claimed_by ELSE NULL END,
-       processed_at = CASE WHEN attempts + 1 > ? THEN ${NOW_ISO} ELSE NULL END
+       status = CASE WHEN ${FINAL} THEN 'failed' ELSE 'pending' END,
+       claimed_by = CASE WHEN ${FINAL} THEN claimed_by ELSE NULL END,
+       processed_at = CASE WHEN ${FINAL} THEN ${NOW_ISO} ELSE NULL END,
+       run_at = CASE WHEN ${FINAL} THEN NULL ELSE ${NOW_MS} + ? END
      WHERE id = ? AND status = 'processing' AND claim_token = ? RETURNING status`,
   );
   // One IMMEDIATE transaction for the group: one lock, one commit, whatever its size.
@@ -107,7 +141,9 @@ export function failDocuments(
     .transaction(() =>
       failures.map((f) => {
         if (!isRowId(f.id)) return null;
-        const row = fail.get(f.error, maxRetries, maxRetries, maxRetries, Number(f.id), f.token) as
+        const delay = Math.max(0, Math.floor(f.retryInMs));
+        const m = maxRetries;
+        const row = fail.get(f.error, m, m, m, m, delay, Number(f.id), f.token) as
           { status: DocumentStatus } | undefined;
         return row?.status ?? null;
       }),
@@ -115,9 +151,32 @@ export function failDocuments(
     .immediate();
 }
 
+/** Two statements in one IMMEDIATE transaction; the index documents_lease finds the expired rows. */
+export function recoverExpiredLeases(h: Handle, maxRetries: number): { retried: number; failed: number } {
+  const expired = `status = 'processing' AND lease_until < ${NOW_MS}`;
+  const final = h.statement(
+    `UPDATE documents SET status = 'failed', attempts = attempts + 1, error = ?, claim_token = NULL,
+       lease_until = NULL, run_at = NULL, processed_at = ${NOW_ISO}, updated_at = ${NOW_ISO}
+     WHERE ${expired} AND ${FINAL}`,
+  );
+  const retry = h.statement(
+    `UPDATE documents SET status = 'pending', attempts = attempts + 1, error = ?, claim_token = NULL,
+       claimed_by = NULL, lease_until = NULL, run_at = ${NOW_MS}, updated_at = ${NOW_ISO}
+     WHERE ${expired}`,
+  );
+  return h.db
+    .transaction(() => {
+      const failed = final.run(LEASE_EXPIRED_ERROR, maxRetries).changes;
+      const retried = retry.run(LEASE_EXPIRED_ERROR).changes;
+      return { retried, failed };
+    })
+    .immediate();
+}
+
 export function releaseDocuments(h: Handle, held: HeldDocument[]): number {
   const pairs = heldPairs(held);
   if (pairs === null) return 0;
+  // run_at is left as it was claimed (past due), so a document given back keeps its place.
   return h
     .statement(
       `UPDATE documents SET status = 'pending', claimed_by = NULL, claim_token = NULL, lease_until = NULL,
@@ -125,35 +184,6 @@ export function releaseDocuments(h: Handle, held: HeldDocument[]): number {
        WHERE ${HELD}`,
     )
     .run(pairs).changes;
-}
-
-export function getDocument(h: Handle, id: string): DocumentRecord | null {
-  if (!/^\d+$/.test(id)) return null;
-  const row = h.statement('SELECT * FROM documents WHERE id = ?').get(Number(id)) as
-    Record<string, unknown> | undefined;
-  if (!row) return null;
-  return {
-    id: String(row.id),
-    status: row.status as DocumentStatus,
-    payload: JSON.parse(row.payload as string),
-    attempts: row.attempts as number,
-    claimed_by: (row.claimed_by as string | null) ?? null,
-    error: (row.error as string | null) ?? null,
-    created_at: new Date(row.created_at as string),
-    processed_at: toDateOrNull(row.processed_at),
-  };
-}
-
-export function countDocuments(h: Handle): DocumentCounts {
-  const rows = h.statement('SELECT status, COUNT(*) AS n FROM documents GROUP BY status').all() as {
-    status: string;
-    n: number;
-  }[];
-  const counts: DocumentCounts = { pending: 0, processing: 0, processed: 0, failed: 0 };
-  for (const { status, n } of rows) {
-    if (status in counts) counts[status as DocumentStatus] = n;
-  }
-  return counts;
 }
 
 /** The documents' AUTOINCREMENT high-water mark: how many were ever inserted, read cheaply. */

@@ -11,6 +11,7 @@ import { SqliteConnection } from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
 import { migrate } from './migrations.js';
+import * as records from './records.js';
 import { openFileWatch } from './watch.js';
 
 export interface SqliteStoreOptions {
@@ -62,7 +63,13 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     failDocuments: (failures, maxRetries) =>
       run('recording failures', (h) => documents.failDocuments(h, failures, maxRetries)),
     releaseDocuments: (held) => run('releasing documents', (h) => documents.releaseDocuments(h, held)),
-    getDocument: (id) => run('reading a document', (h) => documents.getDocument(h, id)),
-    countDocuments: () => run('counting documents', documents.countDocuments),
+    enqueueDocuments: (docs) => run('storing documents', (h) => documents.enqueueDocuments(h, docs)),
+    recoverExpiredLeases: (maxRetries) =>
+      run('recovering expired leases', (h) => documents.recoverExpiredLeases(h, maxRetries)),
+    getDocument: (id) => run('reading a document', (h) => records.getDocument(h, id)),
+    countDocuments: () => run('counting documents', records.countDocuments),
+    listDocuments: (query) => run('listing documents', (h) => records.listDocuments(h, query)),
+    retryDocuments: (target) => run('retrying documents', (h) => records.retryDocuments(h, target)),
+    deleteDocument: (id) => run('deleting a document', (h) => records.deleteDocument(h, id)),
   };
 }

@@ -57,6 +57,19 @@ export const MIGRATIONS: readonly string[] = [
      heartbeat_ms INTEGER NOT NULL
    );
    CREATE INDEX agents_by_agent_id ON agents (agent_id, instance_id);`,
+  // 4: due times, the attempt baseline of manual retries, deduplication keys. ADD COLUMN cannot
+  // default to the clock, so pending rows are backfilled (due since they were created) and every
+  // insert writes run_at; a NULL run_at (a row inserted by hand) is due. The claim reads the
+  // pending rows by due time; the old (status, id) index still serves lists by status.
+  `ALTER TABLE documents ADD COLUMN run_at INTEGER;
+   ALTER TABLE documents ADD COLUMN attempt_base INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE documents ADD COLUMN key TEXT;
+   UPDATE documents SET run_at = CAST(unixepoch(created_at, 'subsec') * 1000 AS INTEGER)
+     WHERE status = 'pending';
+   CREATE INDEX documents_due ON documents (run_at, id) WHERE status = 'pending';
+   CREATE UNIQUE INDEX documents_key_unfinished ON documents (key)
+     WHERE key IS NOT NULL AND status IN ('pending', 'processing');
+   CREATE INDEX documents_key ON documents (key, id) WHERE key IS NOT NULL;`,
 ];
 
 export function migrate(h: Handle, path: string): void {

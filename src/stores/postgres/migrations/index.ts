@@ -5,6 +5,7 @@ import type { Names } from '../names.js';
 import initial from './001-initial.js';
 import commandDetails from './002-command-details.js';
 import claimTokens from './003-claim-tokens.js';
+import dueTimes from './004-due-times.js';
 
 export interface Migration {
   version: number;
@@ -16,4 +17,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, name: 'initial', sql: initial },
   { version: 2, name: 'command details', sql: commandDetails },
   { version: 3, name: 'claim tokens and instance ids', sql: claimTokens },
+  { version: 4, name: 'due times, retry baselines and deduplication keys', sql: dueTimes },
 ];
