@@ -31,7 +31,7 @@ import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerDocumentRoutes } from './routes/documents.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerStatusRoutes } from './routes/status.js';
-import { ErrorBody } from './schemas.js';
+import { ErrorBody, PATTERN_RULES } from './schemas.js';
 
 export interface AppOptions {
   agent: Agent;
@@ -86,7 +86,7 @@ function toHttpError(error: FastifyError | Error): {
     const context = fastifyError.validationContext ?? 'request';
     const problems = fastifyError.validation.map((v) => {
       const path = v.instancePath.replace(/^\//, '').replaceAll('/', '.');
-      const params = v.params as { missingProperty?: string; additionalProperty?: string };
+      const params = v.params as { missingProperty?: string; additionalProperty?: string; pattern?: string };
       if (v.keyword === 'additionalProperties' && params.additionalProperty) {
         const what = context === 'querystring' ? 'query parameter' : `${context} property`;
         return `${what} ${params.additionalProperty} is not accepted here`;
@@ -94,7 +94,8 @@ function toHttpError(error: FastifyError | Error): {
       const field = path || params.missingProperty || '';
       const where =
         context === 'querystring' ? `query parameter ${field}` : field ? `${context} ${field}` : context;
-      return `${where} ${v.message ?? 'is invalid'}`;
+      const rule = v.keyword === 'pattern' ? PATTERN_RULES.get(params.pattern ?? '') : undefined;
+      return `${where} ${rule ?? v.message ?? 'is invalid'}`;
     });
     return { status: 400, code: 'PA_BAD_REQUEST', message: problems.join('; ') };
   }
