@@ -43,12 +43,3 @@ export const ControlStateJson = Type.Object({
 });
 
 export const WatchModeSchema = Type.Enum(['file_events', 'listen_notify', 'change_streams', 'polling']);
-
-export const ErrorBody = Type.Object(
-  {
-    status: Type.Literal('error'),
-    error: Type.String({ description: 'A stable code from docs/errors.md.' }),
-    message: Type.String(),
-  },
-  { additionalProperties: true },
-);

@@ -7,10 +7,10 @@ import { type Static, Type } from 'typebox';
 import { EXPIRY_RULE, parseExpiry } from '../../control/duration.js';
 import { describeFleet, waitForBarrier } from '../../control/fleet.js';
 import { controlStateToJson } from '../../control/state.js';
-import { PullingAgentError } from '../../errors.js';
+import { ErrorBody, errorBody, PullingAgentError } from '../../errors.js';
 import type { ControlCommand } from '../../stores/types.js';
-import { type App, errorBody, type RouteOptions } from '../app.js';
-import { AuditQuery, ControlStateJson, DurationText, ErrorBody, WatchModeSchema } from '../schemas.js';
+import { AuditQuery, ControlStateJson, DurationText, WatchModeSchema } from '../schemas.js';
+import type { App, RouteOptions } from '../types.js';
 
 const COMMANDS: { path: string; command: ControlCommand; verb: string }[] = [
   { path: 'pause', command: 'pause', verb: 'pause' },

@@ -2,9 +2,8 @@
 
 import { Type } from 'typebox';
 
-import { PullingAgentError } from '../../errors.js';
-import type { App, RouteOptions } from '../app.js';
-import { ErrorBody } from '../schemas.js';
+import { ErrorBody, PullingAgentError } from '../../errors.js';
+import type { App, RouteOptions } from '../types.js';
 
 export const MAX_DOCUMENTS_PER_REQUEST = 10_000;
 

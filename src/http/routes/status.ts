@@ -7,7 +7,7 @@ import { Type } from 'typebox';
 import { describeError } from '../../errors.js';
 import { createMetrics } from '../../metrics.js';
 import { SOFTWARE_VERSION } from '../../version.js';
-import type { App, RouteOptions } from '../app.js';
+import type { App, RouteOptions } from '../types.js';
 
 const ReadinessBody = Type.Object({
   ready: Type.Boolean(),
