@@ -9,6 +9,7 @@ import { describeFleet, waitForBarrier } from '../../control/fleet.js';
 import { controlStateToJson } from '../../control/state.js';
 import { ErrorBody, errorBody, PullingAgentError } from '../../errors.js';
 import type { ControlCommand } from '../../stores/types.js';
+import { ClusterStatsBody, FleetBody, HistoryBody } from '../responses.js';
 import { AuditQuery, ControlStateJson, DurationText, WatchModeSchema } from '../schemas.js';
 import type { App, RouteOptions } from '../types.js';
 
@@ -177,7 +178,12 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
 
   app.get(
     '/api/cluster/stats',
-    { schema: { summary: 'Cluster control statistics of this agent' } },
+    {
+      schema: {
+        summary: 'Cluster control statistics of this agent',
+        response: { 200: ClusterStatsBody, '5xx': ErrorBody },
+      },
+    },
     async () => {
       const state = await agent.store.readControl();
       const status = agent.controlStatus;
@@ -205,6 +211,7 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
         querystring: Type.Object({
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
         }),
+        response: { 200: HistoryBody },
       },
     },
     async (request) => {
@@ -215,7 +222,12 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
 
   app.get(
     '/api/cluster/agents',
-    { schema: { summary: 'The agents of the cluster, from the registry, with a summary' } },
+    {
+      schema: {
+        summary: 'The agents of the cluster, from the registry, with a summary',
+        response: { 200: FleetBody, '5xx': ErrorBody },
+      },
+    },
     async () => {
       const [state, records] = await Promise.all([agent.store.readControl(), agent.store.listAgents()]);
       return describeFleet(state, records, settings.heartbeatIntervalMs);
