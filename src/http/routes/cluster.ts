@@ -4,6 +4,7 @@
 
 import { type Static, Type } from 'typebox';
 
+import type { Role } from '../../auth/tokens.js';
 import { EXPIRY_RULE, parseExpiry } from '../../control/duration.js';
 import { describeFleet, waitForBarrier } from '../../control/fleet.js';
 import { controlStateToJson } from '../../control/state.js';
@@ -13,10 +14,10 @@ import { ClusterStatsBody, FleetBody, HistoryBody } from '../responses.js';
 import { AuditQuery, ControlStateJson, DurationText, WatchModeSchema } from '../schemas.js';
 import type { App, RouteOptions } from '../types.js';
 
-const COMMANDS: { path: string; command: ControlCommand; verb: string }[] = [
-  { path: 'pause', command: 'pause', verb: 'pause' },
-  { path: 'resume', command: 'running', verb: 'resume' },
-  { path: 'shutdown', command: 'shutdown', verb: 'shutdown' },
+const COMMANDS: { path: string; command: ControlCommand; verb: string; role: Role }[] = [
+  { path: 'pause', command: 'pause', verb: 'pause', role: 'operator' },
+  { path: 'resume', command: 'running', verb: 'resume', role: 'operator' },
+  { path: 'shutdown', command: 'shutdown', verb: 'shutdown', role: 'admin' },
 ];
 
 const COMMON_QUERY = {
@@ -71,28 +72,34 @@ function expiryOf(expiresIn: string | undefined): Date | null {
   return new Date(Date.now() + ms);
 }
 
-export function registerClusterRoutes(app: App, { agent, security }: RouteOptions): void {
-  const settings = agent.settings;
-
-  app.addHook('onRequest', async (request) => {
-    if (request.url.startsWith('/api/cluster/') && !settings.distributedControl) {
+/**
+ * For the group of /api/cluster/* routes (the events stream included): 503 on an agent started
+ * with ENABLE_DISTRIBUTED_CONTROL=false. A hook of the group's plugin, so no other route runs it.
+ */
+export function clusterGuard(app: App, { agent }: RouteOptions): void {
+  app.addHook('onRequest', async () => {
+    if (!agent.settings.distributedControl) {
       throw new PullingAgentError(
         'PA_DISTRIBUTED_CONTROL_DISABLED',
         'distributed control is disabled on this agent (ENABLE_DISTRIBUTED_CONTROL=false); use /api/agent/* for this agent',
       );
     }
   });
+}
+
+export function clusterRoutes(app: App, { agent, security }: RouteOptions): void {
+  const settings = agent.settings;
 
   const watchMode = () => agent.controlStatus?.watchMode ?? 'polling';
   /** How long other agents may take to see a command, from this agent's own watch mode. */
   const expectedDelaySeconds = () =>
     watchMode() === 'polling' ? Number(((settings.controlPollingIntervalMs * 1.1) / 1000).toFixed(3)) : 1;
 
-  for (const { path, command, verb } of COMMANDS) {
+  for (const { path, command, verb, role } of COMMANDS) {
     app.post(
       `/api/cluster/${path}`,
       {
-        config: { rateLimit: { max: security.rateLimitCommands, timeWindow: 60_000 } },
+        config: { role, rateLimit: { max: security.rateLimitCommands, timeWindow: 60_000 } },
         schema: {
           summary: `${verb[0]!.toUpperCase()}${verb.slice(1)} every agent of the cluster`,
           querystring: command === 'pause' ? PauseQuery : OtherCommandQuery,
@@ -165,6 +172,7 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
   app.get(
     '/api/cluster/control-state',
     {
+      config: { role: 'viewer' },
       schema: {
         summary: 'The current cluster command, as stored',
         response: {
@@ -179,6 +187,7 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
   app.get(
     '/api/cluster/stats',
     {
+      config: { role: 'viewer' },
       schema: {
         summary: 'Cluster control statistics of this agent',
         response: { 200: ClusterStatsBody, '5xx': ErrorBody },
@@ -206,6 +215,7 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
   app.get(
     '/api/cluster/history',
     {
+      config: { role: 'viewer' },
       schema: {
         summary: 'The audit trail of commands, newest first',
         querystring: Type.Object({
@@ -223,6 +233,7 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
   app.get(
     '/api/cluster/agents',
     {
+      config: { role: 'viewer' },
       schema: {
         summary: 'The agents of the cluster, from the registry, with a summary',
         response: { 200: FleetBody, '5xx': ErrorBody },

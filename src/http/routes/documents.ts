@@ -8,11 +8,11 @@ import type { App, RouteOptions } from '../types.js';
 
 export const MAX_DOCUMENTS_PER_REQUEST = 10_000;
 
-export function registerDocumentRoutes(app: App, { agent, security }: RouteOptions): void {
+export function documentRoutes(app: App, { agent, security }: RouteOptions): void {
   app.post(
     '/api/documents',
     {
-      config: { rateLimit: { max: security.rateLimitDocuments, timeWindow: 60_000 } },
+      config: { role: 'operator', rateLimit: { max: security.rateLimitDocuments, timeWindow: 60_000 } },
       schema: {
         summary: 'Store documents as pending; answers with their ids in order',
         body: Type.Array(Type.Unknown(), {
@@ -39,13 +39,17 @@ export function registerDocumentRoutes(app: App, { agent, security }: RouteOptio
 
   app.get(
     '/api/documents',
-    { schema: { summary: 'How many documents are in each status', response: { 200: DocumentCountsBody } } },
+    {
+      config: { role: 'viewer' },
+      schema: { summary: 'How many documents are in each status', response: { 200: DocumentCountsBody } },
+    },
     async () => ({ counts: await agent.store.countDocuments() }),
   );
 
   app.get(
     '/api/documents/:id',
     {
+      config: { role: 'viewer' },
       schema: {
         summary: 'One document',
         params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
