@@ -166,7 +166,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
       },
     },
   });
-  // The API description is open to anyone: the viewer's own routes are given no role to need.
+  // The API description is open to anyone: the interactive viewer's routes (swagger-ui, under
+  // /docs) cannot name a role themselves, so this wrapper gives each of them none.
   await app.register(async (docs) => {
     docs.addHook('onRoute', (route) => {
       route.config = { ...route.config, role: null };
