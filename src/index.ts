@@ -7,8 +7,8 @@ export {
   createAgent,
   logOnlyHandler,
 } from './agent/agent.js';
-export type { DocumentHandler, HandlerContext } from './agent/pipeline.js';
 export { type AgentState, nextState } from './agent/lifecycle.js';
+export type { DocumentHandler, HandlerContext } from './agent/pipeline.js';
 export { type Config, loadConfig, publicConfig, type StoreTarget } from './config.js';
 export { ControlWatcher } from './control/watcher.js';
 export * from './errors.js';
