@@ -8,8 +8,8 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import { createAgent } from '../agent/agent.js';
-import type { DocumentHandler } from '../agent/pipeline.js';
 import { installSignalHandlers } from '../agent/local-control.js';
+import type { DocumentHandler } from '../agent/pipeline.js';
 import { AUTH_OFF_WARNING } from '../auth/tokens.js';
 import { loadConfig, publicConfig } from '../config.js';
 import { ConfigError, describeError } from '../errors.js';

@@ -57,8 +57,8 @@ export class ControlWatcher {
   #checking: Promise<void> | null = null;
   #checkAgain = false;
   #lastCheckAt: Date | null = null;
+  /** Also what was last logged: a problem is logged when it differs from this, once. */
   #lastError: string | null = null;
-  #lastLoggedError: string | null = null;
   #lastWatchReason: string | null = null;
 
   constructor(options: ControlWatcherOptions) {
@@ -164,7 +164,6 @@ export class ControlWatcher {
       }
       if (this.#lastError !== null) logger.info('[Distributed Control] Control document readable again');
       this.#lastError = null;
-      this.#lastLoggedError = null;
     } catch (error) {
       const prefix = error instanceof InvalidControlStateError ? '' : 'cannot read the control document: ';
       this.#reportError(`${prefix}${describeError(error)}; keeping the last applied state`);
@@ -172,12 +171,9 @@ export class ControlWatcher {
   }
 
   #reportError(message: string): void {
-    this.#lastError = message;
     // One line per distinct problem, not one per poll.
-    if (this.#lastLoggedError !== message) {
-      this.#o.logger.error(`[Distributed Control] ${message}`);
-      this.#lastLoggedError = message;
-    }
+    if (this.#lastError !== message) this.#o.logger.error(`[Distributed Control] ${message}`);
+    this.#lastError = message;
   }
 
   async #openWatch(): Promise<void> {

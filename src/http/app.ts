@@ -8,63 +8,23 @@ import { fastifySSE } from '@fastify/sse';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyError,
-  type FastifyInstance,
-  LogController,
-  type RawReplyDefaultExpression,
-  type RawRequestDefaultExpression,
-  type RawServerDefault,
-} from 'fastify';
-import type { Logger } from 'pino';
+import Fastify, { type FastifyError, LogController } from 'fastify';
 
-import type { Agent } from '../agent/agent.js';
-import type { ApiToken } from '../auth/tokens.js';
-import { type ErrorCode, PullingAgentError } from '../errors.js';
+import { ErrorBody, errorBody, type ErrorCode, PullingAgentError } from '../errors.js';
 import { redactRequestUrl } from '../logging.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerAuth } from './auth.js';
-import { registerAgentRoutes } from './routes/agent.js';
-import { registerClusterRoutes } from './routes/cluster.js';
-import { registerDashboardRoutes } from './routes/dashboard.js';
-import { registerDocumentRoutes } from './routes/documents.js';
-import { registerEventRoutes } from './routes/events.js';
-import { registerStatusRoutes } from './routes/status.js';
-import { ErrorBody } from './schemas.js';
+import { registerNotFound } from './not-found.js';
+import { agentRoutes } from './routes/agent.js';
+import { clusterGuard, clusterRoutes } from './routes/cluster.js';
+import { dashboardRoutes } from './routes/dashboard.js';
+import { documentRoutes } from './routes/documents.js';
+import { eventRoutes } from './routes/events.js';
+import { statusRoutes } from './routes/status.js';
+import { PATTERN_RULES } from './schemas.js';
+import type { App, AppOptions, RouteOptions, SecurityOptions } from './types.js';
 
-export interface AppOptions {
-  agent: Agent;
-  logger: Logger;
-  /** The effective settings shown by GET /api/config (already free of secrets). */
-  publicConfig: Record<string, unknown>;
-  /** Largest accepted request body in bytes (default 10 MiB). */
-  bodyLimit?: number;
-  /** Tokens, metrics protection and rate limits; default: open API, 120 commands and 600 posts a minute. */
-  security?: Partial<SecurityOptions>;
-}
-
-/** What route files get: the app's options with the security settings resolved. */
-export type RouteOptions = AppOptions & { security: SecurityOptions };
-
-export interface SecurityOptions {
-  tokens: readonly ApiToken[];
-  metricsAuth: boolean;
-  rateLimitCommands: number;
-  rateLimitDocuments: number;
-}
-
-export type App = FastifyInstance<
-  RawServerDefault,
-  RawRequestDefaultExpression,
-  RawReplyDefaultExpression,
-  FastifyBaseLogger,
-  TypeBoxTypeProvider
->;
-
-export function errorBody(code: ErrorCode, message: string, details?: Record<string, unknown>) {
-  return { status: 'error' as const, error: code, message, ...details };
-}
+export type { App, AppOptions, RouteOptions, SecurityOptions } from './types.js';
 
 /** Maps anything thrown in a request to a code, status and message that are safe to show. */
 function toHttpError(error: FastifyError | Error): {
@@ -86,7 +46,7 @@ function toHttpError(error: FastifyError | Error): {
     const context = fastifyError.validationContext ?? 'request';
     const problems = fastifyError.validation.map((v) => {
       const path = v.instancePath.replace(/^\//, '').replaceAll('/', '.');
-      const params = v.params as { missingProperty?: string; additionalProperty?: string };
+      const params = v.params as { missingProperty?: string; additionalProperty?: string; pattern?: string };
       if (v.keyword === 'additionalProperties' && params.additionalProperty) {
         const what = context === 'querystring' ? 'query parameter' : `${context} property`;
         return `${what} ${params.additionalProperty} is not accepted here`;
@@ -94,7 +54,8 @@ function toHttpError(error: FastifyError | Error): {
       const field = path || params.missingProperty || '';
       const where =
         context === 'querystring' ? `query parameter ${field}` : field ? `${context} ${field}` : context;
-      return `${where} ${v.message ?? 'is invalid'}`;
+      const rule = v.keyword === 'pattern' ? PATTERN_RULES.get(params.pattern ?? '') : undefined;
+      return `${where} ${rule ?? v.message ?? 'is invalid'}`;
     });
     return { status: 400, code: 'PA_BAD_REQUEST', message: problems.join('; ') };
   }
@@ -150,50 +111,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
     return reply.status(mapped.status).send(errorBody(mapped.code, mapped.message, mapped.details));
   });
 
-  // The routes as registered, to tell an unknown path (404) from a wrong method (405).
-  const routes: { method: string; pattern: RegExp }[] = [];
   app.addHook('onRoute', (route) => {
-    const pattern = new RegExp(
-      `^${route.url.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/:\w+/g, '[^/]+')}$`,
-    );
-    for (const method of [route.method].flat()) routes.push({ method, pattern });
     // Every route documents its error answers, so the OpenAPI document lists every status it can send.
     if (route.schema && !route.schema.hide) {
       const response = (route.schema.response ??= {}) as Record<string, unknown>;
-      if (!Object.keys(response).some((code) => code.startsWith('2')))
-        response['200'] = { description: 'Success' };
       response['4xx'] ??= ErrorBody;
       response['5xx'] ??= ErrorBody;
     }
   });
-  const unmatched = (method: string, url: string): PullingAgentError => {
-    const path = url.split('?')[0] ?? '/';
-    const allowed = [
-      ...new Set(routes.filter((r) => r.method !== method && r.pattern.test(path)).map((r) => r.method)),
-    ];
-    if (allowed.length === 0) return new PullingAgentError('PA_NOT_FOUND', `no endpoint ${method} ${path}`);
-    return new PullingAgentError(
-      'PA_METHOD_NOT_ALLOWED',
-      `${method} is not allowed on ${path}; use ${allowed.join(' or ')}`,
-      {
-        allowed,
-      },
-    );
-  };
-  // Before any body parsing, so that an unknown method (QUERY, PROPFIND…) gets 405/404, not a parse error.
-  app.addHook('onRequest', async (request, reply) => {
-    if (!request.is404) return;
-    const error = unmatched(request.method, request.url);
-    if (error.code === 'PA_METHOD_NOT_ALLOWED')
-      reply.header('allow', (error.details?.allowed as string[]).join(', '));
-    throw error;
-  });
-  app.setNotFoundHandler(async (request, reply) => {
-    const error = unmatched(request.method, request.url);
-    if (error.code === 'PA_METHOD_NOT_ALLOWED')
-      reply.header('allow', (error.details?.allowed as string[]).join(', '));
-    throw error;
-  });
+  registerNotFound(app);
 
   app.addHook('onResponse', (request, reply, done) => {
     const line = {
@@ -215,7 +141,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     ...options.security,
   };
   const routeOptions: RouteOptions = { ...options, security };
-  registerAuth(app, security.tokens, security.metricsAuth);
+  registerAuth(app, security.tokens);
   // Security headers on every answer; the dashboard sets its own stricter policy.
   await app.register(helmet, { contentSecurityPolicy: false, crossOriginEmbedderPolicy: false });
   // Limits apply per route (commands, documents), per authenticated name or else per address.
@@ -240,15 +166,27 @@ export async function buildApp(options: AppOptions): Promise<App> {
       },
     },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // The API description is open to anyone: the interactive viewer's routes (swagger-ui, under
+  // /docs) cannot name a role themselves, so this wrapper gives each of them none.
+  await app.register(async (docs) => {
+    docs.addHook('onRoute', (route) => {
+      route.config = { ...route.config, role: null };
+    });
+    await docs.register(swaggerUi, { routePrefix: '/docs' });
+  });
+  app.get('/openapi.json', { config: { role: null }, schema: { hide: true } }, async () => app.swagger());
 
-  registerStatusRoutes(app, routeOptions);
-  registerClusterRoutes(app, routeOptions);
-  registerAgentRoutes(app, routeOptions);
-  registerDocumentRoutes(app, routeOptions);
-  await app.register(fastifySSE, { heartbeatInterval: 15_000 });
-  registerEventRoutes(app, routeOptions);
-  registerDashboardRoutes(app, routeOptions);
+  // Each group of routes is an encapsulated plugin: a hook one group needs (the cluster's
+  // distributed-control check) applies to that group only.
+  await app.register(async (group) => statusRoutes(group, routeOptions));
+  await app.register(async (group) => {
+    clusterGuard(group, routeOptions);
+    clusterRoutes(group, routeOptions);
+    await group.register(fastifySSE, { heartbeatInterval: 15_000 });
+    eventRoutes(group, routeOptions);
+  });
+  await app.register(async (group) => agentRoutes(group, routeOptions));
+  await app.register(async (group) => documentRoutes(group, routeOptions));
+  await app.register(async (group) => dashboardRoutes(group, routeOptions));
   return app;
 }

@@ -1,14 +1,15 @@
-// Who may call what. With tokens configured every request needs `Authorization: Bearer <token>`
-// except the kubelet's probes, the dashboard's static page and the API description (and /metrics
-// unless METRICS_AUTH=true). viewer: every read and the events stream; operator: pause, resume,
-// agent commands, documents; admin: shutdown and everything else. Without tokens the API is open
-// and the agent says so loudly.
+// Who may call what. Each route names the least role it needs in its own `config.role` (null: open
+// to anyone, as the kubelet's probes, the dashboard's static page and the API description are);
+// one onRequest hook reads it. viewer: every read and the events stream; operator: pause, resume,
+// agent commands, documents; admin: shutdown and anything that names no role. With tokens
+// configured every other request needs `Authorization: Bearer <token>`; without tokens the API is
+// open and the agent says so loudly.
 
 import type { FastifyRequest } from 'fastify';
 
 import { type ApiToken, findToken, type Role, roleAtLeast } from '../auth/tokens.js';
 import { PullingAgentError } from '../errors.js';
-import type { App } from './app.js';
+import type { App } from './types.js';
 
 export interface Actor {
   name: string;
@@ -20,26 +21,14 @@ declare module 'fastify' {
     /** The authenticated caller, or null when authentication is off or the route is open. */
     actor: Actor | null;
   }
-}
-
-const OPEN_PATHS = new Set(['/health', '/readiness', '/', '/openapi.json']);
-const OPEN_PREFIXES = ['/dashboard/', '/docs'];
-const ADMIN_POSTS = new Set(['/api/cluster/shutdown', '/api/agent/shutdown']);
-
-/** The role a request needs, or null when it is open to anyone. */
-export function requiredRole(method: string, path: string, metricsAuth: boolean): Role | null {
-  if (OPEN_PATHS.has(path) || OPEN_PREFIXES.some((prefix) => path.startsWith(prefix))) return null;
-  if (path === '/metrics' && !metricsAuth) return null;
-  if (method === 'GET' || method === 'HEAD') return 'viewer';
-  if (method === 'POST' && ADMIN_POSTS.has(path)) return 'admin';
-  if (
-    method === 'POST' &&
-    (path.startsWith('/api/cluster/') || path.startsWith('/api/agent/') || path === '/api/documents')
-  ) {
-    return 'operator';
+  interface FastifyContextConfig {
+    /** The least role that may call this route; null: open to anyone. A route without one needs admin. */
+    role?: Role | null;
   }
-  return 'admin';
 }
+
+/** A route that names no role is closed to all but admins, so that a forgotten one fails safe. */
+const UNDECLARED: Role = 'admin';
 
 function bearer(request: FastifyRequest): string | null {
   const header = request.headers.authorization;
@@ -48,12 +37,12 @@ function bearer(request: FastifyRequest): string | null {
   return match?.[1] ?? '';
 }
 
-export function registerAuth(app: App, tokens: readonly ApiToken[], metricsAuth: boolean): void {
+export function registerAuth(app: App, tokens: readonly ApiToken[]): void {
   app.decorateRequest('actor', null);
   if (tokens.length === 0) return;
   app.addHook('onRequest', async (request, reply) => {
-    const path = request.url.split('?')[0] ?? '/';
-    const needed = requiredRole(request.method, path, metricsAuth);
+    const declared = request.routeOptions.config.role;
+    const needed = declared === undefined ? UNDECLARED : declared;
     if (needed === null) return;
     const presented = bearer(request);
     const token = presented ? findToken(tokens, presented) : null;
@@ -67,6 +56,7 @@ export function registerAuth(app: App, tokens: readonly ApiToken[], metricsAuth:
       );
     }
     if (!roleAtLeast(token.role, needed)) {
+      const path = request.url.split('?')[0] ?? '/';
       throw new PullingAgentError(
         'PA_FORBIDDEN',
         `${token.name} has the role ${token.role}; ${request.method} ${path} needs ${needed}`,

@@ -129,7 +129,9 @@ for (const target of TARGETS) {
     });
 
     it("gives a SIGKILLed agent's claimed documents to the others after the lease", async (t) => {
-      const env = { BATCH_SIZE: '5', LEASE_TIMEOUT: '2', HANDLER_DELAY_MS: '150' };
+      // A prefetch keeps the victim holding documents between two handlers, so that the kill
+      // always finds some (on a slow store the check and the kill are far apart).
+      const env = { BATCH_SIZE: '5', PREFETCH: '4', LEASE_TIMEOUT: '2', HANDLER_DELAY_MS: '150' };
       const [victim, ...others] = await fleet.startMany(3, env);
       await Promise.all(others.map((a) => a.post('/api/agent/pause')));
       const ids = await store.insertDocuments(Array.from({ length: 40 }, (_, n) => ({ n })));

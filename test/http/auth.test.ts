@@ -104,6 +104,26 @@ describe('HTTP API with authentication on', () => {
     assert.equal((await as(null, 'GET', '/readiness')).statusCode < 500, true);
   });
 
+  it('has every route name its role: a viewer reads every GET, no POST is open', async () => {
+    // A route that forgot its config.role would need admin: a viewer's GET would be a 403.
+    const { paths } = (await as(null, 'GET', '/openapi.json')).json() as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    for (const [path, methods] of Object.entries(paths)) {
+      const url = path.replace(/\{\w+\}/g, 'x');
+      if ('get' in methods && path !== '/api/cluster/events') {
+        const read = await as(VIEWER, 'GET', url);
+        assert.ok(![401, 403].includes(read.statusCode), `GET ${path}: ${read.statusCode} ${read.body}`);
+      }
+      if ('post' in methods) {
+        assert.equal((await as(null, 'POST', url)).statusCode, 401, `POST ${path}`);
+        const denied = await as(VIEWER, 'POST', url);
+        assert.equal(denied.statusCode, 403, `POST ${path}`);
+        assert.ok(['operator', 'admin'].includes(denied.json().required_role), `POST ${path}`);
+      }
+    }
+  });
+
   it('lets a viewer read but not command', async () => {
     assert.equal((await as(VIEWER, 'GET', '/api/cluster/agents')).statusCode, 200);
     const denied = await as(VIEWER, 'POST', '/api/cluster/pause');

@@ -6,8 +6,8 @@ import {
   DEFAULT_BACKOFF,
   MAX_RETRY_AFTER_MS,
   requestedDelayMs,
-  RetryLaterError,
   retryDelayMs,
+  RetryLaterError,
 } from '../../src/agent/retry.js';
 
 const middle = () => 0.5; // no jitter

@@ -3,9 +3,8 @@
 import { Type } from 'typebox';
 
 import { AGENT_STATES } from '../../agent/lifecycle.js';
-import { PullingAgentError } from '../../errors.js';
-import type { App, RouteOptions } from '../app.js';
-import { ErrorBody } from '../schemas.js';
+import { ErrorBody, PullingAgentError } from '../../errors.js';
+import type { App, RouteOptions } from '../types.js';
 
 const AgentStateJson = Type.Object({
   state: Type.Enum([...AGENT_STATES]),
@@ -17,7 +16,7 @@ const AgentStateJson = Type.Object({
   batch_in_flight: Type.Boolean(),
 });
 
-export function registerAgentRoutes(app: App, { agent, security }: RouteOptions): void {
+export function agentRoutes(app: App, { agent, security }: RouteOptions): void {
   const view = () => ({
     state: agent.state,
     timestamp: new Date().toISOString(),
@@ -30,20 +29,23 @@ export function registerAgentRoutes(app: App, { agent, security }: RouteOptions)
 
   app.get(
     '/api/agent/state',
-    { schema: { summary: "This agent's state", response: { 200: AgentStateJson } } },
+    {
+      config: { role: 'viewer' },
+      schema: { summary: "This agent's state", response: { 200: AgentStateJson } },
+    },
     async () => view(),
   );
 
   const actions = [
-    ['pause', () => agent.pause('api')],
-    ['resume', () => agent.resume('api')],
-    ['shutdown', () => agent.shutdown('api')],
+    ['pause', 'operator', () => agent.pause('api')],
+    ['resume', 'operator', () => agent.resume('api')],
+    ['shutdown', 'admin', () => agent.shutdown('api')],
   ] as const;
-  for (const [name, act] of actions) {
+  for (const [name, role, act] of actions) {
     app.post(
       `/api/agent/${name}`,
       {
-        config: { rateLimit: { max: security.rateLimitCommands, timeWindow: 60_000 } },
+        config: { role, rateLimit: { max: security.rateLimitCommands, timeWindow: 60_000 } },
         schema: {
           summary: `${name} this agent only (not persisted)`,
           response: {

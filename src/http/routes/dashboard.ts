@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 
-import { type App, type AppOptions, errorBody } from '../app.js';
+import { errorBody } from '../../errors.js';
+import type { App, AppOptions } from '../types.js';
 
 /** The only files served, with their content types: anything else is a 404, so no path escapes. */
 const FILES: Record<string, string> = {
@@ -57,7 +58,7 @@ function readAssets(): Map<string, Asset> | string {
   return `the dashboard's files are missing (looked in ${tried.join(' and ')})`;
 }
 
-export function registerDashboardRoutes(app: App, _options: AppOptions): void {
+export function dashboardRoutes(app: App, _options: AppOptions): void {
   const assets = readAssets();
   if (typeof assets === 'string') app.log.warn(`Dashboard unavailable: ${assets}`);
 
@@ -73,10 +74,12 @@ export function registerDashboardRoutes(app: App, _options: AppOptions): void {
     return reply.type(asset.type).send(asset.body);
   };
 
-  app.get('/', { schema: { hide: true } }, (request, reply) => send('index.html', request, reply));
+  // Open to anyone: the page holds no data, and its calls to the API carry the operator's token.
+  const config = { role: null };
+  app.get('/', { config, schema: { hide: true } }, (request, reply) => send('index.html', request, reply));
   app.get(
     '/dashboard/:file',
-    { schema: { hide: true, params: Type.Object({ file: Type.String({ maxLength: 64 }) }) } },
+    { config, schema: { hide: true, params: Type.Object({ file: Type.String({ maxLength: 64 }) }) } },
     (request, reply) => send(request.params.file, request, reply),
   );
 }

@@ -2,11 +2,13 @@
 // the current `control` and `agents`, then each again whenever it changes (agents at least every
 // heartbeat interval), and a keep-alive comment every 15 s.
 
+import { Type } from 'typebox';
+
 import { FleetObserver } from '../../control/observer.js';
 import { describeError, PullingAgentError } from '../../errors.js';
-import type { App, RouteOptions } from '../app.js';
+import type { App, RouteOptions } from '../types.js';
 
-export function registerEventRoutes(app: App, { agent }: RouteOptions): void {
+export function eventRoutes(app: App, { agent }: RouteOptions): void {
   const observer = new FleetObserver({
     store: () => agent.store,
     heartbeatIntervalMs: agent.settings.heartbeatIntervalMs,
@@ -23,11 +25,17 @@ export function registerEventRoutes(app: App, { agent }: RouteOptions): void {
   app.get(
     '/api/cluster/events',
     {
+      config: { role: 'viewer' },
       // 'manual': we negotiate ourselves, so that a refusal has our error shape.
       sse: { kind: 'manual', heartbeat: true },
       schema: {
         summary: 'Server-sent events: `control` and `agents`, on connect and on every change',
         produces: ['text/event-stream'],
+        response: {
+          200: Type.String({
+            description: 'Server-sent events: `control` and `agents`, as docs/api.md shows.',
+          }),
+        },
       },
     },
     async (request, reply) => {

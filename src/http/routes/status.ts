@@ -4,10 +4,12 @@
 import type { FastifyReply } from 'fastify';
 import { Type } from 'typebox';
 
+import type { Role } from '../../auth/tokens.js';
 import { describeError } from '../../errors.js';
 import { createMetrics } from '../../metrics.js';
 import { SOFTWARE_VERSION } from '../../version.js';
-import type { App, RouteOptions } from '../app.js';
+import { AgentStatsBody, HealthBody, PublicConfigBody } from '../responses.js';
+import type { App, RouteOptions } from '../types.js';
 
 const ReadinessBody = Type.Object({
   ready: Type.Boolean(),
@@ -19,16 +21,27 @@ const StoreStatusBody = Type.Object(
   { additionalProperties: true },
 );
 
-export function registerStatusRoutes(app: App, { agent, publicConfig }: RouteOptions): void {
+export function statusRoutes(app: App, { agent, publicConfig, security }: RouteOptions): void {
+  // The kubelet's probes carry no token; Prometheus scrapes without one unless METRICS_AUTH=true.
+  const open: { role: Role | null } = { role: null };
+  const viewer: { role: Role | null } = { role: 'viewer' };
+
   app.get(
     '/health',
-    { schema: { summary: 'Liveness: 200 while the process is alive, whatever its state' } },
-    async () => ({ status: 'ok', state: agent.state, timestamp: new Date().toISOString() }),
+    {
+      config: open,
+      schema: {
+        summary: 'Liveness: 200 while the process is alive, whatever its state',
+        response: { 200: HealthBody },
+      },
+    },
+    async () => ({ status: 'ok' as const, state: agent.state, timestamp: new Date().toISOString() }),
   );
 
   app.get(
     '/readiness',
     {
+      config: open,
       schema: {
         summary: 'Readiness: 200 only while running, else 503',
         response: { 200: ReadinessBody, 503: ReadinessBody },
@@ -42,7 +55,8 @@ export function registerStatusRoutes(app: App, { agent, publicConfig }: RouteOpt
     },
   );
 
-  app.get('/api/stats', { schema: { summary: "This agent's counters" } }, async () => {
+  const statsSchema = { summary: "This agent's counters", response: { 200: AgentStatsBody } };
+  app.get('/api/stats', { config: viewer, schema: statsSchema }, async () => {
     const s = agent.stats;
     return {
       agent_id: agent.settings.agentId,
@@ -70,13 +84,24 @@ export function registerStatusRoutes(app: App, { agent, publicConfig }: RouteOpt
   const metrics = createMetrics(agent);
   app.get(
     '/metrics',
-    { schema: { summary: 'Prometheus metrics of this agent', produces: ['text/plain'] } },
+    {
+      config: security.metricsAuth ? viewer : open,
+      schema: {
+        summary: 'Prometheus metrics of this agent',
+        produces: ['text/plain'],
+        // Sent as text (a string is never run through the JSON serializer); described for the OpenAPI document.
+        response: { 200: Type.String({ description: 'The Prometheus text exposition format.' }) },
+      },
+    },
     async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()),
   );
 
   app.get(
     '/api/config',
-    { schema: { summary: 'Effective settings (no secrets)' } },
+    {
+      config: viewer,
+      schema: { summary: 'Effective settings (no secrets)', response: { 200: PublicConfigBody } },
+    },
     async () => publicConfig,
   );
 
@@ -113,6 +138,7 @@ export function registerStatusRoutes(app: App, { agent, publicConfig }: RouteOpt
     }
   };
   const statusSchema = (summary: string) => ({
+    config: viewer,
     schema: {
       summary,
       response: { 200: StoreStatusBody, 503: StoreStatusBody },
