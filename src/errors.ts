@@ -1,6 +1,8 @@
-// Every error the project raises on purpose: a stable code, an HTTP status and a message that
-// reads the same on every store. docs/errors.md documents each code; test/errors.test.ts keeps
-// the two in step.
+// Every error the project raises on purpose: a stable code, an HTTP status, a message that reads
+// the same on every store, and the JSON body an HTTP answer carries it in. docs/errors.md documents
+// each code; test/unit/errors.test.ts keeps the two in step.
+
+import { Type } from 'typebox';
 
 export const ERROR_CODES = {
   PA_CONFIG_INVALID: { status: 500, title: 'Invalid configuration' },
@@ -25,6 +27,21 @@ export const ERROR_CODES = {
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The body of every HTTP error answer (docs/errors.md): extra fields (details) are allowed. */
+export const ErrorBody = Type.Object(
+  {
+    status: Type.Literal('error'),
+    error: Type.String({ description: 'A stable code from docs/errors.md.' }),
+    message: Type.String(),
+  },
+  { additionalProperties: true },
+);
+
+/** An error as the HTTP API sends it: the code, the message, then any details beside them. */
+export function errorBody(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+  return { status: 'error' as const, error: code, message, ...details };
+}
 
 export class PullingAgentError extends Error {
   readonly code: ErrorCode;

@@ -7,6 +7,7 @@ import { userInfo } from 'node:os';
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
+import { EXPIRY_RULE, parseExpiry } from '../control/duration.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { AgentClient } from './agentctl/client.js';
 import {
@@ -74,10 +75,8 @@ function auditText(value: string): string {
 
 /** Seconds (`7200`) or a duration (`2h`, `30m`, `90s`, `1h30m`): passed to the server as given. */
 function expiry(value: string): string {
-  // The server's own grammar (src/control/duration.ts), so that a typo is a usage error here.
-  if (!/^(\d+(\.\d+)?|(\d+(\.\d+)?(ms|s|m|h|d))+)$/i.test(value.trim())) {
-    throw new InvalidArgumentError('expected seconds or a duration such as 2h, 30m, 90s.');
-  }
+  // The server's own grammar and range, so that what passes here the server accepts too.
+  if (parseExpiry(value) === null) throw new InvalidArgumentError(`${EXPIRY_RULE}.`);
   return value.trim();
 }
 

@@ -8,20 +8,9 @@ import { fastifySSE } from '@fastify/sse';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, {
-  type FastifyBaseLogger,
-  type FastifyError,
-  type FastifyInstance,
-  LogController,
-  type RawReplyDefaultExpression,
-  type RawRequestDefaultExpression,
-  type RawServerDefault,
-} from 'fastify';
-import type { Logger } from 'pino';
+import Fastify, { type FastifyError, LogController } from 'fastify';
 
-import type { Agent } from '../agent/agent.js';
-import type { ApiToken } from '../auth/tokens.js';
-import { type ErrorCode, PullingAgentError } from '../errors.js';
+import { ErrorBody, errorBody, type ErrorCode, PullingAgentError } from '../errors.js';
 import { redactRequestUrl } from '../logging.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerAuth } from './auth.js';
@@ -31,40 +20,10 @@ import { registerDashboardRoutes } from './routes/dashboard.js';
 import { registerDocumentRoutes } from './routes/documents.js';
 import { registerEventRoutes } from './routes/events.js';
 import { registerStatusRoutes } from './routes/status.js';
-import { ErrorBody } from './schemas.js';
+import { PATTERN_RULES } from './schemas.js';
+import type { App, AppOptions, RouteOptions, SecurityOptions } from './types.js';
 
-export interface AppOptions {
-  agent: Agent;
-  logger: Logger;
-  /** The effective settings shown by GET /api/config (already free of secrets). */
-  publicConfig: Record<string, unknown>;
-  /** Largest accepted request body in bytes (default 10 MiB). */
-  bodyLimit?: number;
-  /** Tokens, metrics protection and rate limits; default: open API, 120 commands and 600 posts a minute. */
-  security?: Partial<SecurityOptions>;
-}
-
-/** What route files get: the app's options with the security settings resolved. */
-export type RouteOptions = AppOptions & { security: SecurityOptions };
-
-export interface SecurityOptions {
-  tokens: readonly ApiToken[];
-  metricsAuth: boolean;
-  rateLimitCommands: number;
-  rateLimitDocuments: number;
-}
-
-export type App = FastifyInstance<
-  RawServerDefault,
-  RawRequestDefaultExpression,
-  RawReplyDefaultExpression,
-  FastifyBaseLogger,
-  TypeBoxTypeProvider
->;
-
-export function errorBody(code: ErrorCode, message: string, details?: Record<string, unknown>) {
-  return { status: 'error' as const, error: code, message, ...details };
-}
+export type { App, AppOptions, RouteOptions, SecurityOptions } from './types.js';
 
 /** Maps anything thrown in a request to a code, status and message that are safe to show. */
 function toHttpError(error: FastifyError | Error): {
@@ -86,7 +45,7 @@ function toHttpError(error: FastifyError | Error): {
     const context = fastifyError.validationContext ?? 'request';
     const problems = fastifyError.validation.map((v) => {
       const path = v.instancePath.replace(/^\//, '').replaceAll('/', '.');
-      const params = v.params as { missingProperty?: string; additionalProperty?: string };
+      const params = v.params as { missingProperty?: string; additionalProperty?: string; pattern?: string };
       if (v.keyword === 'additionalProperties' && params.additionalProperty) {
         const what = context === 'querystring' ? 'query parameter' : `${context} property`;
         return `${what} ${params.additionalProperty} is not accepted here`;
@@ -94,7 +53,8 @@ function toHttpError(error: FastifyError | Error): {
       const field = path || params.missingProperty || '';
       const where =
         context === 'querystring' ? `query parameter ${field}` : field ? `${context} ${field}` : context;
-      return `${where} ${v.message ?? 'is invalid'}`;
+      const rule = v.keyword === 'pattern' ? PATTERN_RULES.get(params.pattern ?? '') : undefined;
+      return `${where} ${rule ?? v.message ?? 'is invalid'}`;
     });
     return { status: 400, code: 'PA_BAD_REQUEST', message: problems.join('; ') };
   }

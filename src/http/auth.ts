@@ -8,7 +8,7 @@ import type { FastifyRequest } from 'fastify';
 
 import { type ApiToken, findToken, type Role, roleAtLeast } from '../auth/tokens.js';
 import { PullingAgentError } from '../errors.js';
-import type { App } from './app.js';
+import type { App } from './types.js';
 
 export interface Actor {
   name: string;

@@ -3,6 +3,7 @@
 
 import { Type } from 'typebox';
 
+import { DURATION_PATTERN, EXPIRY_RULE } from '../control/duration.js';
 import { CONTROL_COMMANDS } from '../stores/types.js';
 
 /** Printable text: no control characters (a log or a terminal must not be fooled by a reason). */
@@ -10,6 +11,16 @@ const NO_CONTROL_CHARS = '^[^\\u0000-\\u001f\\u007f]*$';
 
 export const AuditText = (description: string) =>
   Type.String({ maxLength: 256, pattern: NO_CONTROL_CHARS, description });
+
+/**
+ * What a value failing a pattern is told, by pattern: a rule in words with examples rather than a
+ * regular expression (read by the error handler in app.ts).
+ */
+export const PATTERN_RULES: ReadonlyMap<string, string> = new Map([[DURATION_PATTERN, EXPIRY_RULE]]);
+
+/** A duration in the grammar of src/control/duration.ts (`90`, `90s`, `2h`, `1h30m`, `2H`). */
+export const DurationText = (description: string) =>
+  Type.String({ maxLength: 32, pattern: DURATION_PATTERN, description });
 
 export const AuditQuery = Type.Object(
   {
@@ -32,12 +43,3 @@ export const ControlStateJson = Type.Object({
 });
 
 export const WatchModeSchema = Type.Enum(['file_events', 'listen_notify', 'change_streams', 'polling']);
-
-export const ErrorBody = Type.Object(
-  {
-    status: Type.Literal('error'),
-    error: Type.String({ description: 'A stable code from docs/errors.md.' }),
-    message: Type.String(),
-  },
-  { additionalProperties: true },
-);

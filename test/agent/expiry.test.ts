@@ -71,7 +71,18 @@ describe('a pause that expires', () => {
         assert.equal(response.statusCode, 400, url);
         assert.match(response.json().message, /expires_in/);
       }
+      // A grammar error reads as the rule with examples, not as the schema's regular expression.
+      const soon = await app.inject({ method: 'POST', url: '/api/cluster/pause?expires_in=soon' });
+      assert.equal(
+        soon.json().message,
+        'query parameter expires_in must be a duration such as 30s, 15m, 2h or 1d (1 s to 30 d)',
+      );
       assert.equal((await box.store.readControl()).version, 0);
+      // Units in either case, as agentctl accepts them (one grammar, src/control/duration.ts).
+      const upper = await app.inject({ method: 'POST', url: '/api/cluster/pause?expires_in=2H' });
+      assert.equal(upper.statusCode, 200, upper.body);
+      const inMs = Date.parse(upper.json().expires_at) - Date.now();
+      assert.ok(inMs > 7_100_000 && inMs <= 7_200_000, `expires in ${inMs} ms`);
     } finally {
       await app.close();
     }

@@ -1,57 +1,42 @@
-// The shapes of the HTTP API's answers that agentctl reads (docs/api.md). Only what the CLI shows
-// is typed; everything else passes through untouched to --json.
+// The shapes of the HTTP API's answers that agentctl reads, derived from the server's own response
+// schemas (src/http/responses.ts, src/http/schemas.ts, src/errors.ts) so that the two cannot drift.
+// Type-only imports: agentctl loads none of the server's code. Fields a newer agent added are
+// optional here, since agentctl also talks to older agents; fields it does not know pass through
+// untouched to --json.
 
-export type Command = 'running' | 'pause' | 'shutdown';
+import type { Static } from 'typebox';
 
-export interface ControlState {
-  command: Command;
-  version: number;
-  timestamp: string;
-  reason: string | null;
-  updated_by: string;
-  /** With authentication, the updated_by the caller gave when it differs from the token's name. */
-  on_behalf_of?: string | null;
-  expires_at?: string | null;
-  watch_mode?: string;
-}
+import type { ErrorBody } from '../../errors.js';
+import type { EnqueuedBody, FleetAgentJson, FleetBody, FleetSummaryJson } from '../../http/responses.js';
+import type { ControlCommandSchema, ControlStateJson, WatchModeSchema } from '../../http/schemas.js';
 
-export interface AgentRow {
-  agent_id: string;
-  /** The process's own id; optional, as agents before it do not send one. */
-  instance_id?: string;
-  host: string;
-  state: string;
-  reported_state?: string;
-  applied_version: number;
-  batch_in_flight: boolean;
-  watch_mode: string;
-  heartbeat_age_seconds: number;
-}
+/** `Newer` may be missing: an agent older than the field leaves it out. */
+type Tolerant<T, Newer extends keyof T> = Omit<T, Newer> & Partial<Pick<T, Newer>>;
 
-export interface FleetSummary {
-  total: number;
-  live: number;
-  lost: number;
-  applied: number;
-  drained: number;
-  stragglers: string[];
-  /** agent_ids held by more than one live process (absent from agents before it). */
-  duplicate_agent_ids?: string[];
-}
+export type Command = Static<typeof ControlCommandSchema>;
+
+/** GET /api/cluster/control-state (with watch_mode), a history entry, the data of `control` events. */
+export type ControlState = Tolerant<Static<typeof ControlStateJson>, 'on_behalf_of' | 'expires_at'> & {
+  watch_mode?: Static<typeof WatchModeSchema>;
+};
+
+export type AgentRow = Tolerant<Static<typeof FleetAgentJson>, 'reported_state' | 'instance_id'>;
+
+export type FleetSummary = Tolerant<Static<typeof FleetSummaryJson>, 'duplicate_agent_ids'>;
 
 /** GET /api/cluster/agents, and the data of the `agents` event. */
-export interface AgentsView {
-  desired: { command: Command; version: number };
-  summary: FleetSummary;
+export type AgentsView = Omit<Static<typeof FleetBody>, 'agents' | 'summary'> & {
   agents: AgentRow[];
-}
+  summary: FleetSummary;
+};
 
+/** GET /api/cluster/history (its entries as tolerant as the control state). */
 export interface HistoryView {
   history: ControlState[];
   count: number;
 }
 
-/** The drain barrier of a command sent with wait=true. */
+/** The drain barrier of a command sent with wait=true (src/control/fleet.ts). */
 export interface Barrier {
   complete: boolean;
   timed_out: boolean;
@@ -61,23 +46,14 @@ export interface Barrier {
 }
 
 /** POST /api/cluster/pause|resume|shutdown, and the body of its 504 PA_WAIT_TIMEOUT. */
-export interface CommandAnswer extends ControlState {
+export type CommandAnswer = ControlState & {
   status: 'success' | 'error';
   message?: string;
   propagation?: { watch_mode: string; expected_delay_seconds: number; agents_registered: number };
   barrier?: Barrier;
-}
+};
 
-export interface EnqueueAnswer {
-  status: 'success';
-  count: number;
-  ids: string[];
-}
+export type EnqueueAnswer = Static<typeof EnqueuedBody>;
 
-/** The body of every error answer (docs/errors.md). */
-export interface ErrorAnswer {
-  status: 'error';
-  error: string;
-  message: string;
-  [field: string]: unknown;
-}
+/** The body of every error answer (docs/errors.md), with its details beside the code. */
+export type ErrorAnswer = Static<typeof ErrorBody> & { [field: string]: unknown };

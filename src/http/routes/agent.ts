@@ -3,9 +3,8 @@
 import { Type } from 'typebox';
 
 import { AGENT_STATES } from '../../agent/lifecycle.js';
-import { PullingAgentError } from '../../errors.js';
-import type { App, RouteOptions } from '../app.js';
-import { ErrorBody } from '../schemas.js';
+import { ErrorBody, PullingAgentError } from '../../errors.js';
+import type { App, RouteOptions } from '../types.js';
 
 const AgentStateJson = Type.Object({
   state: Type.Enum([...AGENT_STATES]),

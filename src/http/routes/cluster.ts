@@ -4,21 +4,19 @@
 
 import { type Static, Type } from 'typebox';
 
-import { parseDuration } from '../../control/duration.js';
+import { EXPIRY_RULE, parseExpiry } from '../../control/duration.js';
 import { controlStateToJson } from '../../control/state.js';
-import { PullingAgentError } from '../../errors.js';
+import { ErrorBody, errorBody, PullingAgentError } from '../../errors.js';
 import type { ControlCommand } from '../../stores/types.js';
-import { type App, errorBody, type RouteOptions } from '../app.js';
-import { AuditQuery, ControlStateJson, ErrorBody, WatchModeSchema } from '../schemas.js';
+import { ClusterStatsBody, FleetBody, HistoryBody } from '../responses.js';
+import { AuditQuery, ControlStateJson, DurationText, WatchModeSchema } from '../schemas.js';
+import type { App, RouteOptions } from '../types.js';
 
 const COMMANDS: { path: string; command: ControlCommand; verb: string }[] = [
   { path: 'pause', command: 'pause', verb: 'pause' },
   { path: 'resume', command: 'running', verb: 'resume' },
   { path: 'shutdown', command: 'shutdown', verb: 'shutdown' },
 ];
-
-/** Seconds, or units: 90, 90s, 30m, 2h, 1d, 1h30m. The range (1 s to 30 days) is checked after. */
-const DURATION_PATTERN = '^(\\d{1,9}(\\.\\d{1,3})?|(\\d{1,9}(\\.\\d{1,3})?(ms|s|m|h|d)){1,5})$';
 
 const COMMON_QUERY = {
   ...AuditQuery.properties,
@@ -48,29 +46,25 @@ const COMMON_QUERY = {
 const PauseQuery = Type.Object(
   {
     ...COMMON_QUERY,
+    // The grammar is checked by the schema, the range (1 s to 30 days) by expiryOf.
     expires_in: Type.Optional(
-      Type.String({
-        maxLength: 32,
-        pattern: DURATION_PATTERN,
-        description:
-          'The fleet resumes by itself after this long: seconds, or 90s, 30m, 2h, 1d, 1h30m (1 s to 30 days).',
-      }),
+      DurationText(
+        'The fleet resumes by itself after this long: seconds, or 90s, 30m, 2h, 1d, 1h30m, units in either case (1 s to 30 days).',
+      ),
     ),
   },
   { additionalProperties: false },
 );
 const OtherCommandQuery = Type.Object(COMMON_QUERY, { additionalProperties: false });
 
-const MAX_EXPIRY_MS = 30 * 86_400_000;
-
 /** When a pause with `expires_in` ends; null without it (other commands do not accept it). */
 function expiryOf(expiresIn: string | undefined): Date | null {
   if (expiresIn === undefined) return null;
-  const ms = parseDuration(expiresIn);
-  if (ms === null || ms < 1_000 || ms > MAX_EXPIRY_MS) {
+  const ms = parseExpiry(expiresIn);
+  if (ms === null) {
     throw new PullingAgentError(
       'PA_BAD_REQUEST',
-      `query parameter expires_in must be a duration from 1s to 30d (e.g. 90, 90s, 30m, 2h, 1h30m), not ${JSON.stringify(expiresIn)}`,
+      `query parameter expires_in ${EXPIRY_RULE}, not ${JSON.stringify(expiresIn)}`,
     );
   }
   return new Date(Date.now() + ms);
@@ -165,7 +159,12 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
 
   app.get(
     '/api/cluster/stats',
-    { schema: { summary: 'Cluster control statistics of this agent' } },
+    {
+      schema: {
+        summary: 'Cluster control statistics of this agent',
+        response: { 200: ClusterStatsBody, '5xx': ErrorBody },
+      },
+    },
     async () => {
       const state = await agent.store.readControl();
       const status = agent.controlStatus;
@@ -193,6 +192,7 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
         querystring: Type.Object({
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
         }),
+        response: { 200: HistoryBody },
       },
     },
     async (request) => {
@@ -203,7 +203,12 @@ export function registerClusterRoutes(app: App, { agent, security }: RouteOption
 
   app.get(
     '/api/cluster/agents',
-    { schema: { summary: 'The agents of the cluster, from the registry, with a summary' } },
+    {
+      schema: {
+        summary: 'The agents of the cluster, from the registry, with a summary',
+        response: { 200: FleetBody, '5xx': ErrorBody },
+      },
+    },
     async () => agent.plane.fleet(),
   );
 }

@@ -8,7 +8,8 @@ import { readFileSync } from 'node:fs';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 
-import { type App, type AppOptions, errorBody } from '../app.js';
+import { errorBody } from '../../errors.js';
+import type { App, AppOptions } from '../types.js';
 
 /** The only files served, with their content types: anything else is a 404, so no path escapes. */
 const FILES: Record<string, string> = {

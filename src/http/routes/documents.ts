@@ -2,9 +2,9 @@
 
 import { Type } from 'typebox';
 
-import { PullingAgentError } from '../../errors.js';
-import type { App, RouteOptions } from '../app.js';
-import { ErrorBody } from '../schemas.js';
+import { ErrorBody, PullingAgentError } from '../../errors.js';
+import { DocumentBody, DocumentCountsBody, EnqueuedBody } from '../responses.js';
+import type { App, RouteOptions } from '../types.js';
 
 export const MAX_DOCUMENTS_PER_REQUEST = 10_000;
 
@@ -21,11 +21,7 @@ export function registerDocumentRoutes(app: App, { agent, security }: RouteOptio
           description: 'The documents (any JSON values).',
         }),
         response: {
-          201: Type.Object({
-            status: Type.Literal('success'),
-            count: Type.Integer(),
-            ids: Type.Array(Type.String()),
-          }),
+          201: EnqueuedBody,
           '4xx': ErrorBody,
           '5xx': ErrorBody,
         },
@@ -41,9 +37,11 @@ export function registerDocumentRoutes(app: App, { agent, security }: RouteOptio
     },
   );
 
-  app.get('/api/documents', { schema: { summary: 'How many documents are in each status' } }, async () => ({
-    counts: await agent.store.countDocuments(),
-  }));
+  app.get(
+    '/api/documents',
+    { schema: { summary: 'How many documents are in each status', response: { 200: DocumentCountsBody } } },
+    async () => ({ counts: await agent.store.countDocuments() }),
+  );
 
   app.get(
     '/api/documents/:id',
@@ -51,6 +49,7 @@ export function registerDocumentRoutes(app: App, { agent, security }: RouteOptio
       schema: {
         summary: 'One document',
         params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 128 }) }),
+        response: { 200: DocumentBody },
       },
     },
     async (request) => {

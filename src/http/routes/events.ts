@@ -4,7 +4,7 @@
 
 import { FleetObserver } from '../../control/observer.js';
 import { describeError, PullingAgentError } from '../../errors.js';
-import type { App, RouteOptions } from '../app.js';
+import type { App, RouteOptions } from '../types.js';
 
 export function registerEventRoutes(app: App, { agent }: RouteOptions): void {
   const observer = new FleetObserver({

@@ -7,7 +7,8 @@ import { Type } from 'typebox';
 import { describeError } from '../../errors.js';
 import { createMetrics } from '../../metrics.js';
 import { SOFTWARE_VERSION } from '../../version.js';
-import type { App, RouteOptions } from '../app.js';
+import { AgentStatsBody, HealthBody, PublicConfigBody } from '../responses.js';
+import type { App, RouteOptions } from '../types.js';
 
 const ReadinessBody = Type.Object({
   ready: Type.Boolean(),
@@ -22,8 +23,13 @@ const StoreStatusBody = Type.Object(
 export function registerStatusRoutes(app: App, { agent, publicConfig }: RouteOptions): void {
   app.get(
     '/health',
-    { schema: { summary: 'Liveness: 200 while the process is alive, whatever its state' } },
-    async () => ({ status: 'ok', state: agent.state, timestamp: new Date().toISOString() }),
+    {
+      schema: {
+        summary: 'Liveness: 200 while the process is alive, whatever its state',
+        response: { 200: HealthBody },
+      },
+    },
+    async () => ({ status: 'ok' as const, state: agent.state, timestamp: new Date().toISOString() }),
   );
 
   app.get(
@@ -42,7 +48,8 @@ export function registerStatusRoutes(app: App, { agent, publicConfig }: RouteOpt
     },
   );
 
-  app.get('/api/stats', { schema: { summary: "This agent's counters" } }, async () => {
+  const statsSchema = { summary: "This agent's counters", response: { 200: AgentStatsBody } };
+  app.get('/api/stats', { schema: statsSchema }, async () => {
     const s = agent.stats;
     return {
       agent_id: agent.settings.agentId,
@@ -76,7 +83,7 @@ export function registerStatusRoutes(app: App, { agent, publicConfig }: RouteOpt
 
   app.get(
     '/api/config',
-    { schema: { summary: 'Effective settings (no secrets)' } },
+    { schema: { summary: 'Effective settings (no secrets)', response: { 200: PublicConfigBody } } },
     async () => publicConfig,
   );
 

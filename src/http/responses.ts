@@ -1,0 +1,142 @@
+// The success bodies of the read endpoints, as TypeBox schemas: Fastify serializes each answer
+// through its schema (a field missing here is dropped from the answer), /openapi.json describes
+// them, and agentctl derives its types from them (src/cli/agentctl/types.ts). Bodies that may grow
+// (an agent row, a document, the settings) admit properties they do not list, so a field added by
+// a store or a newer agent still passes through.
+
+import { Type } from 'typebox';
+
+import { AGENT_STATES } from '../agent/lifecycle.js';
+import { DOCUMENT_STATUSES } from '../stores/types.js';
+import { ControlCommandSchema, ControlStateJson, WatchModeSchema } from './schemas.js';
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
+  Type.Union([schema, Type.Null()]);
+const When = (description?: string) =>
+  Type.String({ format: 'date-time', ...(description ? { description } : {}) });
+
+export const HealthBody = Type.Object({
+  status: Type.Literal('ok'),
+  state: Type.Enum([...AGENT_STATES]),
+  timestamp: When(),
+});
+
+export const AgentStatsBody = Type.Object({
+  agent_id: Type.String(),
+  state: Type.Enum([...AGENT_STATES]),
+  version: Type.String({ description: 'The software version.' }),
+  uptime_seconds: Type.Integer(),
+  started_at: When(),
+  batches: Type.Integer(),
+  claims: Type.Integer(),
+  documents_processed: Type.Integer(),
+  documents_failed: Type.Integer(),
+  documents_retried: Type.Integer(),
+  errors: Type.Integer({ description: 'handler_errors + store_errors' }),
+  handler_errors: Type.Integer(),
+  store_errors: Type.Integer(),
+  leases_lapsed: Type.Integer(),
+  batch_in_flight: Type.Boolean(),
+  last_batch_at: Nullable(When()),
+  last_heartbeat: Nullable(When()),
+  applied_version: Type.Integer({ description: '-1 until the first control state is applied.' }),
+  applied_at: Nullable(When()),
+});
+
+export const PublicConfigBody = Type.Object(
+  {},
+  { additionalProperties: true, description: 'The effective settings, without secrets (docs/api.md).' },
+);
+
+export const ClusterStatsBody = Type.Object({
+  watch_mode: WatchModeSchema,
+  polling_interval: Type.Number({ description: 'Seconds.' }),
+  reconcile_interval: Type.Number({ description: 'Seconds.' }),
+  current_command: ControlCommandSchema,
+  current_version: Type.Integer(),
+  last_updated: When(),
+  updated_by: Type.String(),
+  reason: Nullable(Type.String()),
+  applied_version: Nullable(Type.Integer()),
+  last_check: Nullable(When()),
+  control_error: Nullable(Type.String()),
+});
+
+export const HistoryBody = Type.Object({
+  history: Type.Array(ControlStateJson, { description: 'Newest first.' }),
+  count: Type.Integer(),
+});
+
+/** One agent of the registry as GET /api/cluster/agents shows it (src/control/fleet.ts). */
+export const FleetAgentJson = Type.Object(
+  {
+    agent_id: Type.String({ description: 'The human name (AGENT_ID); two processes may share it.' }),
+    instance_id: Type.String({ description: "The process's own id, unique per start: the registry's key." }),
+    host: Type.String(),
+    software_version: Type.String(),
+    state: Type.String({ description: '`lost` after three missed heartbeats; else reported_state.' }),
+    reported_state: Type.String(),
+    applied_version: Type.Integer(),
+    applied_at: Nullable(When()),
+    batch_in_flight: Type.Boolean(),
+    watch_mode: Type.String(),
+    started_at: When(),
+    heartbeat_at: When(),
+    heartbeat_age_seconds: Type.Number(),
+    counters: Type.Object({}, { additionalProperties: Type.Number() }),
+  },
+  { additionalProperties: true },
+);
+
+export const FleetSummaryJson = Type.Object({
+  total: Type.Integer(),
+  live: Type.Integer(),
+  lost: Type.Integer(),
+  applied: Type.Integer(),
+  drained: Type.Integer(),
+  stragglers: Type.Array(Type.String(), {
+    description:
+      'Live agents not yet applied (or drained); agent_id@<instance id prefix> where two live processes share the agent_id.',
+  }),
+  duplicate_agent_ids: Type.Array(Type.String(), {
+    description: 'agent_ids held by more than one live process: a configuration mistake.',
+  }),
+});
+
+export const FleetBody = Type.Object({
+  desired: Type.Object({ command: ControlCommandSchema, version: Type.Integer() }),
+  summary: FleetSummaryJson,
+  agents: Type.Array(FleetAgentJson),
+});
+
+/** POST /api/documents (201): the ids in the order the documents were given. */
+export const EnqueuedBody = Type.Object({
+  status: Type.Literal('success'),
+  count: Type.Integer(),
+  ids: Type.Array(Type.String()),
+});
+
+export const DocumentCountsBody = Type.Object({
+  counts: Type.Object(
+    Object.fromEntries(DOCUMENT_STATUSES.map((status) => [status, Type.Integer()])) as Record<
+      (typeof DOCUMENT_STATUSES)[number],
+      ReturnType<typeof Type.Integer>
+    >,
+    { additionalProperties: true },
+  ),
+});
+
+export const DocumentBody = Type.Object(
+  {
+    id: Type.String(),
+    status: Type.Enum([...DOCUMENT_STATUSES]),
+    // Optional as JSON.stringify had it: a MongoDB document stored without the field has none.
+    payload: Type.Optional(Type.Unknown({ description: 'The document as it was stored.' })),
+    attempts: Type.Integer(),
+    claimed_by: Nullable(Type.String()),
+    error: Nullable(Type.String()),
+    created_at: When(),
+    processed_at: Nullable(When()),
+  },
+  { additionalProperties: true },
+);
