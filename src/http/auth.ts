@@ -1,7 +1,7 @@
 // Who may call what. With tokens configured every request needs `Authorization: Bearer <token>`
 // except the kubelet's probes, the dashboard's static page and the API description (and /metrics
 // unless METRICS_AUTH=true). viewer: every read and the events stream; operator: pause, resume,
-// agent commands, documents; admin: shutdown and everything else. Without tokens the API is open
+// agent commands, documents (store, retry, discard); admin: shutdown and everything else. Without tokens the API is open
 // and the agent says so loudly.
 
 import type { FastifyRequest } from 'fastify';
@@ -32,9 +32,13 @@ export function requiredRole(method: string, path: string, metricsAuth: boolean)
   if (path === '/metrics' && !metricsAuth) return null;
   if (method === 'GET' || method === 'HEAD') return 'viewer';
   if (method === 'POST' && ADMIN_POSTS.has(path)) return 'admin';
+  if (method === 'POST' && (path.startsWith('/api/cluster/') || path.startsWith('/api/agent/'))) {
+    return 'operator';
+  }
+  // Storing, retrying and discarding documents.
   if (
-    method === 'POST' &&
-    (path.startsWith('/api/cluster/') || path.startsWith('/api/agent/') || path === '/api/documents')
+    (method === 'POST' || method === 'DELETE') &&
+    (path === '/api/documents' || path.startsWith('/api/documents/'))
   ) {
     return 'operator';
   }
