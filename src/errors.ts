@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   PA_INVALID_CONTROL_STATE: { status: 500, title: 'Control document is malformed' },
   PA_SCHEMA_TOO_NEW: { status: 500, title: 'Store schema is newer than this agent' },
   PA_AGENT_STOPPING: { status: 409, title: 'Agent is shutting down' },
+  PA_NOT_FAILED: { status: 409, title: 'Document is not failed' },
+  PA_DOCUMENT_PROCESSING: { status: 409, title: 'Document is being processed' },
   PA_INTERNAL: { status: 500, title: 'Internal error' },
 } as const;
 

@@ -8,15 +8,20 @@ import { userInfo } from 'node:os';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 import { EXPIRY_RULE, parseExpiry } from '../control/duration.js';
+import { DOCUMENT_STATUSES } from '../stores/types.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { AgentClient } from './agentctl/client.js';
 import {
   agents,
   type CommandOptions,
   type Context,
+  discardDocument,
   enqueue,
   history,
+  listDocuments,
+  retryDocuments,
   sendCommand,
+  showDocument,
   status,
   type Verb,
 } from './agentctl/commands.js';
@@ -97,6 +102,7 @@ Examples:
   agentctl watch --until-converged            follow the fleet until every agent applied the command
   agentctl history --limit 10 --json
   agentctl enqueue invoices.json              a JSON array, one JSON value, or JSON lines (- for stdin)
+  agentctl documents list --status failed     the dead letters; then documents retry --all-failed
 
 Exit codes: 0 done, 1 error, 2 usage error, 3 wait timed out. See docs/agentctl.md.`;
 
@@ -207,6 +213,55 @@ function buildProgram(run: (action: (ctx: Context) => Promise<ExitCode>, command
     .argument('[file]', 'the file to read; - or nothing for standard input')
     .action((file: string | undefined, _options, command: Command) =>
       run((ctx) => enqueue(ctx, file), command),
+    );
+
+  const documents = program
+    .command('documents')
+    .description('list, show, retry and discard documents (failed ones above all)');
+  documents
+    .command('list')
+    .description('a page of documents: id, status, attempts, updated, error; the next page as a hint')
+    .addOption(new Option('--status <status>', 'only this status').choices([...DOCUMENT_STATUSES]))
+    .addOption(new Option('--limit <n>', 'documents per page (1–500)').argParser(wholeNumber(1, 500)))
+    .addOption(new Option('--cursor <cursor>', 'the page after this cursor (from the hint line)'))
+    .action((options: { status?: string; limit?: number; cursor?: string }, command: Command) =>
+      run((ctx) => listDocuments(ctx, options), command),
+    );
+  documents
+    .command('show')
+    .description('one document: status, attempts, last error, when it is due, key, payload')
+    .argument('<id>', 'the document id')
+    .action((id: string, _options, command: Command) => run((ctx) => showDocument(ctx, id), command));
+  documents
+    .command('retry')
+    .description('put a failed document (or every one) back to pending, due now, with a fresh retry budget')
+    .argument('[id]', 'the failed document to retry')
+    .option('--all-failed', 'retry every failed document')
+    .addOption(
+      new Option('--by <who>', 'who, for the agent log')
+        .default(osUser(), 'your OS user name')
+        .argParser(auditText),
+    )
+    .action((id: string | undefined, options: { allFailed?: boolean; by: string }, command: Command) => {
+      if ((id === undefined) === (options.allFailed !== true)) {
+        command.error('agentctl: give a document id or --all-failed (one of them)', { exitCode: EXIT.USAGE });
+      }
+      return run(
+        (ctx) => retryDocuments(ctx, id === undefined ? { allFailed: true } : { id }, options.by),
+        command,
+      );
+    });
+  documents
+    .command('discard')
+    .description('discard one document (refused while it is processing)')
+    .argument('<id>', 'the document id')
+    .addOption(
+      new Option('--by <who>', 'who, for the agent log')
+        .default(osUser(), 'your OS user name')
+        .argParser(auditText),
+    )
+    .action((id: string, options: { by: string }, command: Command) =>
+      run((ctx) => discardDocument(ctx, id, options.by), command),
     );
 
   return program;

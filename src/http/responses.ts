@@ -112,31 +112,77 @@ export const FleetBody = Type.Object({
 /** POST /api/documents (201): the ids in the order the documents were given. */
 export const EnqueuedBody = Type.Object({
   status: Type.Literal('success'),
-  count: Type.Integer(),
-  ids: Type.Array(Type.String()),
+  count: Type.Integer({ description: 'How many documents were given (the length of ids).' }),
+  ids: Type.Array(Type.String(), { description: 'One per document given, in input order.' }),
+  duplicates: Type.Array(Type.String(), {
+    description:
+      'The ids among `ids` that already existed: an unfinished document held the same key, so nothing was stored for it.',
+  }),
 });
 
-export const DocumentCountsBody = Type.Object({
-  counts: Type.Object(
-    Object.fromEntries(DOCUMENT_STATUSES.map((status) => [status, Type.Integer()])) as Record<
-      (typeof DOCUMENT_STATUSES)[number],
-      ReturnType<typeof Type.Integer>
-    >,
-    { additionalProperties: true },
-  ),
+const CountsJson = Type.Object(
+  Object.fromEntries(DOCUMENT_STATUSES.map((status) => [status, Type.Integer()])) as Record<
+    (typeof DOCUMENT_STATUSES)[number],
+    ReturnType<typeof Type.Integer>
+  >,
+  { additionalProperties: true },
+);
+
+export const DocumentCountsBody = Type.Object({ counts: CountsJson });
+
+/** The fields of a document that a list shows: everything but the payload, to keep pages small. */
+const documentFields = {
+  id: Type.String(),
+  status: Type.Enum([...DOCUMENT_STATUSES], {
+    description: '`scheduled`: pending but not due yet (run_at is later).',
+  }),
+  attempts: Type.Integer({ description: 'Failed attempts so far, all of them (a manual retry keeps them).' }),
+  claimed_by: Nullable(Type.String()),
+  error: Nullable(Type.String({ description: "The last failed attempt's error." })),
+  created_at: When(),
+  updated_at: When(),
+  processed_at: Nullable(When()),
+  run_at: Nullable(When('When a pending document is due (its next attempt); null otherwise.')),
+  key: Nullable(Type.String({ description: 'Its deduplication key, if it was stored with one.' })),
+};
+
+/** One row of GET /api/documents. */
+export const DocumentSummaryJson = Type.Object(documentFields, { additionalProperties: true });
+
+/** GET /api/documents: the counts (as before), then a page of documents. */
+export const DocumentListBody = Type.Object({
+  counts: CountsJson,
+  documents: Type.Array(DocumentSummaryJson, { description: 'In id order; without their payloads.' }),
+  next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page; null at the end.' })),
 });
 
 export const DocumentBody = Type.Object(
   {
-    id: Type.String(),
-    status: Type.Enum([...DOCUMENT_STATUSES]),
+    ...documentFields,
     // Optional as JSON.stringify had it: a MongoDB document stored without the field has none.
     payload: Type.Optional(Type.Unknown({ description: 'The document as it was stored.' })),
-    attempts: Type.Integer(),
-    claimed_by: Nullable(Type.String()),
-    error: Nullable(Type.String()),
-    created_at: When(),
-    processed_at: Nullable(When()),
   },
   { additionalProperties: true },
 );
+
+/** POST /api/documents/{id}/retry: the document as it is now (pending, due now). */
+export const RetriedBody = Type.Object({
+  status: Type.Literal('success'),
+  count: Type.Integer({ description: '1.' }),
+  document: DocumentBody,
+});
+
+/** POST /api/documents/retry?status=failed. */
+export const RetriedAllBody = Type.Object({
+  status: Type.Literal('success'),
+  count: Type.Integer({
+    description: 'How many failed documents went back to pending (0 when none was failed).',
+  }),
+});
+
+/** DELETE /api/documents/{id}. */
+export const DiscardedBody = Type.Object({
+  status: Type.Literal('success'),
+  id: Type.String(),
+  message: Type.String(),
+});

@@ -354,6 +354,87 @@ describe('agentctl against three agent processes (sqlite)', () => {
     assert.match(missing.stderr, /cannot read .*nope\.json: no such file/);
   });
 
+  it('documents list, show, retry (one, --all-failed) and discard; status shows the counts', async () => {
+    const [agent] = await fleet.startMany(1, { MAX_RETRIES: '0' });
+    const url = ['--url', agent!.url];
+    const ids = await enqueueDirect(agent!, [{ fail: true }, { fail: true }, { fail: true }, { ok: 1 }]);
+    const statusOf = async (id: string) =>
+      (await agent!.get<{ status: string }>(`/api/documents/${id}`)).body.status;
+    await waitFor(
+      async () => (await Promise.all(ids.slice(0, 3).map(statusOf))).every((s) => s === 'failed'),
+      {
+        what: 'three failed documents',
+      },
+    );
+
+    const status = await agentctl(['status', ...url]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(
+      status.stdout,
+      /^Documents: +\d+ pending, \d+ scheduled, \d+ processing, \d+ processed, 3 failed$/m,
+    );
+
+    const list = await agentctl(['documents', 'list', '--status', 'failed', '--limit', '2', ...url]);
+    assert.equal(list.code, 0, list.stderr);
+    const lines = list.stdout.trim().split('\n');
+    assert.match(lines[0]!, /^ID +STATUS +ATTEMPTS +UPDATED +ERROR$/);
+    assert.match(lines[1]!, /^\S+ +failed +1 +\d{4}-\d\d-\d\d .+ asked to fail$/);
+    const hint = /^More: agentctl documents list --status failed --limit 2 --cursor (\S+)$/m.exec(
+      list.stdout,
+    );
+    assert.ok(hint, list.stdout);
+    const rest = await agentctl([
+      'documents',
+      'list',
+      '--status',
+      'failed',
+      '--limit',
+      '2',
+      '--cursor',
+      hint[1]!,
+      '--json',
+      ...url,
+    ]);
+    assert.equal(rest.code, 0, rest.stderr);
+    const page = JSON.parse(rest.stdout) as { documents: { id: string }[]; next_cursor: string | null };
+    assert.equal(page.documents.length, 1);
+    assert.equal(page.next_cursor, null);
+
+    const show = await agentctl(['documents', 'show', ids[0]!, ...url]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /^Status: +failed$/m);
+    assert.match(show.stdout, /^Attempts: +1$/m);
+    assert.match(show.stdout, /^Error: +document .+ asked to fail$/m);
+    assert.match(show.stdout, /"fail": true/);
+    assert.equal((await agentctl(['documents', 'show', '999999', ...url])).code, 1);
+
+    const retried = await agentctl(['documents', 'retry', ids[0]!, ...url]);
+    assert.equal(retried.code, 0, retried.stderr);
+    assert.match(retried.stdout, new RegExp(`^Document ${ids[0]} is (pending|processing|failed) again`));
+    const notFailed = await agentctl(['documents', 'retry', ids[3]!, ...url]);
+    assert.equal(notFailed.code, 1);
+    assert.match(notFailed.stderr, /409 PA_NOT_FAILED: .*processed/);
+    assert.equal((await agentctl(['documents', 'retry', ...url])).code, 2);
+    assert.equal((await agentctl(['documents', 'retry', ids[1]!, '--all-failed', ...url])).code, 2);
+
+    const all = await agentctl(['documents', 'retry', '--all-failed', '--json', ...url]);
+    assert.equal(all.code, 0, all.stderr);
+    assert.equal((JSON.parse(all.stdout) as { status: string }).status, 'success');
+    await waitFor(
+      async () => (await Promise.all(ids.slice(0, 3).map(statusOf))).every((s) => s === 'failed'),
+      {
+        what: 'the retried documents failed again',
+      },
+    );
+
+    const discarded = await agentctl(['documents', 'discard', ids[2]!, ...url]);
+    assert.equal(discarded.code, 0, discarded.stderr);
+    assert.match(discarded.stdout, /discarded/);
+    const again = await agentctl(['documents', 'discard', ids[2]!, ...url]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /404 PA_NOT_FOUND/);
+  });
+
   it('watch --until-converged follows a pause until every agent drained, one line per event', async () => {
     const agents = await fleet.startMany(3, { HANDLER_DELAY_MS: '700', BATCH_SIZE: '2' });
     await enqueueDirect(

@@ -47,7 +47,11 @@ export class AgentClient {
   }
 
   /** One request whose answer must be JSON; an error status throws unless acceptStatus takes it. */
-  async call<T>(method: 'GET' | 'POST', path: string, options: CallOptions = {}): Promise<Answer<T>> {
+  async call<T>(
+    method: 'GET' | 'POST' | 'DELETE',
+    path: string,
+    options: CallOptions = {},
+  ): Promise<Answer<T>> {
     const url = this.#url(path, options.query);
     const timeoutMs = options.timeoutMs ?? this.options.timeoutMs;
     let response: Response;

@@ -1,12 +1,33 @@
 // The request-and-answer commands: status, agents, history, pause/resume/shutdown (with the drain
-// barrier of --wait) and enqueue. Each returns the exit code; a failure throws a CliError.
+// barrier of --wait), enqueue, and the documents commands (list, show, retry, discard). Each returns the exit code; a failure throws a CliError.
 
 import { readFile } from 'node:fs/promises';
 
 import { type AgentClient, isErrorAnswer } from './client.js';
 import { CliError, EXIT, type ExitCode } from './errors.js';
-import { agentsTable, historyTable, statusText, type Style, summaryLine, when, who } from './format.js';
-import type { AgentsView, CommandAnswer, ControlState, EnqueueAnswer, HistoryView } from './types.js';
+import {
+  agentsTable,
+  documentsTable,
+  documentText,
+  historyTable,
+  statusText,
+  type Style,
+  summaryLine,
+  when,
+  who,
+} from './format.js';
+import type {
+  AgentsView,
+  CommandAnswer,
+  ControlState,
+  DiscardAnswer,
+  DocumentAnswer,
+  DocumentListAnswer,
+  EnqueueAnswer,
+  HistoryView,
+  RetryAllAnswer,
+  RetryAnswer,
+} from './types.js';
 
 export interface Context {
   client: AgentClient;
@@ -20,12 +41,27 @@ export interface Context {
 }
 
 export async function status(ctx: Context): Promise<ExitCode> {
-  const [control, agents] = await Promise.all([
+  const [control, agents, documents] = await Promise.all([
     ctx.client.call<ControlState>('GET', '/api/cluster/control-state'),
     ctx.client.call<AgentsView>('GET', '/api/cluster/agents'),
+    // The counts only (limit=1 keeps the page small); a store error does not hide the fleet.
+    ctx.client
+      .call<DocumentListAnswer>('GET', '/api/documents', { query: { limit: 1 } })
+      .catch((error: unknown) => (error instanceof CliError ? error : Promise.reject(error))),
   ]);
-  if (ctx.json) ctx.out(`{"control_state":${control.text},"agents":${agents.text}}`);
-  else ctx.out(statusText(ctx.style, await withAuditFields(ctx, control.body), agents.body));
+  if (ctx.json) {
+    const counts = documents instanceof CliError ? 'null' : JSON.stringify({ counts: documents.body.counts });
+    ctx.out(`{"control_state":${control.text},"agents":${agents.text},"documents":${counts}}`);
+  } else {
+    ctx.out(
+      statusText(
+        ctx.style,
+        await withAuditFields(ctx, control.body),
+        agents.body,
+        documents instanceof CliError ? { error: documents.message } : { counts: documents.body.counts },
+      ),
+    );
+  }
   return EXIT.OK;
 }
 
@@ -274,4 +310,84 @@ export async function enqueue(ctx: Context, file: string | undefined): Promise<E
 /** Ids for a human: all of them up to 10, else the first and the last. */
 function span(ids: string[]): string {
   return ids.length <= 10 ? ids.join(', ') : `${ids[0]} … ${ids[ids.length - 1]}`;
+}
+
+export interface ListOptions {
+  status?: string | undefined;
+  limit?: number | undefined;
+  cursor?: string | undefined;
+}
+
+/** GET /api/documents: a page of one status (or all), and the command for the next page. */
+export async function listDocuments(ctx: Context, options: ListOptions): Promise<ExitCode> {
+  const answer = await ctx.client.call<DocumentListAnswer>('GET', '/api/documents', {
+    query: { status: options.status, limit: options.limit, cursor: options.cursor },
+  });
+  if (ctx.json) {
+    ctx.out(answer.text);
+    return EXIT.OK;
+  }
+  const { documents, next_cursor: next } = answer.body;
+  if (!documents) {
+    throw new CliError(
+      `the agent at ${ctx.client.base} does not list documents (an older version?): it answered only the counts`,
+    );
+  }
+  ctx.out(documentsTable(ctx.style, documents));
+  if (next) {
+    const again = ['agentctl documents list'];
+    if (options.status) again.push(`--status ${options.status}`);
+    if (options.limit !== undefined) again.push(`--limit ${options.limit}`);
+    again.push(`--cursor ${next}`);
+    ctx.out(`\nMore: ${again.join(' ')}`);
+  }
+  return EXIT.OK;
+}
+
+const documentPath = (id: string) => `/api/documents/${encodeURIComponent(id)}`;
+
+export async function showDocument(ctx: Context, id: string): Promise<ExitCode> {
+  const answer = await ctx.client.call<DocumentAnswer>('GET', documentPath(id));
+  ctx.out(ctx.json ? answer.text : documentText(ctx.style, answer.body));
+  return EXIT.OK;
+}
+
+/** POST /api/documents/{id}/retry, or with `all`, POST /api/documents/retry?status=failed. */
+export async function retryDocuments(
+  ctx: Context,
+  target: { id: string } | { allFailed: true },
+  by: string,
+): Promise<ExitCode> {
+  if ('id' in target) {
+    const answer = await ctx.client.call<RetryAnswer>('POST', `${documentPath(target.id)}/retry`, {
+      query: { updated_by: by },
+    });
+    const doc = answer.body.document;
+    ctx.out(
+      ctx.json
+        ? answer.text
+        : `Document ${doc.id} is ${doc.status} again, due now, with a fresh retry budget (${doc.attempts} earlier attempt${doc.attempts === 1 ? '' : 's'} kept).`,
+    );
+    return EXIT.OK;
+  }
+  const answer = await ctx.client.call<RetryAllAnswer>('POST', '/api/documents/retry', {
+    query: { status: 'failed', updated_by: by },
+  });
+  const n = answer.body.count;
+  ctx.out(
+    ctx.json
+      ? answer.text
+      : n === 0
+        ? 'No failed document: nothing to retry.'
+        : `${n} failed document${n === 1 ? '' : 's'} back to pending, due now, with a fresh retry budget.`,
+  );
+  return EXIT.OK;
+}
+
+export async function discardDocument(ctx: Context, id: string, by: string): Promise<ExitCode> {
+  const answer = await ctx.client.call<DiscardAnswer>('DELETE', documentPath(id), {
+    query: { updated_by: by },
+  });
+  ctx.out(ctx.json ? answer.text : `Document ${answer.body.id} discarded.`);
+  return EXIT.OK;
 }

@@ -1,7 +1,16 @@
 // Human output: aligned tables and one-line summaries of the API's answers. Colour only on a TTY,
 // never when NO_COLOR is set; --json output never passes through here.
 
-import type { AgentRow, AgentsView, Command, ControlState, FleetSummary } from './types.js';
+import type {
+  AgentRow,
+  AgentsView,
+  Command,
+  ControlState,
+  DocumentAnswer,
+  DocumentListAnswer,
+  DocumentRow,
+  FleetSummary,
+} from './types.js';
 
 export interface Style {
   colour: boolean;
@@ -28,6 +37,9 @@ const STATE_COLOUR: Record<string, Paint> = {
   stopped: 'red',
   shutdown: 'red',
   lost: 'red',
+  failed: 'red',
+  scheduled: 'dim',
+  processing: 'yellow',
 };
 
 interface Cell {
@@ -135,8 +147,26 @@ export function converged(view: Pick<AgentsView, 'desired' | 'summary'>): boolea
   return applied && (desired.command === 'running' || summary.drained >= summary.live);
 }
 
-/** `agentctl status`: the control document, then the fleet. */
-export function statusText(style: Style, control: ControlState, agents: AgentsView): string {
+const COUNT_ORDER = ['pending', 'scheduled', 'processing', 'processed', 'failed'] as const;
+
+/** "3 pending, 1 scheduled, 0 processing, 120 processed, 2 failed" (a status an older agent lacks is left out). */
+export function countsLine(style: Style, counts: DocumentListAnswer['counts']): string {
+  return COUNT_ORDER.filter((status) => typeof counts[status] === 'number')
+    .map((status) => {
+      const n = counts[status]!;
+      const text = `${n} ${status}`;
+      return status === 'failed' && n > 0 ? paint(style, 'red', text) : text;
+    })
+    .join(', ');
+}
+
+/** `agentctl status`: the control document, then the fleet, then the documents. */
+export function statusText(
+  style: Style,
+  control: ControlState,
+  agents: AgentsView,
+  documents?: { counts: DocumentListAnswer['counts'] } | { error: string },
+): string {
   const rows: [string, string][] = [
     [
       'Command',
@@ -160,6 +190,12 @@ export function statusText(style: Style, control: ControlState, agents: AgentsVi
       summary.stragglers.length > 0 ? paint(style, 'yellow', summary.stragglers.join(', ')) : 'none',
     ],
   );
+  if (documents) {
+    rows.push([
+      'Documents',
+      'counts' in documents ? countsLine(style, documents.counts) : `(unavailable: ${documents.error})`,
+    ]);
+  }
   const width = Math.max(...rows.map(([label]) => label.length)) + 1;
   return rows.map(([label, value]) => `${`${label}:`.padEnd(width)} ${value}`).join('\n');
 }
@@ -178,4 +214,52 @@ export function historyTable(style: Style, history: ControlState[]): string {
     h.reason ?? '-',
   ]);
   return table(style, headers, rows);
+}
+
+/** The first line of a text, at most `max` characters (an ellipsis when cut). */
+export function truncate(text: string, max: number): string {
+  const line = text.split(/\r?\n/, 1)[0] ?? '';
+  const cut = line.length > max || line.length < text.length;
+  return cut ? `${line.slice(0, Math.max(0, max - 1))}…` : line;
+}
+
+/** `agentctl documents list`: id, status, attempts, updated, the error truncated. */
+export function documentsTable(style: Style, documents: DocumentRow[], now = Date.now()): string {
+  if (documents.length === 0) return paint(style, 'dim', '(no document)');
+  const rows = documents.map((d) => [
+    d.id,
+    { text: d.status, colour: STATE_COLOUR[d.status] },
+    String(d.attempts),
+    d.updated_at ? when(d.updated_at, now) : when(d.created_at, now),
+    d.error ? truncate(d.error, 60) : '-',
+  ]);
+  return table(style, ['ID', 'STATUS', 'ATTEMPTS', 'UPDATED', 'ERROR'], rows);
+}
+
+/** `agentctl documents show`: every field, then the payload as indented JSON. */
+export function documentText(style: Style, doc: DocumentAnswer, now = Date.now()): string {
+  const at = (iso: string | null | undefined) => (iso ? when(iso, now) : '-');
+  const rows: [string, string][] = [
+    ['Id', doc.id],
+    ['Status', paint(style, STATE_COLOUR[doc.status], doc.status)],
+    ['Attempts', String(doc.attempts)],
+    ['Error', doc.error ?? '-'],
+    ['Due', doc.run_at ? at(doc.run_at) : '-'],
+    ['Key', doc.key ?? '-'],
+    ['Claimed by', doc.claimed_by ?? '-'],
+    ['Created', at(doc.created_at)],
+    ['Updated', at(doc.updated_at)],
+    ['Processed', at(doc.processed_at)],
+  ];
+  const width = Math.max(...rows.map(([label]) => label.length)) + 1;
+  const payload = JSON.stringify(doc.payload, null, 2) ?? '(none)';
+  return [
+    // A multi-line error keeps its lines under the value column.
+    ...rows.map(
+      ([label, value]) =>
+        `${`${label}:`.padEnd(width)} ${value.replace(/\n/g, `\n${' '.repeat(width + 1)}`)}`,
+    ),
+    'Payload:',
+    payload.replace(/^/gm, '  '),
+  ].join('\n');
 }

@@ -7,7 +7,18 @@
 import type { Static } from 'typebox';
 
 import type { ErrorBody } from '../../errors.js';
-import type { EnqueuedBody, FleetAgentJson, FleetBody, FleetSummaryJson } from '../../http/responses.js';
+import type {
+  DiscardedBody,
+  DocumentBody,
+  DocumentListBody,
+  DocumentSummaryJson,
+  EnqueuedBody,
+  FleetAgentJson,
+  FleetBody,
+  FleetSummaryJson,
+  RetriedAllBody,
+  RetriedBody,
+} from '../../http/responses.js';
 import type { ControlCommandSchema, ControlStateJson, WatchModeSchema } from '../../http/schemas.js';
 
 /** `Newer` may be missing: an agent older than the field leaves it out. */
@@ -53,7 +64,25 @@ export type CommandAnswer = ControlState & {
   barrier?: Barrier;
 };
 
-export type EnqueueAnswer = Static<typeof EnqueuedBody>;
+export type EnqueueAnswer = Tolerant<Static<typeof EnqueuedBody>, 'duplicates'>;
+
+type DocumentNewer = 'updated_at' | 'run_at' | 'key';
+
+/** A row of GET /api/documents. */
+export type DocumentRow = Tolerant<Static<typeof DocumentSummaryJson>, DocumentNewer>;
+
+/** GET /api/documents: an older agent answers only the counts (without `scheduled`). */
+export type DocumentListAnswer = Partial<Omit<Static<typeof DocumentListBody>, 'documents'>> & {
+  counts: Partial<Static<typeof DocumentListBody>['counts']>;
+  documents?: DocumentRow[];
+};
+
+/** GET /api/documents/{id}. */
+export type DocumentAnswer = Tolerant<Static<typeof DocumentBody>, DocumentNewer>;
+
+export type RetryAnswer = Static<typeof RetriedBody>;
+export type RetryAllAnswer = Static<typeof RetriedAllBody>;
+export type DiscardAnswer = Static<typeof DiscardedBody>;
 
 /** The body of every error answer (docs/errors.md), with its details beside the code. */
 export type ErrorAnswer = Static<typeof ErrorBody> & { [field: string]: unknown };
