@@ -63,6 +63,7 @@ describe('one agent', () => {
     await waitFor(() => !agent.batchInFlight, { what: 'the batch to drain' });
     assert.deepEqual(await box.store.countDocuments(), {
       pending: 4,
+      scheduled: 0,
       processing: 0,
       processed: 1,
       failed: 0,
@@ -109,6 +110,7 @@ describe('one agent', () => {
     assert.equal(calls, 0);
     assert.deepEqual(await box.store.countDocuments(), {
       pending: 2,
+      scheduled: 0,
       processing: 0,
       processed: 0,
       failed: 0,
@@ -174,6 +176,7 @@ describe('one agent', () => {
     );
     assert.deepEqual(await box.store.countDocuments(), {
       pending: 3,
+      scheduled: 0,
       processing: 0,
       processed: 0,
       failed: 0,

@@ -257,8 +257,11 @@ describe('the continuous pipeline', () => {
     await waitFor(() => g.started.length === 1, { what: 'the handler to start' });
     await waitFor(() => g.signals.get('1')?.aborted, { what: 'the handler to be aborted', timeoutMs: 5_000 });
     assert.equal(s.leasesLapsed, 1);
-    // Meanwhile another claim (same agent name, another process) took it over.
+    // Meanwhile its lease runs out and another claim (same agent name, another process) takes it
+    // over. This pipeline is stopped first, so that its own sweep does not take it back.
+    p.stop();
     store.advance(2_000);
+    assert.deepEqual(await store.recoverExpiredLeases(5), { retried: 1, failed: 0 });
     const [taken] = await store.claimBatch({ agentId: 'a', instanceId: 'i-2' }, 1, 60_000);
     assert.equal(taken?.id, '1');
     await waitFor(() => p.inFlight === 0, { what: 'nothing in flight' });

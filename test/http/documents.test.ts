@@ -93,8 +93,15 @@ describe('documents that fail, through the API (sqlite)', () => {
       await waitFor(async () => (await get(id)).status === 'failed', { what: `${id} failed` });
     return ids;
   };
-  /** Everything the store holds, for "nothing changed". */
+  /** Everything the store holds, for "nothing changed", once the agent has nothing due left to run. */
   const snapshot = async () => {
+    await waitFor(
+      async () => {
+        const c = await box.store.countDocuments();
+        return c.pending === 0 && c.processing === 0;
+      },
+      { what: 'the agent to finish what is due' },
+    );
     const { documents } = await box.store.listDocuments({ limit: 10_000 });
     return documents.map((d) => ({ ...d, updated_at: d.updated_at.toISOString() }));
   };
