@@ -74,7 +74,15 @@ describe('response schemas', () => {
     };
     const body = {
       desired: { command: 'running', version: 3 },
-      summary: { total: 1, live: 1, lost: 0, applied: 1, drained: 1, stragglers: [] },
+      summary: {
+        total: 1,
+        live: 1,
+        lost: 0,
+        applied: 1,
+        drained: 1,
+        stragglers: [],
+        duplicate_agent_ids: [],
+      },
       agents: [row],
     };
     const app = Fastify();
