@@ -11,6 +11,10 @@ import { type Static, Type } from 'typebox';
 import type { BackoffSettings } from './agent/retry.js';
 import { type ApiToken, AUTH_OFF_WARNING, loadApiTokens } from './auth/tokens.js';
 import { ConfigError } from './errors.js';
+import { redactUrl } from './redact.js';
+import type { StoreTarget } from './stores/target.js';
+
+export { redactUrl } from './redact.js';
 
 const Seconds = (def: number, description: string, minimum = 0.001) =>
   Type.Number({ default: def, minimum, maximum: 86_400, description });
@@ -159,10 +163,7 @@ export type Env = Static<typeof ENV_SCHEMA>;
 export type EnvName = keyof Env;
 export const ENV_NAMES = Object.keys(ENV_SCHEMA.properties) as EnvName[];
 
-export type StoreTarget =
-  | { kind: 'sqlite'; path: string }
-  | { kind: 'postgres'; url: string; schema: string }
-  | { kind: 'mongodb'; url: string; database: string | undefined; collection: string };
+export type { StoreTarget } from './stores/target.js';
 
 export interface Config {
   port: number;
@@ -209,17 +210,6 @@ function describeAllowed(name: string): string {
   if (schema.type === 'number') return `a number of seconds from ${schema.minimum} to ${schema.maximum}`;
   if (schema.pattern) return `a value matching ${schema.pattern}`;
   return 'a non-empty string';
-}
-
-/** Hides the password of a URL, for logs and /api/config. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/[^@/]*@/, '//***@');
-  }
 }
 
 function parseStore(env: Env): { target?: StoreTarget; problem?: string } {

@@ -6,10 +6,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 import type { Agent } from './agent/agent.js';
 import { AGENT_STATES } from './agent/lifecycle.js';
-import type { WatchMode } from './stores/types.js';
+import { WATCH_MODES } from './model/watch.js';
 
 const PREFIX = 'pulling_agent_';
-const WATCH_MODES: WatchMode[] = ['file_events', 'listen_notify', 'change_streams', 'polling'];
 
 /** A counter that follows a monotonic number kept elsewhere (the agent's stats). */
 function mirroredCounter(registry: Registry, name: string, help: string, read: () => number): void {

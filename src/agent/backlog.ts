@@ -3,7 +3,8 @@
 // (concurrent readers share one read), so that a fleet's dashboards cost the store a few queries,
 // not one per scrape per agent.
 
-import type { DocumentCounts, Store } from '../stores/types.js';
+import type { DocumentCounts } from '../model/documents.js';
+import type { Store } from '../stores/types.js';
 
 export interface Backlog {
   counts: DocumentCounts;

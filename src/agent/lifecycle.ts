@@ -2,7 +2,7 @@
 // timers and stores. Cluster commands and local commands (signals, control file, /api/agent/*)
 // are the same events; the last one wins, except that nothing undoes a shutdown once it drains.
 
-import type { ControlCommand } from '../stores/types.js';
+import type { ControlCommand } from '../model/control.js';
 
 export const AGENT_STATES = ['running', 'paused', 'stopping', 'stopped'] as const;
 export type AgentState = (typeof AGENT_STATES)[number];

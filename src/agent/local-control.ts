@@ -6,7 +6,7 @@ import { readFile, type Stats, unwatchFile, watchFile } from 'node:fs';
 
 import type { Logger } from 'pino';
 
-import type { ControlCommand } from '../stores/types.js';
+import type { ControlCommand } from '../model/control.js';
 
 export const CONTROL_FILE_POLL_MS = 2_000;
 

@@ -7,7 +7,8 @@
 import type { Logger } from 'pino';
 
 import { describeError } from '../errors.js';
-import type { DocumentStatus, FailedAttempt, HeldDocument, Store } from '../stores/types.js';
+import type { DocumentStatus } from '../model/documents.js';
+import type { FailedAttempt, HeldDocument, Store } from '../stores/types.js';
 
 /** How long the first outcome of a group waits for others before the group is written. */
 export const DEFAULT_COMPLETION_WINDOW_MS = 2;

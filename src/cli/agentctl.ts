@@ -8,7 +8,7 @@ import { userInfo } from 'node:os';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 import { EXPIRY_RULE, parseExpiry } from '../control/duration.js';
-import { DOCUMENT_STATUSES } from '../stores/types.js';
+import { DOCUMENT_STATUSES } from '../model/documents.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { AgentClient } from './agentctl/client.js';
 import {

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 
 import { describeError, VersionConflictError } from '../errors.js';
-import type { ControlState } from '../stores/types.js';
+import type { ControlState } from '../model/control.js';
 import { formatDuration } from './duration.js';
 import type { ControlPlane } from './plane.js';
 

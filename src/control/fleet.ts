@@ -2,7 +2,8 @@
 // which are drained; and the drain barrier that waits until a command has fully landed. Shared by
 // GET /api/cluster/agents, `wait=true` on commands and the events stream.
 
-import type { AgentRecord, ControlCommand, ControlState, Store } from '../stores/types.js';
+import type { ControlCommand, ControlState } from '../model/control.js';
+import type { AgentRecord, Store } from '../stores/types.js';
 
 export interface FleetAgent {
   agent_id: string;

@@ -2,7 +2,7 @@
 // store may deliver the same version many times (wake-ups, polls, reconciles) or, after a bad hand
 // edit, an older one; only a strictly newer version passes.
 
-import type { ControlState } from '../stores/types.js';
+import type { ControlState } from '../model/control.js';
 
 export type GateDecision =
   | { apply: true; state: ControlState }

@@ -2,9 +2,9 @@
 // the registry a few times a second and publishes what changed. It stops reading when the last
 // listener leaves, so an agent nobody watches pays nothing for it.
 
+import { controlStateToJson } from '../model/control.js';
 import type { Store } from '../stores/types.js';
 import { describeFleet, type FleetView } from './fleet.js';
-import { controlStateToJson } from './state.js';
 
 export type ControlJson = ReturnType<typeof controlStateToJson>;
 

@@ -5,7 +5,8 @@
 
 import type { Logger } from 'pino';
 
-import type { ControlCommand, ControlState, Store } from '../stores/types.js';
+import type { ControlCommand, ControlState } from '../model/control.js';
+import type { Store } from '../stores/types.js';
 import {
   type BarrierResult,
   describeFleet,

@@ -7,7 +7,9 @@
 import type { Logger } from 'pino';
 
 import { describeError, InvalidControlStateError, WatchUnavailableError } from '../errors.js';
-import type { ControlState, ControlWatch, Store, WatchMode } from '../stores/types.js';
+import type { ControlState } from '../model/control.js';
+import type { WatchMode } from '../model/watch.js';
+import type { ControlWatch, Store } from '../stores/types.js';
 import { VersionGate } from './gate.js';
 
 export interface ControlWatcherOptions {

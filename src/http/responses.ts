@@ -7,7 +7,7 @@
 import { Type } from 'typebox';
 
 import { AGENT_STATES } from '../agent/lifecycle.js';
-import { DOCUMENT_STATUSES } from '../stores/types.js';
+import { DOCUMENT_STATUSES } from '../model/documents.js';
 import { ControlCommandSchema, ControlStateJson, WatchModeSchema } from './schemas.js';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>

@@ -4,7 +4,8 @@
 import { Type } from 'typebox';
 
 import { DURATION_PATTERN, EXPIRY_RULE } from '../control/duration.js';
-import { CONTROL_COMMANDS } from '../stores/types.js';
+import { CONTROL_COMMANDS } from '../model/control.js';
+import { WATCH_MODES } from '../model/watch.js';
 
 /** Printable text: no control characters (a log or a terminal must not be fooled by a reason). */
 const NO_CONTROL_CHARS = '^[^\\u0000-\\u001f\\u007f]*$';
@@ -42,4 +43,4 @@ export const ControlStateJson = Type.Object({
   expires_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
 });
 
-export const WatchModeSchema = Type.Enum(['file_events', 'listen_notify', 'change_streams', 'polling']);
+export const WatchModeSchema = Type.Enum([...WATCH_MODES]);

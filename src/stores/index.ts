@@ -1,8 +1,8 @@
 // openStore(target) picks the store for a configured URL. Each store lives in its own file and is
 // loaded only when used, so an agent on SQLite never loads the MongoDB or PostgreSQL driver.
 
-import type { StoreTarget } from '../config.js';
 import { createSqliteStore } from './sqlite/index.js';
+import type { StoreTarget } from './target.js';
 import type { Store } from './types.js';
 
 export type { Store } from './types.js';

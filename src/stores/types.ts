@@ -9,29 +9,18 @@
 // while a completion is on its way); each store makes that safe itself. The MongoDB adapter
 // serialises them, because FerretDB applies an update as read, then write the whole document.
 
-export const CONTROL_COMMANDS = ['running', 'pause', 'shutdown'] as const;
-export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
+import type { ControlCommand, ControlState } from '../model/control.js';
+import type { DocumentCounts, DocumentStatus } from '../model/documents.js';
+import type { EventDrivenMode, WatchMode } from '../model/watch.js';
 
-/** How an agent learns that the control document changed. */
-export type WatchMode = 'file_events' | 'listen_notify' | 'change_streams' | 'polling';
-
-/** The single current control document (`_id: "global_control"`), and each history entry. */
-export interface ControlState {
-  command: ControlCommand;
-  /** Strictly increasing by one per command; 0 for a new store. */
-  version: number;
-  /** Taken by the store's clock when the command was written. */
-  timestamp: Date;
-  reason: string | null;
-  updated_by: string;
-  /**
-   * With authentication, `updated_by` is the token's name; a different name the caller gave is
-   * kept here ("on behalf of"), never as the actor. Null otherwise.
-   */
-  on_behalf_of: string | null;
-  /** A pause that ends by itself: the fleet resumes at this time (written by `system`). */
-  expires_at: Date | null;
-}
+// The domain types the interface speaks in, for its users' convenience; they are defined (once) in
+// src/model/.
+export type { ControlCommand, ControlState } from '../model/control.js';
+export { CONTROL_COMMANDS, CONTROL_ID } from '../model/control.js';
+export type { DocumentCounts, DocumentStatus } from '../model/documents.js';
+export { DOCUMENT_STATUSES, LEASE_EXPIRED_ERROR } from '../model/documents.js';
+export type { EventDrivenMode, WatchMode } from '../model/watch.js';
+export { WATCH_MODES } from '../model/watch.js';
 
 export interface CommandInput {
   command: ControlCommand;
@@ -69,17 +58,6 @@ export interface FailedAttempt extends HeldDocument {
   /** When it may run again, from now by the store's clock (the backoff, decided above the stores). */
   retryInMs: number;
 }
-
-/**
- * `scheduled` is not stored: it is a pending document that is not due yet (its run_at is later
- * than the store's clock), shown apart in counts, lists and reads.
- */
-export const DOCUMENT_STATUSES = ['pending', 'scheduled', 'processing', 'processed', 'failed'] as const;
-export type DocumentStatus = (typeof DOCUMENT_STATUSES)[number];
-export type DocumentCounts = Record<DocumentStatus, number>;
-
-/** The error a document gets when its lease ran out: its agent died or lost the store mid-run. */
-export const LEASE_EXPIRED_ERROR = 'the agent processing it stopped before finishing (lease expired)';
 
 export interface DocumentRecord {
   id: string;
@@ -155,7 +133,7 @@ export type AgentHeartbeat = Omit<AgentRecord, 'heartbeat_at'>;
 
 /** An event-driven watch on the control document, opened by Store.watchControl. */
 export interface ControlWatch {
-  readonly mode: Exclude<WatchMode, 'polling'>;
+  readonly mode: EventDrivenMode;
   /** For the start-up log line, e.g. `MongoDB Change Streams (event-driven, real-time)`. */
   readonly description: string;
   /** Stops watching and releases what the watch holds (connections, file watchers). Idempotent. */

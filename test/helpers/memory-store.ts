@@ -5,9 +5,9 @@
 
 import { randomUUID } from 'node:crypto';
 
-import { CONTROL_ID } from '../../src/control/state.js';
 import { VersionConflictError, WatchUnavailableError } from '../../src/errors.js';
 import { PullingAgentError } from '../../src/errors.js';
+import { CONTROL_ID } from '../../src/model/control.js';
 import type {
   AgentHeartbeat,
   AgentRecord,

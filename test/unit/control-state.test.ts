@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { parseControlState, parseControlVersion, tryParseControlState } from '../../src/control/state.js';
 import { InvalidControlStateError } from '../../src/errors.js';
+import { parseControlState, parseControlVersion, tryParseControlState } from '../../src/model/control.js';
 
 const good = {
   command: 'pause',

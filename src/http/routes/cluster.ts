@@ -6,9 +6,9 @@ import { type Static, Type } from 'typebox';
 
 import type { Role } from '../../auth/tokens.js';
 import { EXPIRY_RULE, parseExpiry } from '../../control/duration.js';
-import { controlStateToJson } from '../../control/state.js';
 import { ErrorBody, errorBody, PullingAgentError } from '../../errors.js';
-import type { ControlCommand } from '../../stores/types.js';
+import type { ControlCommand } from '../../model/control.js';
+import { controlStateToJson } from '../../model/control.js';
 import { ClusterStatsBody, FleetBody, HistoryBody } from '../responses.js';
 import { AuditQuery, ControlStateJson, DurationText, WatchModeSchema } from '../schemas.js';
 import type { App, RouteOptions } from '../types.js';

@@ -7,7 +7,8 @@ import { type Static, Type } from 'typebox';
 
 import { DURATION_PATTERN } from '../../control/duration.js';
 import { ErrorBody, PullingAgentError } from '../../errors.js';
-import { DOCUMENT_STATUSES, type DocumentRecord } from '../../stores/types.js';
+import { DOCUMENT_STATUSES } from '../../model/documents.js';
+import { type DocumentRecord } from '../../stores/types.js';
 import {
   type EnqueueRequest,
   MAX_DOCUMENTS_PER_REQUEST,

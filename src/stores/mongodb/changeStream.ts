@@ -21,8 +21,8 @@ import {
   type ResumeToken,
 } from 'mongodb';
 
-import { CONTROL_ID } from '../../control/state.js';
 import { describeError, StoreUnavailableError, WatchUnavailableError } from '../../errors.js';
+import { CONTROL_ID } from '../../model/control.js';
 import type { ControlWatch, WatchHandlers } from '../types.js';
 import { isUnreachable, type LooseDocument } from './connection.js';
 

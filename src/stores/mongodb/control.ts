@@ -15,13 +15,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Collection, Document } from 'mongodb';
 
+import { StoreUnavailableError, VersionConflictError } from '../../errors.js';
 import {
   CONTROL_ID,
   parseControlState,
   parseControlVersion,
   tryParseControlState,
-} from '../../control/state.js';
-import { StoreUnavailableError, VersionConflictError } from '../../errors.js';
+} from '../../model/control.js';
 import type { CommandInput, ControlState } from '../types.js';
 import type { ServerClock } from './clock.js';
 import { isDuplicateKey, type LooseDocument } from './connection.js';

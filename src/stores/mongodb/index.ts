@@ -6,8 +6,8 @@
 
 import type { Collection, MongoClientOptions } from 'mongodb';
 
-import { redactUrl } from '../../config.js';
 import { StoreUnavailableError } from '../../errors.js';
+import { redactUrl } from '../../redact.js';
 import type { ControlWatch, Store, WatchHandlers } from '../types.js';
 import * as agents from './agents.js';
 import { type ChangeStreamOptions, watchControlChanges } from './changeStream.js';

@@ -4,13 +4,13 @@
 // The new version is also above every version in the history, so that a row deleted (and seeded
 // again at 0 by the next start) or rewound by hand never reuses a version.
 
+import { VersionConflictError } from '../../errors.js';
 import {
   CONTROL_ID,
   parseControlState,
   parseControlVersion,
   tryParseControlState,
-} from '../../control/state.js';
-import { VersionConflictError } from '../../errors.js';
+} from '../../model/control.js';
 import type { CommandInput, ControlState } from '../types.js';
 import type { Queryable } from './connection.js';
 import type { Names } from './names.js';

@@ -2,8 +2,8 @@
 // and one small module per concern (control, agents, documents, migrate, listen), each SQL
 // operation a function that takes the connection. Loaded by openStore only for postgres:// URLs.
 
-import { redactUrl } from '../../config.js';
 import { WatchUnavailableError } from '../../errors.js';
+import { redactUrl } from '../../redact.js';
 import type { Store, WatchHandlers } from '../types.js';
 import * as agents from './agents.js';
 import { createPool, preparingQueryable } from './connection.js';

@@ -6,8 +6,8 @@
 
 import type pg from 'pg';
 
-import { CONTROL_ID } from '../../control/state.js';
 import { PullingAgentError } from '../../errors.js';
+import { CONTROL_ID } from '../../model/control.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { type Names, quoteIdent } from './names.js';
 

@@ -1,13 +1,13 @@
 // The control row and its history. A command is one IMMEDIATE transaction: the file's write lock
 // serialises commands across processes, and the history entry is written under the same lock.
 
+import { VersionConflictError } from '../../errors.js';
 import {
   CONTROL_ID,
   parseControlState,
   parseControlVersion,
   tryParseControlState,
-} from '../../control/state.js';
-import { VersionConflictError } from '../../errors.js';
+} from '../../model/control.js';
 import type { CommandInput, ControlState } from '../types.js';
 import { type Handle, NOW_ISO } from './connection.js';
 

@@ -1,8 +1,8 @@
 // Numbered migrations; PRAGMA user_version records how many have run. A released migration is
 // never edited: a change to the schema is a new entry at the end.
 
-import { CONTROL_ID } from '../../control/state.js';
 import { PullingAgentError } from '../../errors.js';
+import { CONTROL_ID } from '../../model/control.js';
 import { type Handle, NOW_ISO } from './connection.js';
 
 export const MIGRATIONS: readonly string[] = [

@@ -1,11 +1,33 @@
-// Validation of control documents as they come out of a store. A control document can be edited by
-// hand (the seed's mongosh recipes), so every store parses what it reads through here and a bad
-// document becomes one clear InvalidControlStateError instead of a crash or a wrong command.
+// The control document of the domain: the commands, the state every agent follows, and its
+// parsing. A control document can be edited by hand (the seed's mongosh recipes), so every store
+// parses what it reads through here and a bad document becomes one clear InvalidControlStateError
+// instead of a crash or a wrong command. Depends on nothing of ours but the error registry.
 
 import { InvalidControlStateError } from '../errors.js';
-import { CONTROL_COMMANDS, type ControlCommand, type ControlState } from '../stores/types.js';
 
+/** The `_id` of the one control document (the seed's layout). */
 export const CONTROL_ID = 'global_control';
+
+export const CONTROL_COMMANDS = ['running', 'pause', 'shutdown'] as const;
+export type ControlCommand = (typeof CONTROL_COMMANDS)[number];
+
+/** The single current control document (`_id: "global_control"`), and each history entry. */
+export interface ControlState {
+  command: ControlCommand;
+  /** Strictly increasing by one per command; 0 for a new store. */
+  version: number;
+  /** Taken by the store's clock when the command was written. */
+  timestamp: Date;
+  reason: string | null;
+  updated_by: string;
+  /**
+   * With authentication, `updated_by` is the token's name; a different name the caller gave is
+   * kept here ("on behalf of"), never as the actor. Null otherwise.
+   */
+  on_behalf_of: string | null;
+  /** A pause that ends by itself: the fleet resumes at this time (written by `system`). */
+  expires_at: Date | null;
+}
 
 export function isControlCommand(value: unknown): value is ControlCommand {
   return typeof value === 'string' && (CONTROL_COMMANDS as readonly string[]).includes(value);

@@ -1,0 +1,6 @@
+// Which store to open, as the configuration names it (STORE_URL and friends, parsed in config.ts).
+
+export type StoreTarget =
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'postgres'; url: string; schema: string }
+  | { kind: 'mongodb'; url: string; database: string | undefined; collection: string };
