@@ -306,7 +306,10 @@ export class Pipeline {
     if (this.#sweeping || !this.#running) return;
     this.#sweeping = true;
     try {
-      const { retried, failed } = await this.#o.store.recoverExpiredLeases(this.#o.maxRetries);
+      // Spread over up to a lease (30 s at most): documents that died together, beside a poison
+      // document, come back at different times and are not claimed with it again.
+      const spreadMs = Math.min(30_000, this.#o.leaseMs);
+      const { retried, failed } = await this.#o.store.recoverExpiredLeases(this.#o.maxRetries, spreadMs);
       if (retried + failed === 0) return;
       this.#o.stats.leasesRecovered += retried + failed;
       this.#o.stats.documentsRetried += retried;

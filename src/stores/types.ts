@@ -206,9 +206,11 @@ export interface Store {
    * A crash is an attempt: documents still processing after their lease ran out (their agent
    * died, or lost the store for a whole lease) count a failed attempt with LEASE_EXPIRED_ERROR and
    * go back to pending, due now, or to `failed` once their attempts exceed maxRetries. Cheap when
-   * there are none (an index on the lease). Resolves with how many went each way.
+   * there are none (an index on the lease). Each one retried is due at a random time within
+   * `spreadMs` from now, so that documents that died together (with a poison document, say) are not
+   * claimed together again. Resolves with how many went each way.
    */
-  recoverExpiredLeases(maxRetries: number): Promise<{ retried: number; failed: number }>;
+  recoverExpiredLeases(maxRetries: number, spreadMs: number): Promise<{ retried: number; failed: number }>;
   /**
    * Atomically claims up to `limit` documents that are pending and due (run_at not after the
    * store's clock), the earliest due first, with a lease of `leaseMs` and a fresh token. No

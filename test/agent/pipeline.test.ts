@@ -261,7 +261,7 @@ describe('the continuous pipeline', () => {
     // over. This pipeline is stopped first, so that its own sweep does not take it back.
     p.stop();
     store.advance(2_000);
-    assert.deepEqual(await store.recoverExpiredLeases(5), { retried: 1, failed: 0 });
+    assert.deepEqual(await store.recoverExpiredLeases(5, 0), { retried: 1, failed: 0 });
     const [taken] = await store.claimBatch({ agentId: 'a', instanceId: 'i-2' }, 1, 60_000);
     assert.equal(taken?.id, '1');
     await waitFor(() => p.inFlight === 0, { what: 'nothing in flight' });

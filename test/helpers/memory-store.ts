@@ -198,7 +198,7 @@ export function createMemoryStore(): MemoryStore {
         return { id, duplicate: false };
       });
     },
-    async recoverExpiredLeases(maxRetries) {
+    async recoverExpiredLeases(maxRetries, spreadMs) {
       const t = now();
       let retried = 0;
       let failed = 0;
@@ -214,7 +214,7 @@ export function createMemoryStore(): MemoryStore {
           Object.assign(r, { status: 'failed', processed_at: new Date(t) });
           failed++;
         } else {
-          Object.assign(r, { status: 'pending', claimed_by: null, run_at: t });
+          Object.assign(r, { status: 'pending', claimed_by: null, run_at: t + Math.random() * spreadMs });
           retried++;
         }
       }

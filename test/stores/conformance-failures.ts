@@ -101,7 +101,7 @@ export function describeFailures(stores: () => { a: Store; b: Store }): void {
     it('counts a crash as an attempt: an expired lease is retried, then failed; a live claim is untouched', async () => {
       const { a, b } = stores();
       const [crashing, live] = await a.insertDocuments(['crashing', 'live']);
-      assert.deepEqual(await b.recoverExpiredLeases(1), { retried: 0, failed: 0 });
+      assert.deepEqual(await b.recoverExpiredLeases(1, 0), { retried: 0, failed: 0 });
       const [liveClaim] = await b.claimBatch(owner('live-holder'), 1, 60_000);
       assert.equal(liveClaim?.id, crashing);
       // The first document is held for a minute; the second crashes twice with short leases.
@@ -113,7 +113,7 @@ export function describeFailures(stores: () => { a: Store; b: Store }): void {
         assert.equal(doc?.id, live);
         await waitFor(
           async () => {
-            const result = await b.recoverExpiredLeases(1);
+            const result = await b.recoverExpiredLeases(1, 0);
             if (result.retried + result.failed === 0) return false;
             assert.deepEqual(result, expected);
             return true;
@@ -131,6 +131,28 @@ export function describeFailures(stores: () => { a: Store; b: Store }): void {
       const untouched = await a.getDocument(crashing!);
       assert.deepEqual([untouched?.status, untouched?.attempts, untouched?.error], ['processing', 0, null]);
       assert.equal(await b.completeDocuments(held([liveClaim!])), 1);
+    });
+
+    it('spreads the due times of documents that died together over the given window', async () => {
+      const { a, b } = stores();
+      await a.insertDocuments(['one', 'two', 'three']);
+      const died = await a.claimBatch(owner('dying'), 3, 200);
+      assert.equal(died.length, 3);
+      const started = Date.now();
+      await waitFor(async () => (await b.recoverExpiredLeases(5, 60_000)).retried === 3, {
+        what: 'the three expired leases recovered',
+      });
+      for (const doc of died) {
+        const after = await a.getDocument(doc.id);
+        // Due within the next minute (a few ms of clock difference between store and test allowed).
+        assert.ok(after?.run_at instanceof Date, `${doc.id} has a due time`);
+        assert.ok(after.run_at.getTime() <= started + 61_000 + 5_000, `${doc.id} due within the spread`);
+        assert.equal(after.attempts, 1);
+      }
+      // Claimed together again only if their random due times all passed: with a minute's spread
+      // at least one is still scheduled (the chance of all three under the 2 s it took is tiny).
+      const counts = await a.countDocuments();
+      assert.ok(counts.scheduled >= 1, `scheduled ${counts.scheduled}, pending ${counts.pending}`);
     });
 
     it('stores a key once while its document is unfinished, also within one request', async () => {

@@ -440,7 +440,7 @@ export function describeStore(
         await waitFor(
           async () => {
             assert.equal(await a.extendLeases([heldSecond!], 60_000), 1);
-            await b.recoverExpiredLeases(5);
+            await b.recoverExpiredLeases(5, 0);
             reclaimed = await b.claimBatch(owner('agent-b'), 10, 60_000);
             return reclaimed.length > 0;
           },
@@ -465,7 +465,7 @@ export function describeStore(
         let fresh: ClaimedDocument[] = [];
         await waitFor(
           async () => {
-            await b.recoverExpiredLeases(5);
+            await b.recoverExpiredLeases(5, 0);
             fresh = await b.claimBatch(owner('same-name', 'second-process'), 1, 60_000);
             return fresh.length === 1;
           },

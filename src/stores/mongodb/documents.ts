@@ -498,6 +498,7 @@ export function baseOf(doc: Document): number {
 export async function recoverExpiredLeases(
   { documents, clock }: DocumentCollections,
   maxRetries: number,
+  spreadMs: number,
 ): Promise<{ retried: number; failed: number }> {
   const now = await clock.now();
   const expiredFilter = { status: 'processing', lease_until: { $lt: now } };
@@ -510,17 +511,22 @@ export async function recoverExpiredLeases(
   const retryIds = expired.filter((d) => !isFinal(d)).map((d) => d._id as DocId);
   let retried = 0;
   let failed = 0;
-  if (retryIds.length > 0) {
-    const result = await documents.updateMany(
-      { _id: { $in: retryIds }, ...expiredFilter },
+  // One update per document: each gets a due time of its own within the spread (there are few).
+  for (const id of retryIds) {
+    const result = await documents.updateOne(
+      { _id: id, ...expiredFilter },
       {
-        $set: { status: 'pending', error: LEASE_EXPIRED_ERROR, run_at: dueAt(now, 0) },
+        $set: {
+          status: 'pending',
+          error: LEASE_EXPIRED_ERROR,
+          run_at: dueAt(now, Math.random() * Math.max(0, spreadMs)),
+        },
         $inc: { attempts: 1 },
         $unset: { claimed_by: '', lease_until: '', claim_token: '' },
         $currentDate: { updated_at: true },
       },
     );
-    retried = result.modifiedCount;
+    retried += result.modifiedCount;
   }
   if (finalIds.length > 0) {
     const result = await documents.updateMany(

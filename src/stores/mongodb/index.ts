@@ -173,8 +173,10 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     enqueueDocuments: (docs) => run('storing documents', (h) => documents.enqueueDocuments(h.docs, docs)),
     // In the chain: a sweep that read a document before this agent's completion of it and wrote
     // after would undo the completion on FerretDB (its filter checks the lease, the write does not).
-    recoverExpiredLeases: (maxRetries) =>
-      serialHeld('recovering expired leases', (h) => documents.recoverExpiredLeases(h.docs, maxRetries)),
+    recoverExpiredLeases: (maxRetries, spreadMs) =>
+      serialHeld('recovering expired leases', (h) =>
+        documents.recoverExpiredLeases(h.docs, maxRetries, spreadMs),
+      ),
     getDocument: (id) => run('reading a document', (h) => records.getDocument(h.docs, id)),
     countDocuments: () => run('counting documents', (h) => records.countDocuments(h.docs)),
     listDocuments: (query) => run('listing documents', (h) => records.listDocuments(h.docs, query)),

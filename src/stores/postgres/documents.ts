@@ -229,6 +229,7 @@ export async function recoverExpiredLeases(
   db: Queryable,
   n: Names,
   maxRetries: number,
+  spreadMs: number,
 ): Promise<{ retried: number; failed: number }> {
   const { rows } = await db.query<{ retried: string; failed: string }>(
     `WITH expired AS (
@@ -241,7 +242,8 @@ export async function recoverExpiredLeases(
               status = CASE WHEN ${finalAttempt('$1')} THEN 'failed' ELSE 'pending' END,
               claimed_by = CASE WHEN ${finalAttempt('$1')} THEN d.claimed_by END,
               processed_at = CASE WHEN ${finalAttempt('$1')} THEN now() END,
-              run_at = CASE WHEN ${finalAttempt('$1')} THEN d.run_at ELSE now() END
+              run_at = CASE WHEN ${finalAttempt('$1')} THEN d.run_at
+                            ELSE now() + random() * $3::float8 * interval '1 millisecond' END
          FROM expired
         WHERE d.id = expired.id AND d.status = 'processing' AND d.lease_until < now()
        RETURNING d.status
@@ -249,7 +251,7 @@ export async function recoverExpiredLeases(
      SELECT count(*) FILTER (WHERE status = 'pending') AS retried,
             count(*) FILTER (WHERE status = 'failed') AS failed
        FROM recovered`,
-    [maxRetries, LEASE_EXPIRED_ERROR],
+    [maxRetries, LEASE_EXPIRED_ERROR, Math.max(0, spreadMs)],
   );
   return { retried: Number(rows[0]?.retried ?? 0), failed: Number(rows[0]?.failed ?? 0) };
 }

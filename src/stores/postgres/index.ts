@@ -135,8 +135,10 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     releaseDocuments: (held) =>
       guard('releasing documents', () => documents.releaseDocuments(db, names, held)),
     enqueueDocuments: (docs) => guard('storing documents', () => documents.enqueueDocuments(db, names, docs)),
-    recoverExpiredLeases: (maxRetries) =>
-      guard('recovering expired leases', () => documents.recoverExpiredLeases(db, names, maxRetries)),
+    recoverExpiredLeases: (maxRetries, spreadMs) =>
+      guard('recovering expired leases', () =>
+        documents.recoverExpiredLeases(db, names, maxRetries, spreadMs),
+      ),
     getDocument: (id) => guard('reading a document', () => records.getDocument(db, names, id)),
     countDocuments: () => guard('counting documents', () => records.countDocuments(db, names)),
     listDocuments: (query) => guard('listing documents', () => records.listDocuments(db, names, query)),

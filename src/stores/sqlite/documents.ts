@@ -152,7 +152,11 @@ export function failDocuments(
 }
 
 /** Two statements in one IMMEDIATE transaction; the index documents_lease finds the expired rows. */
-export function recoverExpiredLeases(h: Handle, maxRetries: number): { retried: number; failed: number } {
+export function recoverExpiredLeases(
+  h: Handle,
+  maxRetries: number,
+  spreadMs: number,
+): { retried: number; failed: number } {
   const expired = `status = 'processing' AND lease_until < ${NOW_MS}`;
   const final = h.statement(
     `UPDATE documents SET status = 'failed', attempts = attempts + 1, error = ?, claim_token = NULL,
@@ -161,13 +165,14 @@ export function recoverExpiredLeases(h: Handle, maxRetries: number): { retried: 
   );
   const retry = h.statement(
     `UPDATE documents SET status = 'pending', attempts = attempts + 1, error = ?, claim_token = NULL,
-       claimed_by = NULL, lease_until = NULL, run_at = ${NOW_MS}, updated_at = ${NOW_ISO}
+       claimed_by = NULL, lease_until = NULL, run_at = ${NOW_MS} + abs(random() % (? + 1)),
+       updated_at = ${NOW_ISO}
      WHERE ${expired}`,
   );
   return h.db
     .transaction(() => {
       const failed = final.run(LEASE_EXPIRED_ERROR, maxRetries).changes;
-      const retried = retry.run(LEASE_EXPIRED_ERROR).changes;
+      const retried = retry.run(LEASE_EXPIRED_ERROR, Math.max(0, Math.floor(spreadMs))).changes;
       return { retried, failed };
     })
     .immediate();

@@ -64,8 +64,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       run('recording failures', (h) => documents.failDocuments(h, failures, maxRetries)),
     releaseDocuments: (held) => run('releasing documents', (h) => documents.releaseDocuments(h, held)),
     enqueueDocuments: (docs) => run('storing documents', (h) => documents.enqueueDocuments(h, docs)),
-    recoverExpiredLeases: (maxRetries) =>
-      run('recovering expired leases', (h) => documents.recoverExpiredLeases(h, maxRetries)),
+    recoverExpiredLeases: (maxRetries, spreadMs) =>
+      run('recovering expired leases', (h) => documents.recoverExpiredLeases(h, maxRetries, spreadMs)),
     getDocument: (id) => run('reading a document', (h) => records.getDocument(h, id)),
     countDocuments: () => run('counting documents', records.countDocuments),
     listDocuments: (query) => run('listing documents', (h) => records.listDocuments(h, query)),
