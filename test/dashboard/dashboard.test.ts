@@ -210,10 +210,7 @@ describe(
       // While no agent listened, Chromium logged the refused connections, and while agent-4 was
       // still opening its store it answered 503 (not ready yet), which the page retries; no script
       // error is allowed.
-      assert.deepEqual(
-        browser.unexpectedErrors([/net::ERR_/, /status of 503 \(Service Unavailable\)/]),
-        [],
-      );
+      assert.deepEqual(browser.unexpectedErrors([/net::ERR_/, /status of 503 \(Service Unavailable\)/]), []);
     });
   },
 );
