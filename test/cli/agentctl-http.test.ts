@@ -111,6 +111,17 @@ describe('agentctl against a scripted server', () => {
     assert.equal(silent.stderr, `agentctl: no answer from ${url} within 300 ms (raise --timeout-ms)\n`);
   });
 
+  it('https:// to an agent that speaks plain HTTP says to use http://, on one line', async () => {
+    route = (_request, response) => json(response, 200, CONTROL);
+    const tls = url.replace(/^http:/, 'https:');
+    const run = await agentctl(['status', '--url', tls]);
+    assert.equal(run.code, 1);
+    assert.equal(
+      run.stderr,
+      `agentctl: cannot connect to ${tls}: this agent speaks HTTP, not HTTPS: use ${url} (--url or AGENT_URL)\n`,
+    );
+  });
+
   it('an agent without the drain barrier or expiries: the command is written, and exit 1 says what did not happen', async () => {
     const answer = {
       status: 'success',

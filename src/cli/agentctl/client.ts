@@ -127,6 +127,12 @@ export class AgentClient {
     }
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     const code = cause?.code;
+    if (this.base.startsWith('https:') && isPlainHttpAnswer(code, cause?.message)) {
+      const plain = `http:${this.base.slice('https:'.length)}`;
+      return new CliError(
+        `cannot connect to ${this.base}: this agent speaks HTTP, not HTTPS: use ${plain} (--url or AGENT_URL)`,
+      );
+    }
     const why =
       code === 'ECONNREFUSED'
         ? 'connection refused'
@@ -143,6 +149,18 @@ export class AgentClient {
       code === 'ECONNREFUSED' || code === 'ENOTFOUND' ? ' — is an agent running? set --url or AGENT_URL' : '';
     return new CliError(`cannot connect to ${this.base} (${why})${hint}`);
   }
+}
+
+/**
+ * The TLS handshake read a plain-HTTP answer: OpenSSL's "wrong version number" (or, from older
+ * OpenSSL, "packet length too long"), reported by Node as ERR_SSL_WRONG_VERSION_NUMBER or EPROTO.
+ */
+function isPlainHttpAnswer(code: string | undefined, message: string | undefined): boolean {
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return true;
+  return (
+    (code === 'EPROTO' || code === undefined) &&
+    /wrong version number|packet length too long/i.test(message ?? '')
+  );
 }
 
 function parseJson(text: string): unknown {
