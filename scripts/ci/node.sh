@@ -4,13 +4,12 @@
 #
 #   pa_node_install 24        installs the newest 24.x into the cache once per version, checks
 #                             that it runs, and prints its folder (the package's root)
-#   pa_node_checkout DIR OUT [--no-native]
-#                             copies this checkout's sources into OUT and runs `npm ci` there with
+#   pa_node_checkout DIR OUT  copies this checkout's sources into OUT and runs `npm ci` there with
 #                             the Node in DIR first on PATH: better-sqlite3 is compiled for that
 #                             Node's ABI against DIR's headers (never a prebuilt binary from
-#                             GitHub), in a tree of its own, so the Node 20 node_modules is untouched.
-#                             Fails on any EBADENGINE warning. --no-native: no compile (enough for
-#                             suites that open no SQLite database)
+#                             GitHub; the compiled addon is cached per version), in a tree of its
+#                             own, so the Node 20 node_modules is untouched. Fails on any
+#                             EBADENGINE warning.
 #   pa_node_run DIR OUT CMD…  runs CMD in OUT with that Node first on PATH
 #
 # The package has no npm of its own: the npm on PATH (a JavaScript program) runs on that Node.
@@ -82,9 +81,36 @@ pa_node_gyp() {
   echo "$(dirname "$cli")/../node_modules/node-gyp/bin/node-gyp.js"
 }
 
+# pa_node_sqlite DIR OUT: better-sqlite3's addon in OUT, compiled for the Node in DIR. The compiled
+# file is cached per better-sqlite3 version and Node version (a compile takes 1-2 minutes on
+# 2 cores); a cached one that does not load is compiled again.
+pa_node_sqlite() {
+  local dir=$1 out=$2 module="$2/node_modules/better-sqlite3" version node cached
+  version=$(pa_node_run "$dir" "$out" node -p "require('better-sqlite3/package.json').version")
+  node=$("$dir/bin/node" -p process.version)
+  cached="$PA_NODE_CACHE/better-sqlite3-$version-node-$node/better_sqlite3.node"
+  local check="new (require('better-sqlite3'))(':memory:').close()"
+  if [ -f "$cached" ]; then
+    mkdir -p "$module/build/Release"
+    cp "$cached" "$module/build/Release/better_sqlite3.node"
+    if pa_node_run "$dir" "$out" node -e "$check" 2>/dev/null; then
+      echo "better-sqlite3 $version for $node: using cached $cached"
+      return 0
+    fi
+  fi
+  echo "better-sqlite3 $version for $node: compiling (node-gyp, headers from $dir)"
+  if ! pa_node_run "$dir" "$module" node "$(pa_node_gyp)" rebuild --release >"$out/node-gyp.log" 2>&1; then
+    cat "$out/node-gyp.log"
+    return 1
+  fi
+  pa_node_run "$dir" "$out" node -e "$check"
+  mkdir -p "$(dirname "$cached")"
+  cp "$module/build/Release/better_sqlite3.node" "$cached.tmp.$$"
+  mv -f "$cached.tmp.$$" "$cached"
+}
+
 pa_node_checkout() {
-  local dir=$1 out=$2 native=1 log
-  [ "${3:-}" != --no-native ] || native=""
+  local dir=$1 out=$2 log
   rm -rf "$out"
   mkdir -p "$out"
   # The sources as they are here (tracked and untracked files alike), without what installs and
@@ -104,15 +130,6 @@ pa_node_checkout() {
     echo "npm ci on $("$dir/bin/node" --version) warned EBADENGINE: a dependency does not support this line" >&2
     return 1
   fi
-  if [ -n "$native" ]; then
-    if ! pa_node_run "$dir" "$out/node_modules/better-sqlite3" node "$(pa_node_gyp)" rebuild --release \
-      >"$out/node-gyp.log" 2>&1; then
-      cat "$out/node-gyp.log"
-      return 1
-    fi
-    pa_node_run "$dir" "$out" node -e "
-      new (require('better-sqlite3'))(':memory:').close();
-      console.log('better-sqlite3 compiled for ' + process.version + ' (ABI ' + process.versions.modules + ')');"
-  fi
+  pa_node_sqlite "$dir" "$out"
   pa_node_run "$dir" "$out" npm run build --silent
 }
