@@ -10,8 +10,9 @@
 #   docker run --read-only --tmpfs /tmp -v pa-data:/data -p 8000:8000 pulling-agent:0.1.0
 
 # One Node.js major for every stage: the native addon built in `deps` must match the runtime's
-# ABI, and bookworm and bookworm-slim share the C library it links against.
-ARG NODE_VERSION=20
+# ABI, and bookworm and bookworm-slim share the C library it links against. 24 is the newest line
+# CI tests; 22 and 20 build too (--build-arg NODE_VERSION=22), 20 being past its end of life.
+ARG NODE_VERSION=24
 
 FROM node:${NODE_VERSION}-bookworm AS build
 WORKDIR /app

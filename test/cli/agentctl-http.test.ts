@@ -1,9 +1,15 @@
 // agentctl against a scripted HTTP server, for what a real agent does not easily produce: the
 // Authorization header, a 401, an answer that is not JSON, no answer at all, an older agent
-// without --wait, --expires-in or the events stream, and an events stream that drops.
+// without --wait, --expires-in or the events stream, an events stream that drops, and a URL whose
+// scheme (http:// or https://) is not what the server speaks.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, afterEach, before, describe, it } from 'node:test';
 
 import { waitFor } from '../helpers/wait.js';
@@ -111,6 +117,17 @@ describe('agentctl against a scripted server', () => {
     assert.equal(silent.stderr, `agentctl: no answer from ${url} within 300 ms (raise --timeout-ms)\n`);
   });
 
+  it('https:// to an agent that speaks plain HTTP says to use http://, on one line', async () => {
+    route = (_request, response) => json(response, 200, CONTROL);
+    const tls = url.replace(/^http:/, 'https:');
+    const run = await agentctl(['status', '--url', tls]);
+    assert.equal(run.code, 1);
+    assert.equal(
+      run.stderr,
+      `agentctl: cannot connect to ${tls}: this agent speaks HTTP, not HTTPS: use ${url} (--url or AGENT_URL)\n`,
+    );
+  });
+
   it('an agent without the drain barrier or expiries: the command is written, and exit 1 says what did not happen', async () => {
     const answer = {
       status: 'success',
@@ -193,3 +210,63 @@ describe('agentctl against a scripted server', () => {
     );
   });
 });
+
+/** A throwaway self-signed certificate made by the openssl command, or why there is none. */
+function selfSignedCertificate(): { key: Buffer; cert: Buffer } | string {
+  const dir = mkdtempSync(join(tmpdir(), 'pa-tls-'));
+  try {
+    const made = spawnSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
+    if (made.error || made.status !== 0) {
+      const why = 'the https:// test skipped: the openssl command could not make a certificate';
+      if (process.env.CI === 'true') throw new Error(`CI=true but ${why}`);
+      return why;
+    }
+    return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const CERTIFICATE = selfSignedCertificate();
+
+describe(
+  'agentctl against an HTTPS server',
+  { skip: typeof CERTIFICATE === 'string' ? CERTIFICATE : false },
+  () => {
+    it('http:// to an agent that speaks HTTPS says to use https://, on one line', async () => {
+      const tls = CERTIFICATE as { key: Buffer; cert: Buffer };
+      const server = createHttpsServer(tls, (_request, response) => json(response, 200, CONTROL));
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+        const run = await agentctl(['status', '--url', url]);
+        assert.equal(run.code, 1);
+        assert.equal(
+          run.stderr,
+          `agentctl: cannot connect to ${url}: this agent speaks HTTPS, not HTTP: use ${url.replace(/^http:/, 'https:')} (--url or AGENT_URL)\n`,
+        );
+      } finally {
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  },
+);

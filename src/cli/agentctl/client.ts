@@ -2,6 +2,9 @@
 // Every failure becomes a CliError whose message names the cause (connection refused at the URL,
 // the server's own error code and message, an answer that is not JSON, a timeout).
 
+import { isIP } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+
 import { SOFTWARE_VERSION } from '../../version.js';
 import { CliError, EXIT } from './errors.js';
 import type { ErrorAnswer } from './types.js';
@@ -65,7 +68,7 @@ export class AgentClient {
       });
       text = await response.text();
     } catch (error) {
-      throw this.#transportError(error, timeoutMs);
+      throw await this.#transportError(error, timeoutMs);
     }
     const body = parseJson(text);
     if (body === undefined) {
@@ -94,7 +97,7 @@ export class AgentClient {
         signal: AbortSignal.any([signal, connect]),
       });
     } catch (error) {
-      throw this.#transportError(error, this.options.timeoutMs);
+      throw await this.#transportError(error, this.options.timeoutMs);
     }
     if (!response.ok) {
       const text = await response.text().catch(() => '');
@@ -125,12 +128,29 @@ export class AgentClient {
   }
 
   /** fetch() failed before an answer: say which, in words an operator can act on. */
-  #transportError(error: unknown, timeoutMs: number): CliError {
+  async #transportError(error: unknown, timeoutMs: number): Promise<CliError> {
     if (error instanceof Error && error.name === 'TimeoutError') {
       return new CliError(`no answer from ${this.base} within ${timeoutMs} ms (raise --timeout-ms)`);
     }
     const cause = (error as { cause?: { code?: string; message?: string } }).cause;
     const code = cause?.code;
+    if (this.base.startsWith('https:') && isPlainHttpAnswer(code, cause?.message)) {
+      const plain = `http:${this.base.slice('https:'.length)}`;
+      return new CliError(
+        `cannot connect to ${this.base}: this agent speaks HTTP, not HTTPS: use ${plain} (--url or AGENT_URL)`,
+      );
+    }
+    // A TLS server that gets a plain-HTTP request just closes the connection: ask it for TLS.
+    if (
+      this.base.startsWith('http:') &&
+      (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') &&
+      (await speaksTls(this.base))
+    ) {
+      const tls = `https:${this.base.slice('http:'.length)}`;
+      return new CliError(
+        `cannot connect to ${this.base}: this agent speaks HTTPS, not HTTP: use ${tls} (--url or AGENT_URL)`,
+      );
+    }
     const why =
       code === 'ECONNREFUSED'
         ? 'connection refused'
@@ -147,6 +167,39 @@ export class AgentClient {
       code === 'ECONNREFUSED' || code === 'ENOTFOUND' ? ' — is an agent running? set --url or AGENT_URL' : '';
     return new CliError(`cannot connect to ${this.base} (${why})${hint}`);
   }
+}
+
+/**
+ * The TLS handshake read a plain-HTTP answer: OpenSSL's "wrong version number" (or, from older
+ * OpenSSL, "packet length too long"), reported by Node as ERR_SSL_WRONG_VERSION_NUMBER or EPROTO.
+ */
+function isPlainHttpAnswer(code: string | undefined, message: string | undefined): boolean {
+  if (code === 'ERR_SSL_WRONG_VERSION_NUMBER' || code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') return true;
+  return (
+    (code === 'EPROTO' || code === undefined) &&
+    /wrong version number|packet length too long/i.test(message ?? '')
+  );
+}
+
+/** Whether the server at `base` completes a TLS handshake (its certificate is not checked). */
+function speaksTls(base: string): Promise<boolean> {
+  const { hostname, port } = new URL(base);
+  const host = hostname.replace(/^\[(.*)\]$/, '$1');
+  return new Promise((resolve) => {
+    const socket = connectTls({
+      host,
+      port: Number(port || 80),
+      rejectUnauthorized: false,
+      ...(isIP(host) ? {} : { servername: host }),
+    });
+    const done = (answer: boolean) => {
+      socket.destroy();
+      resolve(answer);
+    };
+    socket.setTimeout(2_000, () => done(false));
+    socket.once('secureConnect', () => done(true));
+    socket.once('error', () => done(false));
+  });
 }
 
 function parseJson(text: string): unknown {
