@@ -331,7 +331,12 @@ describe('agentctl against three agent processes (sqlite)', () => {
       input: '{"invoice": 4}\n\n{"invoice": 5}\n',
     });
     assert.equal(lines.code, 0, lines.stderr);
-    assert.deepEqual(JSON.parse(lines.stdout), { status: 'success', count: 2, ids: ['4', '5'], duplicates: [] });
+    assert.deepEqual(JSON.parse(lines.stdout), {
+      status: 'success',
+      count: 2,
+      ids: ['4', '5'],
+      duplicates: [],
+    });
 
     const single = await agentctl(['enqueue', ...url], { input: '{"invoice": 6}' });
     assert.equal(single.code, 0, single.stderr);
