@@ -80,7 +80,6 @@ export class Agent extends EventEmitter<AgentEvents> {
   #handler: DocumentHandler;
   #state: AgentState = 'paused';
   #adopted = false;
-  #exiting = false;
   #watcher: ControlWatcher | null = null;
   #heartbeat: Heartbeat | null = null;
   #controlFile: ControlFileWatch | null = null;
@@ -186,7 +185,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.#watcher?.current ?? null;
   }
   get stats(): Readonly<AgentStats> {
-    return { ...this.#stats, lastHeartbeatAt: this.#heartbeat?.lastAt ?? null };
+    return {
+      ...this.#stats,
+      // The version gate is the one record of what was applied; without distributed control the
+      // agent follows no cluster version.
+      appliedVersion: this.#watcher?.status.appliedVersion ?? -1,
+      lastHeartbeatAt: this.#heartbeat?.lastAt ?? null,
+    };
   }
 
   /**
@@ -292,8 +297,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.#finish();
   }
 
+  /** True once the agent has begun to stop for good. */
+  get #exiting(): boolean {
+    return this.#stopping !== null;
+  }
+
   #finish(): Promise<void> {
-    this.#exiting = true;
     this.#stopping ??= this.#drainAndClose();
     return this.#stopping;
   }
@@ -305,7 +314,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       host: this.host,
       software_version: SOFTWARE_VERSION,
       state: this.#state,
-      applied_version: this.#stats.appliedVersion,
+      applied_version: this.stats.appliedVersion,
       applied_at: this.#stats.appliedAt,
       batch_in_flight: this.batchInFlight,
       watch_mode: this.#watcher?.status.watchMode ?? 'polling',
@@ -320,8 +329,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   async #applyCluster(state: ControlState): Promise<void> {
-    const initial = this.#stats.appliedVersion === -1;
-    this.#stats.appliedVersion = state.version;
+    const initial = this.#stats.appliedAt === null;
     this.#stats.appliedAt = new Date();
     this.logger.info(
       { command: state.command, version: state.version, updated_by: state.updated_by, reason: state.reason },

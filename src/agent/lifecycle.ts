@@ -22,29 +22,27 @@ export type LifecycleEvent =
 
 export interface Transition {
   state: AgentState;
-  /** The process should exit once this transition's drain completes. */
-  exit: boolean;
 }
 
 export function nextState(current: AgentState, event: LifecycleEvent): Transition {
   if (event.type === 'drained') {
-    return current === 'stopping' ? { state: 'stopped', exit: true } : { state: current, exit: false };
+    return current === 'stopping' ? { state: 'stopped' } : { state: current };
   }
   // Once draining for a shutdown, no command brings the agent back: it exits, and a restarted
   // agent reads the cluster state afresh.
-  if (current === 'stopping') return { state: 'stopping', exit: false };
+  if (current === 'stopping') return { state: 'stopping' };
   switch (event.command) {
     case 'running':
-      return { state: 'running', exit: false };
+      return { state: 'running' };
     case 'pause':
-      return { state: 'paused', exit: false };
+      return { state: 'paused' };
     case 'shutdown':
       // A cluster that is already shut down must not make new or restarted agents exit again
       // (that would be a crash loop under Kubernetes): they stay up, stopped, until a resume.
       if (event.source === 'cluster' && (event.initial === true || current === 'stopped')) {
-        return { state: 'stopped', exit: false };
+        return { state: 'stopped' };
       }
-      return { state: 'stopping', exit: false };
+      return { state: 'stopping' };
   }
 }
 
