@@ -27,7 +27,10 @@ import type { App, AppOptions, RouteOptions, SecurityOptions } from './types.js'
 export type { App, AppOptions, RouteOptions, SecurityOptions } from './types.js';
 
 /** Maps anything thrown in a request to a code, status and message that are safe to show. */
-function toHttpError(error: FastifyError | Error): {
+function toHttpError(
+  error: FastifyError | Error,
+  bodyLimit: number,
+): {
   status: number;
   code: ErrorCode;
   message: string;
@@ -60,11 +63,23 @@ function toHttpError(error: FastifyError | Error): {
     return { status: 400, code: 'PA_BAD_REQUEST', message: problems.join('; ') };
   }
   const status = fastifyError.statusCode ?? 500;
-  if (status === 413)
-    return { status, code: 'PA_PAYLOAD_TOO_LARGE', message: 'request body is larger than the limit' };
+  if (status === 413) {
+    const mib = Math.round((bodyLimit / 1048576) * 10) / 10;
+    return {
+      status,
+      code: 'PA_PAYLOAD_TOO_LARGE',
+      message: `request body is larger than the limit of ${bodyLimit} bytes (${mib} MiB): send fewer or smaller documents per request`,
+    };
+  }
   if (status === 429) return { status, code: 'PA_RATE_LIMITED', message: fastifyError.message };
   if (status === 406) return { status, code: 'PA_NOT_ACCEPTABLE', message: fastifyError.message };
-  if (status === 415) return { status, code: 'PA_UNSUPPORTED_MEDIA_TYPE', message: fastifyError.message };
+  if (status === 415) {
+    return {
+      status,
+      code: 'PA_UNSUPPORTED_MEDIA_TYPE',
+      message: `${fastifyError.message.replace(/\.?$/, '')}: send the body as JSON with the header Content-Type: application/json`,
+    };
+  }
   if (status >= 400 && status < 500) {
     const json = error instanceof SyntaxError || fastifyError.code?.includes('JSON');
     return { status, code: json ? 'PA_INVALID_JSON' : 'PA_BAD_REQUEST', message: fastifyError.message };
@@ -73,11 +88,12 @@ function toHttpError(error: FastifyError | Error): {
 }
 
 export async function buildApp(options: AppOptions): Promise<App> {
+  const bodyLimit = options.bodyLimit ?? 10 * 1024 * 1024;
   const app = Fastify({
     loggerInstance: options.logger,
     // Our own onResponse hook logs requests (mutations at info, reads at debug).
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: options.bodyLimit ?? 10 * 1024 * 1024,
+    bodyLimit,
     routerOptions: { maxParamLength: 256 },
     // Errors the router raises before any route runs (a bad or too long URL) get our shape too.
     frameworkErrors: (error, _request, reply) => {
@@ -104,7 +120,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   });
 
   app.setErrorHandler((error, request, reply) => {
-    const mapped = toHttpError(error as FastifyError);
+    const mapped = toHttpError(error as FastifyError, bodyLimit);
     if (mapped.status >= 500 && mapped.code === 'PA_INTERNAL')
       request.log.error({ err: error }, 'Request failed');
     else request.log.info({ code: mapped.code, status: mapped.status }, mapped.message);

@@ -205,12 +205,14 @@ describe('HTTP API on the embedded store', () => {
     assertCleanError(await post('[]'), 400, 'PA_BAD_REQUEST');
     assertCleanError(await post('[1, 2'), 400, 'PA_INVALID_JSON');
     assertCleanError(await post(''), 400, 'PA_BAD_REQUEST');
-    assertCleanError(await post('hello', 'text/plain'), 415, 'PA_UNSUPPORTED_MEDIA_TYPE');
-    assertCleanError(
+    const unsupported = assertCleanError(await post('hello', 'text/plain'), 415, 'PA_UNSUPPORTED_MEDIA_TYPE');
+    assert.match(String(unsupported.message), /Content-Type: application\/json/);
+    const tooLarge = assertCleanError(
       await post(JSON.stringify([{ big: 'x'.repeat(70 * 1024) }])),
       413,
       'PA_PAYLOAD_TOO_LARGE',
     );
+    assert.match(String(tooLarge.message), /limit of \d+ bytes/);
     assertCleanError(
       await post(JSON.stringify(Array.from({ length: 10_001 }, () => 1))),
       400,
