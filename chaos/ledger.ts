@@ -44,13 +44,16 @@ export async function storeDocuments(store: Store, total: number, chunk = 2_000)
   return ids;
 }
 
-/** Waits until nothing is pending or processing; false when the deadline passed first. */
+/**
+ * Waits until nothing is pending, scheduled or processing (a crashed agent's documents come back
+ * scheduled, spread over up to a lease); false when the deadline passed first.
+ */
 export async function drained(store: Store, timeoutMs: number, intervalMs = 500): Promise<boolean> {
   try {
     await waitFor(
       async () => {
         const c = await store.countDocuments();
-        return c.pending === 0 && c.processing === 0;
+        return c.pending === 0 && c.scheduled === 0 && c.processing === 0;
       },
       { what: 'every document handled', timeoutMs, intervalMs },
     );
