@@ -24,6 +24,7 @@ import { Heartbeat } from './heartbeat.js';
 import { type AgentState, isReady, nextState } from './lifecycle.js';
 import { type ControlFileWatch, watchControlFile } from './local-control.js';
 import { type DocumentHandler, type DocumentOutcome, Pipeline, type RuntimeStats } from './pipeline.js';
+import { MinuteCounts } from './throughput.js';
 
 /** The settings that concern the agent itself (the HTTP server's are the CLI's business). */
 export type AgentSettings = Omit<
@@ -93,6 +94,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly plane: ControlPlane;
   /** Documents by status and the oldest waiting one, read at most every 5 s. */
   readonly backlog = new BacklogReader(() => this.store);
+  /** Processed and failed per minute over the last hour, sent with every heartbeat. */
+  readonly #minutes = new MinuteCounts();
   /** Resolves once the agent has stopped for good (after a shutdown or stop()). */
   readonly done: Promise<void>;
 
@@ -255,7 +258,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       logger: this.logger,
       stats: this.#stats,
       onClaimed: (count, seconds) => this.emit('claimed', count, seconds),
-      onHandled: (outcome, seconds) => this.emit('handled', outcome, seconds),
+      onHandled: (outcome, seconds) => {
+        this.#minutes.record(outcome);
+        this.emit('handled', outcome, seconds);
+      },
       // A drain barrier may be waiting for this agent: report at once that nothing is held.
       onDrained: () => void this.#heartbeat?.beat(),
     });
@@ -325,6 +331,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         documents_failed: this.#stats.documentsFailed,
         errors: this.#stats.handlerErrors + this.#stats.storeErrors,
       },
+      recent: this.#minutes.recent(),
     };
   }
 

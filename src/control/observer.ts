@@ -1,14 +1,26 @@
 // Watches the fleet for the events stream: while anyone listens, reads the control document and
 // the registry a few times a second and publishes what changed. It stops reading when the last
-// listener leaves, so an agent nobody watches pays nothing for it.
+// listener leaves, so an agent nobody watches pays nothing for it. With a backlog reader it also
+// publishes the documents by status whenever they change (the reader asks the store at most once
+// per its interval, however many listen).
 
+import type { Backlog } from '../agent/backlog.js';
 import { controlStateToJson } from '../model/control.js';
 import type { Store } from '../stores/types.js';
 import { describeFleet, type FleetView } from './fleet.js';
 
 export type ControlJson = ReturnType<typeof controlStateToJson>;
 
-export type FleetEvent = { event: 'control'; data: ControlJson } | { event: 'agents'; data: FleetView };
+export interface BacklogJson {
+  counts: Backlog['counts'];
+  oldest_pending_age_seconds: number;
+  read_at: string;
+}
+
+export type FleetEvent =
+  | { event: 'control'; data: ControlJson }
+  | { event: 'agents'; data: FleetView }
+  | { event: 'backlog'; data: BacklogJson };
 
 export interface FleetObserverOptions {
   /** The store, read when needed (an agent opens its store when it starts). */
@@ -18,6 +30,8 @@ export interface FleetObserverOptions {
   pollMs?: number;
   /** Send the agents table at least this often even if nothing changed (heartbeat ages move). */
   refreshMs?: number;
+  /** The backlog, or null when it cannot be read now (then no `backlog` event is sent). */
+  backlog?: () => Promise<Backlog | null>;
   onError?(error: unknown): void;
 }
 
@@ -45,6 +59,7 @@ export class FleetObserver {
   #lastControl: string | null = null;
   #lastAgents: string | null = null;
   #lastAgentsAt = 0;
+  #lastBacklog: string | null = null;
 
   constructor(options: FleetObserverOptions) {
     this.#o = options;
@@ -57,11 +72,23 @@ export class FleetObserver {
   /** The current control state and fleet, for a new listener's first events. */
   async snapshot(): Promise<FleetEvent[]> {
     const store = this.#o.store();
-    const [control, records] = await Promise.all([store.readControl(), store.listAgents()]);
-    return [
+    const [control, records, backlog] = await Promise.all([
+      store.readControl(),
+      store.listAgents(),
+      this.#o.backlog?.().catch(() => null) ?? null,
+    ]);
+    const events: FleetEvent[] = [
       { event: 'control', data: controlStateToJson(control) },
       { event: 'agents', data: describeFleet(control, records, this.#o.heartbeatIntervalMs) },
     ];
+    if (backlog) {
+      const { counts, oldest_pending_age_seconds, read_at } = backlog;
+      events.push({
+        event: 'backlog',
+        data: { counts, oldest_pending_age_seconds, read_at: read_at.toISOString() },
+      });
+    }
+    return events;
   }
 
   subscribe(listener: Listener): () => void {
@@ -76,7 +103,7 @@ export class FleetObserver {
   stop(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    this.#lastControl = this.#lastAgents = null;
+    this.#lastControl = this.#lastAgents = this.#lastBacklog = null;
   }
 
   #schedule(): void {
@@ -90,6 +117,10 @@ export class FleetObserver {
           const key = JSON.stringify(event.data);
           if (key !== this.#lastControl) this.#publish(event);
           this.#lastControl = key;
+        } else if (event.event === 'backlog') {
+          const key = JSON.stringify(event.data.counts);
+          if (key !== this.#lastBacklog) this.#publish(event);
+          this.#lastBacklog = key;
         } else {
           const key = agentsKey(event.data);
           const stale = Date.now() - this.#lastAgentsAt >= (this.#o.refreshMs ?? this.#o.heartbeatIntervalMs);

@@ -21,6 +21,7 @@ import { dashboardRoutes } from './routes/dashboard.js';
 import { documentRoutes } from './routes/documents.js';
 import { eventRoutes } from './routes/events.js';
 import { statusRoutes } from './routes/status.js';
+import { throughputRoutes } from './routes/throughput.js';
 import { PATTERN_RULES } from './schemas.js';
 import type { App, AppOptions, RouteOptions, SecurityOptions } from './types.js';
 
@@ -198,6 +199,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await app.register(async (group) => {
     clusterGuard(group, routeOptions);
     clusterRoutes(group, routeOptions);
+    throughputRoutes(group, routeOptions);
     await group.register(fastifySSE, { heartbeatInterval: 15_000 });
     eventRoutes(group, routeOptions);
   });

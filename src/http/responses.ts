@@ -186,3 +186,41 @@ export const DiscardedBody = Type.Object({
   id: Type.String(),
   message: Type.String(),
 });
+
+const MinuteJson = Type.Object({
+  minute: When('The start of the minute (UTC).'),
+  processed: Type.Integer(),
+  failed: Type.Integer(),
+});
+
+/** GET /api/cluster/throughput: the live agents' last hour, summed per minute. */
+export const ThroughputBody = Type.Object({
+  minutes: Type.Array(MinuteJson, {
+    description: 'The last 60 minutes, oldest first; the last one is the current, unfinished minute.',
+  }),
+  total: Type.Object(
+    { processed: Type.Integer(), failed: Type.Integer() },
+    { description: 'The sum of the minutes.' },
+  ),
+  agents: Type.Array(
+    Type.Object(
+      {
+        agent_id: Type.String(),
+        instance_id: Type.String(),
+        processed: Type.Integer({
+          description: 'Since the agent started (its documents_processed counter).',
+        }),
+        failed: Type.Integer({ description: 'Since the agent started (its documents_failed counter).' }),
+        processed_last_hour: Type.Integer(),
+        failed_last_hour: Type.Integer(),
+        processed_per_minute: Type.Number({
+          description:
+            'Processed per minute over the last 5 minutes (over its uptime when shorter, at least 1 minute).',
+        }),
+      },
+      { additionalProperties: true },
+    ),
+    { description: 'The live agents summed, by agent_id then instance_id.' },
+  ),
+  read_at: When('When the registry was read (answers are shared for up to 2 s).'),
+});

@@ -11,6 +11,7 @@
 
 import type { ControlCommand, ControlState } from '../model/control.js';
 import type { DocumentCounts, DocumentStatus } from '../model/documents.js';
+import type { MinuteCount } from '../model/throughput.js';
 import type { EventDrivenMode, WatchMode } from '../model/watch.js';
 
 // The domain types the interface speaks in, for its users' convenience; they are defined (once) in
@@ -19,6 +20,7 @@ export type { ControlCommand, ControlState } from '../model/control.js';
 export { CONTROL_COMMANDS, CONTROL_ID } from '../model/control.js';
 export type { DocumentCounts, DocumentStatus } from '../model/documents.js';
 export { DOCUMENT_STATUSES, LEASE_EXPIRED_ERROR } from '../model/documents.js';
+export type { MinuteCount } from '../model/throughput.js';
 export type { EventDrivenMode, WatchMode } from '../model/watch.js';
 export { WATCH_MODES } from '../model/watch.js';
 
@@ -125,6 +127,11 @@ export interface AgentRecord {
   watch_mode: WatchMode;
   started_at: Date;
   counters: Record<string, number>;
+  /**
+   * Processed and failed per minute over the agent's last hour (src/model/throughput.ts), oldest
+   * first; absent from an older agent's heartbeat.
+   */
+  recent?: MinuteCount[];
   /** Set by the store's clock on every upsert. */
   heartbeat_at: Date;
 }

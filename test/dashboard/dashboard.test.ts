@@ -21,6 +21,17 @@ import { Browser, BROWSER_SKIP, textOf, waitForTexts } from './browser.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
+/** Stores documents through an agent's API; answers their ids. */
+async function post(base: string, documents: unknown[]): Promise<string[]> {
+  const response = await fetch(`${base}/api/documents`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(documents),
+  });
+  assert.equal(response.status, 201);
+  return ((await response.json()) as { ids: string[] }).ids;
+}
+
 describe(
   'dashboard in headless Chromium against three agent processes',
   { skip: BROWSER_SKIP ?? false, timeout: 180_000 },
@@ -35,7 +46,8 @@ describe(
     before(async () => {
       db = await sqliteTarget.create();
       fleet = new Fleet(db.env);
-      agents = await fleet.startMany(3);
+      // No retries: a document asked to fail is failed at its first attempt.
+      agents = await fleet.startMany(3, { MAX_RETRIES: '0' });
       base = agents[0]!.url;
       browser = await Browser.launch();
       page = browser.page;
@@ -71,6 +83,58 @@ describe(
       assert.deepEqual(browser.unexpectedErrors(), []);
     });
 
+    it('shows the documents by status, the last hour per minute, and the failed ones to retry or discard', async () => {
+      const posted = await post(base, [1, 2, 3, 4, 5, 6, { fail: true }, { fail: true }]);
+      const [retried, discarded] = posted.slice(6) as [string, string];
+      await waitForTexts(page, '.backlog .tile strong', ['0', '0', '0', '6', '2']);
+      await waitFor(
+        async () => {
+          const ids = await page.locator('#failed tbody td.id').allTextContents();
+          return JSON.stringify(ids.sort()) === JSON.stringify([retried, discarded].sort()) || undefined;
+        },
+        { what: 'both failed documents listed' },
+      );
+      assert.match(await textOf(page, `#failed tr[data-id="${retried}"] td.error-text`), /asked to fail/);
+      // The chart and the agents' counts come from the heartbeats: they follow within seconds.
+      await waitForTexts(page, '#throughput-total', ['6 processed · 2 failed this hour'], 30_000);
+      assert.ok((await page.locator('#throughput circle.processed').count()) >= 1);
+      assert.ok((await page.locator('#throughput circle.failed').count()) >= 1);
+      await waitFor(
+        async () => {
+          const counts = await page.locator('#agents td.processed').allTextContents();
+          return counts.reduce((sum, n) => sum + Number(n), 0) === 6 || undefined;
+        },
+        { what: 'the agents table to count 6 processed', timeoutMs: 15_000 },
+      );
+      assert.ok(
+        (await page.locator('#agents td.rate').allTextContents()).every((t) => /^[\d.]+\/min$/.test(t)),
+      );
+
+      // Retry: pending again, claimed, and (asked to fail) failed again with one more attempt.
+      await page.click(`#failed tr[data-id="${retried}"] button[data-action="retry"]`);
+      await waitFor(
+        async () =>
+          (await agents[1]!.get<{ attempts: number; status: string }>(`/api/documents/${retried}`)).body
+            .attempts === 2 || undefined,
+        { what: 'the retried document to be attempted again' },
+      );
+      await waitForTexts(page, `#failed tr[data-id="${retried}"] td:nth-child(2)`, ['2']);
+
+      // Discard asks for a typed confirmation, then deletes it from the store.
+      await page.click(`#failed tr[data-id="${discarded}"] button[data-action="discard"]`);
+      assert.equal(await page.locator('#discard-dialog').isVisible(), true);
+      await page.fill('#discard-input', 'yes');
+      await page.click('#discard-submit');
+      await waitForTexts(page, '#discard-error', ['Type discard to confirm.']);
+      await page.fill('#discard-input', 'discard');
+      await page.click('#discard-submit');
+      await waitForTexts(page, '#failed tbody td.id', [retried]);
+      assert.equal((await agents[2]!.get(`/api/documents/${discarded}`)).status, 404);
+      await waitForTexts(page, '.backlog .tile strong', ['0', '0', '0', '6', '1']);
+      assert.deepEqual(browser.externalRequests(base), []);
+      assert.deepEqual(browser.unexpectedErrors(), []);
+    });
+
     it('pauses all three from the dialog and shows it without a reload, then resumes', async (t: TestContext) => {
       await page.click('button[data-command="pause"]');
       assert.equal(await page.locator('#command-dialog').isVisible(), true);
@@ -96,11 +160,18 @@ describe(
         await textOf(page, '#when'),
       ]);
       await waitForTexts(page, '#sum-applied', ['3/3']);
+      // The backlog behind the pause shows, as the store holds it.
+      await post(
+        base,
+        Array.from({ length: 28 }, (_, i) => ({ n: i })),
+      );
+      await waitForTexts(page, '.backlog [data-status="pending"] strong', ['28']);
+      assert.match(await textOf(page, '#backlog-note'), /the cluster is paused: nothing is claimed/);
       await page.mouse.move(0, 0);
       const screenshot = process.env.UPDATE_SCREENSHOT
         ? join(ROOT, 'docs/dashboard.png')
         : join(tmpdir(), 'pulling-agent-dashboard.png');
-      await page.screenshot({ path: screenshot });
+      await page.screenshot({ path: screenshot, fullPage: true });
       t.diagnostic(`screenshot: ${screenshot} (${Math.round(statSync(screenshot).size / 1024)} KB)`);
 
       // Reasons are user input: markup in one is shown as text, never run or loaded.

@@ -235,7 +235,15 @@ export function describeStore(
       it('upserts, lists with the store heartbeat time, removes and prunes', async () => {
         await a.upsertAgent(heartbeat('agent-1'));
         await b.upsertAgent(
-          heartbeat('agent-2', { state: 'paused', applied_version: 4, applied_at: new Date() }),
+          heartbeat('agent-2', {
+            state: 'paused',
+            applied_version: 4,
+            applied_at: new Date(),
+            recent: [
+              { minute: 29_500_000, processed: 4, failed: 1 },
+              { minute: 29_500_002, processed: 0, failed: 2 },
+            ],
+          }),
         );
         await a.upsertAgent(heartbeat('agent-1', { batch_in_flight: true }));
         const agents = await b.listAgents();
@@ -254,6 +262,13 @@ export function describeStore(
         assert.equal(first.started_at.toISOString(), '2026-01-01T00:00:00.000Z');
         assert.ok(agents[1]!.applied_at instanceof Date);
         assert.deepEqual(first.counters, { documents_processed: 3 });
+        // The minutes of the last hour survive the round trip, apart from the counters.
+        assert.equal(first.recent, undefined);
+        assert.deepEqual(agents[1]!.counters, { documents_processed: 3 });
+        assert.deepEqual(agents[1]!.recent, [
+          { minute: 29_500_000, processed: 4, failed: 1 },
+          { minute: 29_500_002, processed: 0, failed: 2 },
+        ]);
 
         await a.removeAgent('agent-1/1');
         assert.deepEqual(

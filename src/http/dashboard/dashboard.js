@@ -1,7 +1,10 @@
 // The fleet dashboard. It follows GET /api/cluster/events with fetch() and a stream reader rather than
 // EventSource, which cannot send an Authorization header. Everything shown is built with textContent
 // (reasons and agent ids are user input), and every command carries the version on screen, so that a
-// page that missed a change cannot overwrite someone else's command.
+// page that missed a change cannot overwrite someone else's command. The document counts come
+// with the stream (`backlog`, the agent's cached read); the chart and the agents' rates from
+// GET /api/cluster/throughput, read when the counts move and every 10 s; the failed list when the
+// failed count moves, after an action on it, and every 10 s while any document is failed.
 
 const $ = (id) => document.getElementById(id);
 
@@ -41,6 +44,12 @@ const view = {
   servedBy: null, // the id of the agent serving this page
   servedByListed: false, // whether the last `agents` event listed it
   stream: null, // the AbortController of the open events stream
+  counts: null, // the last `backlog` event's counts
+  rates: new Map(), // instance id -> processed per minute, from the last throughput read
+  rateCells: [], // [cell, instance id]
+  throughput: 'idle', // 'idle', 'busy', or 'again' when asked while busy
+  failedRead: 0, // a counter, as historyRead
+  discard: null, // the id the discard dialog is about
 };
 
 class ApiError extends Error {
@@ -112,6 +121,7 @@ function onEvent(type, text) {
   }
   if (type === 'control') showControl(data);
   else if (type === 'agents') showFleet(data);
+  else if (type === 'backlog') showBacklog(data);
 }
 
 /** Follows the stream for as long as the page is open, reconnecting with backoff when it drops. */
@@ -312,6 +322,7 @@ function showFleet(fleet) {
       a.agent_id.localeCompare(b.agent_id) || (a.instance_id ?? '').localeCompare(b.instance_id ?? ''),
   );
   view.ageCells = [];
+  view.rateCells = [];
   body.replaceChildren(
     ...rows.map((agent) => {
       const row = document.createElement('tr');
@@ -338,12 +349,15 @@ function showFleet(fleet) {
       const draining = agent.batch_in_flight && (agent.state === 'paused' || agent.state === 'stopping');
       const batch = agent.batch_in_flight ? (draining ? 'draining' : 'working') : 'idle';
       cell(row, batch, `batch ${batch}`);
+      cell(row, String(agent.counters.documents_processed ?? 0), 'num processed');
+      view.rateCells.push([cell(row, '', 'num rate'), agent.instance_id]);
       cell(row, agent.watch_mode, 'muted');
       cell(row, agent.host, 'muted');
       return row;
     }),
   );
   $('agents-empty').hidden = rows.length > 0;
+  showRates();
   tick();
 
   // An agent leaves the registry as it exits: let go of its stream, so that it can close (an open
@@ -352,6 +366,183 @@ function showFleet(fleet) {
   if (view.servedByListed && !listed)
     view.stream?.abort(`${view.servedBy} left the registry (shutting down)`);
   view.servedByListed = listed;
+}
+
+// ---- documents: counts, throughput, failed ----
+
+function showBacklog({ counts, oldest_pending_age_seconds: age }) {
+  const before = view.counts;
+  view.counts = counts;
+  for (const tile of document.querySelectorAll('.backlog .tile'))
+    tile.querySelector('strong').textContent = String(counts[tile.dataset.status] ?? 0);
+  document.querySelector('.backlog [data-status="failed"]').classList.toggle('warn', counts.failed > 0);
+  const held = { pause: 'paused', shutdown: 'shut down' }[view.control?.command];
+  $('backlog-note').textContent =
+    counts.pending === 0
+      ? 'nothing due'
+      : `oldest due for ${span(age)}${held ? ` · the cluster is ${held}: nothing is claimed` : ''}`;
+  if (!before || before.failed !== counts.failed) void readFailed();
+  if (!before || before.processed !== counts.processed || before.failed !== counts.failed)
+    void readThroughput();
+}
+
+function showRates() {
+  for (const [element, id] of view.rateCells) {
+    const rate = view.rates.get(id);
+    element.textContent = rate === undefined ? '–' : `${rate}/min`;
+  }
+}
+
+async function readThroughput() {
+  if (view.throughput !== 'idle') {
+    view.throughput = 'again';
+    return;
+  }
+  if (document.body.dataset.connection !== 'live') return;
+  view.throughput = 'busy';
+  try {
+    const answer = await api('GET', '/api/cluster/throughput');
+    view.rates = new Map(answer.agents.map((a) => [a.instance_id, a.processed_per_minute]));
+    showRates();
+    drawChart(answer);
+    hideAlert('throughput');
+  } catch (error) {
+    showAlert(`Cannot read the throughput: ${describe(error)}`, 'throughput');
+  } finally {
+    const again = view.throughput === 'again';
+    view.throughput = 'idle';
+    if (again) void readThroughput();
+  }
+}
+
+const SVG = 'http://www.w3.org/2000/svg';
+
+function svg(name, attributes, text) {
+  const element = document.createElementNS(SVG, name);
+  for (const [key, value] of Object.entries(attributes)) element.setAttribute(key, String(value));
+  if (text !== undefined) element.textContent = text;
+  return element;
+}
+
+/** The last hour as two lines, with a dot on every minute that had any. */
+function drawChart({ minutes, total }) {
+  const [width, height, left, right, top, bottom] = [1160, 130, 40, 8, 8, 20];
+  const max = Math.max(1, ...minutes.map((m) => Math.max(m.processed, m.failed)));
+  const x = (i) => (left + (i * (width - left - right)) / Math.max(1, minutes.length - 1)).toFixed(1);
+  const y = (value) => (top + (height - top - bottom) * (1 - value / max)).toFixed(1);
+  const parts = [
+    svg('line', { class: 'axis', x1: left, y1: height - bottom, x2: width - right, y2: height - bottom }),
+    svg('line', { class: 'axis', x1: left, y1: top, x2: width - right, y2: top }),
+    svg('text', { x: left - 6, y: top + 4, 'text-anchor': 'end' }, String(max)),
+    svg('text', { x: left - 6, y: height - bottom + 4, 'text-anchor': 'end' }, '0'),
+    svg('text', { x: left, y: height - 4 }, '60 min ago'),
+    svg('text', { x: width - right, y: height - 4, 'text-anchor': 'end' }, 'now'),
+  ];
+  for (const key of ['processed', 'failed']) {
+    const points = minutes.map((m, i) => `${x(i)},${y(m[key])}`).join(' ');
+    parts.push(svg('polyline', { class: key, points }));
+    minutes.forEach((m, i) => {
+      if (m[key] === 0) return;
+      const dot = svg('circle', { class: key, cx: x(i), cy: y(m[key]), r: 3 });
+      const at = new Date(m.minute).toLocaleTimeString([], { timeStyle: 'short' });
+      dot.append(svg('title', {}, `${at}: ${m[key]} ${key}`));
+      parts.push(dot);
+    });
+  }
+  $('throughput').replaceChildren(...parts);
+  $('throughput-total').textContent = `${total.processed} processed · ${total.failed} failed this hour`;
+}
+
+function actionButton(text, action, id, className = '') {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.textContent = text;
+  button.dataset.action = action;
+  button.dataset.id = id;
+  button.className = className;
+  return button;
+}
+
+async function readFailed() {
+  const read = ++view.failedRead;
+  try {
+    const { counts, documents } = await api('GET', '/api/documents?status=failed&limit=20');
+    if (read !== view.failedRead) return;
+    documents.sort((a, b) => b.updated_at.localeCompare(a.updated_at));
+    $('failed').tBodies[0].replaceChildren(
+      ...documents.map((doc) => {
+        const row = document.createElement('tr');
+        row.dataset.id = doc.id;
+        cell(row, doc.id, 'id');
+        cell(row, String(doc.attempts), 'num');
+        cell(row, doc.error ?? '–', 'error-text');
+        cell(row, formatTime(doc.updated_at), 'muted').title = doc.updated_at;
+        cell(row, '', 'acts').append(
+          actionButton('Retry', 'retry', doc.id),
+          actionButton('Discard', 'discard', doc.id, 'danger'),
+        );
+        return row;
+      }),
+    );
+    $('failed-empty').hidden = documents.length > 0;
+    $('failed-note').textContent =
+      counts.failed > documents.length ? `${documents.length} of ${counts.failed} shown` : '';
+    $('retry-all').disabled = counts.failed === 0;
+    hideAlert('failed');
+  } catch (error) {
+    if (read === view.failedRead) showAlert(`Cannot read the failed documents: ${describe(error)}`, 'failed');
+  }
+}
+
+/** The path with who acts, for the agent's log line (with a token, the token's name wins). */
+function withActor(path) {
+  const url = new URL(path, document.baseURI);
+  const by = localStorage.getItem(BY_KEY);
+  if (by) url.searchParams.set('updated_by', by);
+  return url.pathname + url.search;
+}
+
+/** Runs one action on failed documents with its buttons disabled; says how it went in the alert area. */
+async function act(buttons, method, path, said) {
+  for (const button of buttons) button.disabled = true;
+  try {
+    showAlert(said(await api(method, withActor(path))), 'documents', 'info');
+  } catch (error) {
+    showAlert(describe(error), 'documents');
+  } finally {
+    for (const button of buttons) button.disabled = false;
+    void readFailed();
+  }
+}
+
+function onFailedClick(event) {
+  const button = event.target.closest('button[data-action]');
+  if (!button) return;
+  const id = button.dataset.id;
+  const path = `/api/documents/${encodeURIComponent(id)}`;
+  const buttons = button.closest('tr').querySelectorAll('button');
+  if (button.dataset.action === 'retry')
+    void act(buttons, 'POST', `${path}/retry`, () => `Document ${id} is pending again.`);
+  else {
+    view.discard = { id, buttons };
+    $('discard-id').textContent = id;
+    $('discard-input').value = '';
+    $('discard-error').hidden = true;
+    $('discard-dialog').showModal();
+    $('discard-input').focus();
+  }
+}
+
+function discard(event) {
+  event.preventDefault();
+  if ($('discard-input').value.trim() !== 'discard') {
+    $('discard-error').textContent = 'Type discard to confirm.';
+    $('discard-error').hidden = false;
+    return;
+  }
+  const { id, buttons } = view.discard;
+  $('discard-dialog').close();
+  void act(buttons, 'DELETE', `/api/documents/${encodeURIComponent(id)}`, () => `Document ${id} discarded.`);
 }
 
 async function readHistory() {
@@ -505,5 +696,21 @@ for (const button of document.querySelectorAll('[data-command]')) {
 $('command-form').addEventListener('submit', (event) => void sendCommand(event));
 $('dialog-cancel').addEventListener('click', () => $('command-dialog').close());
 $('token-form').addEventListener('submit', useToken);
+$('failed').addEventListener('click', onFailedClick);
+$('discard-form').addEventListener('submit', discard);
+$('discard-cancel').addEventListener('click', () => $('discard-dialog').close());
+$('retry-all').addEventListener(
+  'click',
+  (event) =>
+    void act([event.currentTarget], 'POST', '/api/documents/retry?status=failed', ({ count }) =>
+      count === 1 ? '1 failed document is pending again.' : `${count} failed documents are pending again.`,
+    ),
+);
 setInterval(tick, 1000);
+setInterval(() => {
+  if (document.body.dataset.connection !== 'live') return;
+  void readThroughput();
+  // A retried document that failed again leaves the counts as they were: look again while any is listed.
+  if (view.counts?.failed > 0 || $('failed').tBodies[0].rows.length > 0) void readFailed();
+}, 10_000);
 void follow();

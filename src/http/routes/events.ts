@@ -1,6 +1,7 @@
 // GET /api/cluster/events: server-sent events for dashboards and scripts. Each client first gets
-// the current `control` and `agents`, then each again whenever it changes (agents at least every
-// heartbeat interval), and a keep-alive comment every 15 s.
+// the current `control`, `agents` and `backlog`, then each again whenever it changes (agents at
+// least every heartbeat interval; the backlog as the agent's cached read of it changes, at most
+// every 5 s), and a keep-alive comment every 15 s.
 
 import { Type } from 'typebox';
 
@@ -12,6 +13,8 @@ export function eventRoutes(app: App, { agent }: RouteOptions): void {
   const observer = new FleetObserver({
     store: () => agent.store,
     heartbeatIntervalMs: agent.settings.heartbeatIntervalMs,
+    // Cached by the agent (one store read per 5 s at most), however many streams are open.
+    backlog: () => agent.backlog.readWithin(500),
     onError: (error) => app.log.warn(`Events stream: cannot read the fleet: ${describeError(error)}`),
   });
   // Open streams would hold app.close() (and so an agent's exit) for ever: end them first.
@@ -29,11 +32,11 @@ export function eventRoutes(app: App, { agent }: RouteOptions): void {
       // 'manual': we negotiate ourselves, so that a refusal has our error shape.
       sse: { kind: 'manual', heartbeat: true },
       schema: {
-        summary: 'Server-sent events: `control` and `agents`, on connect and on every change',
+        summary: 'Server-sent events: `control`, `agents` and `backlog`, on connect and on every change',
         produces: ['text/event-stream'],
         response: {
           200: Type.String({
-            description: 'Server-sent events: `control` and `agents`, as docs/api.md shows.',
+            description: 'Server-sent events: `control`, `agents` and `backlog`, as docs/api.md shows.',
           }),
         },
       },

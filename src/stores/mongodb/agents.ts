@@ -5,6 +5,7 @@
 
 import type { Collection, Document } from 'mongodb';
 
+import { readRecent } from '../../model/throughput.js';
 import type { AgentHeartbeat, AgentRecord, WatchMode } from '../types.js';
 import type { ServerClock } from './clock.js';
 import { isDuplicateKey, type LooseDocument } from './connection.js';
@@ -51,6 +52,7 @@ function toRecord(doc: Document): AgentRecord | null {
   for (const [name, value] of Object.entries((doc.counters ?? {}) as Record<string, unknown>)) {
     if (typeof value === 'number') counters[name] = value;
   }
+  const recent = readRecent(doc.recent);
   return {
     agent_id: doc.agent_id,
     instance_id: typeof doc.instance_id === 'string' ? doc.instance_id : String(doc._id),
@@ -63,6 +65,7 @@ function toRecord(doc: Document): AgentRecord | null {
     watch_mode: String(doc.watch_mode ?? 'polling') as WatchMode,
     started_at: startedAt,
     counters,
+    ...(recent ? { recent } : {}),
     heartbeat_at: heartbeatAt,
   };
 }

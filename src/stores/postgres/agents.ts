@@ -1,6 +1,7 @@
 // The agent registry: one row per agent process (keyed by its instance id), upserted by its heartbeat with the server's clock, so
 // that pruning compares times from one clock whatever the agents' clocks say.
 
+import { type MinuteCount, readRecent } from '../../model/throughput.js';
 import type { AgentHeartbeat, AgentRecord, WatchMode } from '../types.js';
 import type { Queryable } from './connection.js';
 import type { Names } from './names.js';
@@ -18,6 +19,40 @@ interface AgentRow {
   started_at: Date;
   counters: Record<string, number>;
   heartbeat_at: Date;
+}
+
+// The minutes of the last hour (AgentHeartbeat.recent) ride in the counters jsonb as numbers,
+// recent_<epoch minute>_processed and _failed (no schema change, and an older agent reading the
+// row still finds only numbers there); listAgents takes them out again.
+const RECENT_KEY = /^recent_(\d+)_(processed|failed)$/;
+
+function countersJson(h: AgentHeartbeat): string {
+  const counters: Record<string, number> = { ...h.counters };
+  for (const { minute, processed, failed } of h.recent ?? []) {
+    if (processed > 0) counters[`recent_${minute}_processed`] = processed;
+    if (failed > 0) counters[`recent_${minute}_failed`] = failed;
+  }
+  return JSON.stringify(counters);
+}
+
+function splitCounters(stored: Record<string, number>): Pick<AgentRecord, 'counters' | 'recent'> {
+  const counters: Record<string, number> = {};
+  const minutes = new Map<number, MinuteCount>();
+  let carried = false;
+  for (const [name, value] of Object.entries(stored)) {
+    const match = RECENT_KEY.exec(name);
+    if (!match) {
+      counters[name] = value;
+      continue;
+    }
+    carried = true;
+    const minute = Number(match[1]);
+    const entry = minutes.get(minute) ?? { minute, processed: 0, failed: 0 };
+    entry[match[2] as 'processed' | 'failed'] = value;
+    minutes.set(minute, entry);
+  }
+  const recent = readRecent([...minutes.values()]);
+  return carried && recent ? { counters, recent } : { counters };
 }
 
 export async function upsertAgent(db: Queryable, n: Names, h: AgentHeartbeat): Promise<void> {
@@ -39,7 +74,7 @@ export async function upsertAgent(db: Queryable, n: Names, h: AgentHeartbeat): P
       h.batch_in_flight,
       h.watch_mode,
       h.started_at,
-      JSON.stringify(h.counters),
+      countersJson(h),
       h.instance_id,
     ],
   );
@@ -62,7 +97,7 @@ export async function listAgents(db: Queryable, n: Names): Promise<AgentRecord[]
     batch_in_flight: r.batch_in_flight,
     watch_mode: r.watch_mode as WatchMode,
     started_at: r.started_at,
-    counters: r.counters,
+    ...splitCounters(r.counters),
     heartbeat_at: r.heartbeat_at,
   }));
 }

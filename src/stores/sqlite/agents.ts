@@ -1,6 +1,7 @@
 // The agent registry: one row per agent process, keyed by its instance id, holding its heartbeat
 // as JSON and the time of the heartbeat from SQLite's clock (one clock for every process).
 
+import { readRecent } from '../../model/throughput.js';
 import type { AgentHeartbeat, AgentRecord } from '../types.js';
 import { type Handle, NOW_MS, toDateOrNull } from './connection.js';
 
@@ -22,10 +23,12 @@ export function listAgents(h: Handle): AgentRecord[] {
     .all() as { instance_id: string; record: string; heartbeat_ms: number }[];
   return rows.flatMap((row): AgentRecord[] => {
     try {
-      const r = JSON.parse(row.record) as AgentRecord;
+      const { recent, ...r } = JSON.parse(row.record) as AgentRecord;
+      const minutes = readRecent(recent);
       return [
         {
           ...r,
+          ...(minutes ? { recent: minutes } : {}),
           instance_id: row.instance_id,
           applied_at: toDateOrNull(r.applied_at),
           started_at: new Date(r.started_at),
