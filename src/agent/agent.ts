@@ -24,6 +24,7 @@ import { Heartbeat } from './heartbeat.js';
 import { type AgentState, isReady, nextState } from './lifecycle.js';
 import { type ControlFileWatch, watchControlFile } from './local-control.js';
 import { type DocumentHandler, type DocumentOutcome, Pipeline, type RuntimeStats } from './pipeline.js';
+import { countStoreTimeouts } from './store-timeouts.js';
 
 /** The settings that concern the agent itself (the HTTP server's are the CLI's business). */
 export type AgentSettings = Omit<
@@ -51,6 +52,8 @@ export interface AgentOptions extends Partial<AgentSettings> {
 export interface AgentStats extends RuntimeStats {
   startedAt: Date;
   lastHeartbeatAt: Date | null;
+  /** Store calls that missed their deadline (STORE_TIMEOUT). */
+  storeTimeouts: number;
   appliedVersion: number;
   appliedAt: Date | null;
 }
@@ -128,6 +131,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       startedAt: new Date(),
       lastBatchAt: null,
       lastHeartbeatAt: null,
+      storeTimeouts: 0,
       appliedVersion: -1,
       appliedAt: null,
     };
@@ -148,12 +152,28 @@ export class Agent extends EventEmitter<AgentEvents> {
   get state(): AgentState {
     return this.#state;
   }
-  /** Readiness: running, or also paused with READINESS_WHEN_PAUSED=ready. */
+  /**
+   * Readiness: running, or also paused with READINESS_WHEN_PAUSED=ready, and the heartbeat written
+   * within the last LOST_AFTER_HEARTBEATS intervals (else the fleet already counts it lost).
+   */
   get ready(): boolean {
-    if (!this.#adopted) return false;
-    return (
-      isReady(this.#state) || (this.#state === 'paused' && this.settings.readinessWhenPaused === 'ready')
-    );
+    return this.readiness.ready;
+  }
+  /** Readiness with, when not ready, why. */
+  get readiness(): { ready: boolean; reason: string | null } {
+    if (!this.#adopted) return { ready: false, reason: 'the cluster control state is not adopted yet' };
+    const stateReady =
+      isReady(this.#state) || (this.#state === 'paused' && this.settings.readinessWhenPaused === 'ready');
+    if (!stateReady) return { ready: false, reason: `the agent is ${this.#state}` };
+    const stale = this.#heartbeat?.staleMs ?? 0;
+    const limit = this.settings.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS;
+    if (stale > limit) {
+      return {
+        ready: false,
+        reason: `the heartbeat could not be written for ${Math.round(stale / 100) / 10}s (more than ${LOST_AFTER_HEARTBEATS} heartbeat intervals): the fleet counts this agent lost`,
+      };
+    }
+    return { ready: true, reason: null };
   }
   /** True once the cluster state (or, without distributed control, the initial state) is adopted. */
   get adopted(): boolean {
@@ -200,7 +220,14 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   async start(): Promise<void> {
     const s = this.settings;
-    this.#store ??= await openStore(s.store);
+    if (!this.#store) {
+      const opened = await openStore(s.store, { timeoutMs: s.storeTimeoutMs });
+      this.#store = countStoreTimeouts(opened, {
+        logger: this.logger,
+        timeoutMs: s.storeTimeoutMs,
+        onTimeout: () => this.#stats.storeTimeouts++,
+      });
+    }
     await this.#retry('initialising the store', () => this.store.init());
     if (this.#exiting) return;
 
@@ -211,6 +238,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         eventDriven: s.eventDriven,
         pollingIntervalMs: s.controlPollingIntervalMs,
         reconcileIntervalMs: s.controlReconcileIntervalMs,
+        readTimeoutMs: s.storeTimeoutMs,
         onState: (state) => this.#applyCluster(state),
         onDocuments: (announced) => this.notifyDocuments(announced),
       });
@@ -240,6 +268,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       snapshot: () => this.snapshot(),
       logger: this.logger,
       onError: () => this.#stats.storeErrors++,
+      timeoutMs: Math.min(s.storeTimeoutMs, s.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS),
     });
     this.#pipeline = new Pipeline({
       store: this.store,

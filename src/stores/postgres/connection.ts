@@ -13,20 +13,41 @@ export interface Queryable {
   ): Promise<pg.QueryResult<R>>;
 }
 
-export function clientConfig(url: string, applicationName: string): pg.ClientConfig {
+/** The deadline of one store call when none is configured (STORE_TIMEOUT). */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/**
+ * Every connection's settings, the listen connection's too. `timeoutMs` bounds each call twice:
+ * the server cancels a statement that runs longer (`statement_timeout`, SQLSTATE 57014), and the
+ * client gives up on an answer that does not come (`query_timeout`, a little later, for a server
+ * or network that went silent). A pool query that fails either way releases its client with the
+ * error, which destroys it (pg-pool's `release(err)`): the next call has a fresh connection.
+ */
+export function clientConfig(
+  url: string,
+  applicationName: string,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): pg.ClientConfig {
+  const ms = Math.max(1, Math.round(timeoutMs));
   return {
     connectionString: url,
     application_name: applicationName,
     // A server that does not answer within this is unavailable, rather than hanging the caller.
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: ms,
+    statement_timeout: ms,
+    query_timeout: ms + Math.min(1_000, ms),
     // Notice a dead peer on idle connections, above all the listen connection.
     keepAlive: true,
-    keepAliveInitialDelayMillis: 10_000,
+    keepAliveInitialDelayMillis: 5_000,
   };
 }
 
-export function createPool(url: string, size: number): pg.Pool {
-  const pool = new pg.Pool({ ...clientConfig(url, 'pulling-agent'), max: size, idleTimeoutMillis: 30_000 });
+export function createPool(url: string, size: number, timeoutMs = DEFAULT_TIMEOUT_MS): pg.Pool {
+  const pool = new pg.Pool({
+    ...clientConfig(url, 'pulling-agent', timeoutMs),
+    max: size,
+    idleTimeoutMillis: 30_000,
+  });
   // An idle client whose server went away emits 'error' on the pool, which would crash the process
   // if nobody listened. The pool has already discarded that client; the next query reconnects or
   // fails with an error that the store reports as StoreUnavailableError.

@@ -6,7 +6,7 @@ import { WatchUnavailableError } from '../../errors.js';
 import { redactUrl } from '../../redact.js';
 import type { Store, WatchHandlers } from '../types.js';
 import * as agents from './agents.js';
-import { createPool, preparingQueryable } from './connection.js';
+import { createPool, DEFAULT_TIMEOUT_MS, preparingQueryable } from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
 import { guard } from './driver-errors.js';
@@ -26,8 +26,13 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** How long the LISTEN connection's test notification may take at start. Default 2000 ms. */
   listenProbeTimeoutMs?: number;
-  /** Interval of the LISTEN connection's keep-alive query, 0 = none. Default 30000 ms. */
+  /**
+   * Interval of the LISTEN connection's keep-alive query (`SELECT 1`, which must answer within the
+   * same time), 0 = none. Default 5000 ms: a silently dead peer is noticed within about 10 s.
+   */
   listenKeepAliveMs?: number;
+  /** The deadline of every call (STORE_TIMEOUT). Default 10000 ms. */
+  timeoutMs?: number;
 }
 
 /** The URL without its password, also when the password is given as a query parameter. */
@@ -44,7 +49,8 @@ function describeUrl(url: string): string {
 
 export function createPostgresStore(options: PostgresStoreOptions): Store {
   const names = makeNames(options.schema);
-  const pool = createPool(options.url, options.poolSize ?? 4);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const pool = createPool(options.url, options.poolSize ?? 4, timeoutMs);
   // Every statement below is one fixed text: prepared once per connection (see preparingQueryable).
   const db = preparingQueryable(pool);
   const watches = new Set<{ close(): Promise<void> }>();
@@ -98,7 +104,8 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           names,
           pool,
           probeTimeoutMs: options.listenProbeTimeoutMs ?? 2_000,
-          keepAliveMs: options.listenKeepAliveMs ?? 30_000,
+          keepAliveMs: options.listenKeepAliveMs ?? 5_000,
+          timeoutMs,
         },
         handlers,
       );
