@@ -11,7 +11,7 @@ import { type Logger, pino } from 'pino';
 
 import { type Config, loadConfig } from '../config.js';
 import { PauseExpiry } from '../control/expiry.js';
-import { LOST_AFTER_HEARTBEATS } from '../control/fleet.js';
+import { heartbeatAgeMs, LOST_AFTER_HEARTBEATS } from '../control/fleet.js';
 import { ControlPlane } from '../control/plane.js';
 import { ControlWatcher, type ControlWatcherStatus } from '../control/watcher.js';
 import { describeError, PullingAgentError } from '../errors.js';
@@ -139,6 +139,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       store: () => this.store,
       logger: this.logger,
       heartbeatIntervalMs: this.settings.heartbeatIntervalMs,
+      leaseMs: this.settings.leaseTimeoutMs,
       controlPollingIntervalMs: this.settings.controlPollingIntervalMs,
       accept: async (state) => (this.#watcher ? this.#watcher.accept(state) : false),
       watchMode: () => this.#watcher?.status.watchMode ?? 'polling',
@@ -406,7 +407,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         (a) =>
           a.agent_id === this.settings.agentId &&
           a.instance_id !== this.instanceId &&
-          Date.now() - a.heartbeat_at.getTime() <= lostAfterMs,
+          heartbeatAgeMs(a) <= lostAfterMs,
       );
       if (others.length === 0) return;
       this.logger.warn(

@@ -165,7 +165,7 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     upsertAgent: (heartbeat) =>
       run('writing a heartbeat', (h) => agents.upsertAgent(h.registry, heartbeat, maxTimeMS)),
     removeAgent: (instanceId) => run('removing an agent', (h) => agents.removeAgent(h.registry, instanceId)),
-    listAgents: () => run('listing agents', (h) => agents.listAgents(h.registry, maxTimeMS)),
+    listAgents: () => run('listing agents', (h) => agents.listAgents(h.registry, h.clock, maxTimeMS)),
     pruneAgents: (olderThanMs) =>
       run('pruning agents', (h) => agents.pruneAgents(h.registry, h.clock, olderThanMs)),
 

@@ -55,10 +55,30 @@ export function createPool(url: string, size: number, timeoutMs = DEFAULT_TIMEOU
   return pool;
 }
 
+/**
+ * PgBouncer refuses start-up parameters it does not know (`unsupported startup parameter:
+ * statement_timeout`) unless told to ignore them: the first such refusal drops statement_timeout
+ * from the pool's settings for good (query_timeout, client-side, still bounds every call), and
+ * says whether the call should be tried again.
+ */
+export function dropRefusedStartupParameter(pool: pg.Pool, error: unknown): boolean {
+  if (!/unsupported startup parameter: statement_timeout/i.test((error as Error | null)?.message ?? '')) {
+    return false;
+  }
+  // Concurrent calls that failed the same way are tried again too (once: the caller's retry).
+  delete (pool as unknown as { options: pg.PoolConfig }).options.statement_timeout;
+  return true;
+}
+
 /** SQLSTATEs of a prepared statement missing from, or already on, the server connection. */
 const NOT_PREPARED_HERE = new Set(['26000', '42P05']);
 
 export interface PreparingQueryable extends Queryable {
+  /** One query as is, without the start-up parameter fallback. */
+  send<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
   /** Whether statements are still sent as named prepared statements. */
   readonly preparing: boolean;
 }
@@ -86,7 +106,18 @@ export function preparingQueryable(pool: pg.Pool): PreparingQueryable {
     get preparing() {
       return preparing;
     },
-    async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) {
+    async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+      text: string,
+      values?: unknown[],
+    ): Promise<pg.QueryResult<R>> {
+      try {
+        return await this.send<R>(text, values);
+      } catch (error) {
+        if (!dropRefusedStartupParameter(pool, error)) throw error;
+        return this.send<R>(text, values);
+      }
+    },
+    async send<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) {
       if (!preparing) return pool.query<R>(text, values);
       try {
         return await pool.query<R>({ name: nameOf(text), text, values });

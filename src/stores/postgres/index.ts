@@ -6,7 +6,12 @@ import { WatchUnavailableError } from '../../errors.js';
 import { redactUrl } from '../../redact.js';
 import type { Store, WatchHandlers } from '../types.js';
 import * as agents from './agents.js';
-import { createPool, DEFAULT_TIMEOUT_MS, preparingQueryable } from './connection.js';
+import {
+  createPool,
+  DEFAULT_TIMEOUT_MS,
+  dropRefusedStartupParameter,
+  preparingQueryable,
+} from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
 import { guard } from './driver-errors.js';
@@ -62,7 +67,10 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
 
     init: () =>
       guard('migrating the schema', async () => {
-        const client = await pool.connect();
+        const client = await pool.connect().catch(async (error: unknown) => {
+          if (!dropRefusedStartupParameter(pool, error)) throw error;
+          return pool.connect();
+        });
         let failure: unknown;
         try {
           await migrate(client, names);
@@ -86,7 +94,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     ping: () =>
       guard('pinging', async () => {
         const started = performance.now();
-        await pool.query('SELECT 1');
+        await db.query('SELECT 1');
         return performance.now() - started;
       }),
 

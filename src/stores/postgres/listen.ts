@@ -54,7 +54,14 @@ export async function openControlWatch(
   handlers: WatchHandlers,
 ): Promise<ControlWatch> {
   const { names } = options;
-  const client = new pg.Client(clientConfig(options.url, 'pulling-agent listen', options.timeoutMs));
+  // No statement_timeout (PgBouncer would refuse it before saying why LISTEN cannot work there):
+  // the connection runs LISTEN and its keep-alive only, each bounded by query_timeout.
+  const { statement_timeout: _unused, ...config } = clientConfig(
+    options.url,
+    'pulling-agent listen',
+    options.timeoutMs,
+  );
+  const client = new pg.Client(config);
   const probeToken = `${PROBE_PREFIX}${randomUUID()}`;
   let state: 'starting' | 'open' | 'closed' = 'starting';
   let keepAliveTimer: NodeJS.Timeout | undefined;
