@@ -99,6 +99,11 @@ export const ENV_SCHEMA = Type.Object({
   LEASE_TIMEOUT: Seconds(60, 'Seconds a claim is held without renewal before other agents may take it.', 1),
   SHUTDOWN_TIMEOUT: Seconds(30, 'Seconds a shutdown waits for running handlers before aborting them.', 0),
   HEARTBEAT_INTERVAL: Seconds(5, 'Seconds between registry heartbeats.', 0.1),
+  STORE_TIMEOUT: Seconds(
+    10,
+    'Seconds one store call may take before it fails as unavailable and its connection is discarded.',
+    0.1,
+  ),
   AGENT_RETENTION: Seconds(
     3600,
     'Seconds after its last heartbeat before a lost agent leaves the registry.',
@@ -182,6 +187,8 @@ export interface Config {
   leaseTimeoutMs: number;
   shutdownTimeoutMs: number;
   heartbeatIntervalMs: number;
+  /** The deadline of every store call (STORE_TIMEOUT). */
+  storeTimeoutMs: number;
   agentRetentionMs: number;
   agentId: string;
   handler: string | undefined;
@@ -303,6 +310,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Readon
     leaseTimeoutMs: env.LEASE_TIMEOUT * 1000,
     shutdownTimeoutMs: env.SHUTDOWN_TIMEOUT * 1000,
     heartbeatIntervalMs: env.HEARTBEAT_INTERVAL * 1000,
+    storeTimeoutMs: env.STORE_TIMEOUT * 1000,
     agentRetentionMs: env.AGENT_RETENTION * 1000,
     agentId: env.AGENT_ID ?? hostname(),
     handler: env.HANDLER,

@@ -92,6 +92,24 @@ export class StoreUnavailableError extends PullingAgentError {
   }
 }
 
+/**
+ * A store call that missed its deadline (STORE_TIMEOUT): unavailable like any other outage (same
+ * code, same retries), told apart so that the agent can count it. The connection it used has been
+ * discarded by the store; the next call gets a fresh one.
+ */
+export class StoreTimeoutError extends StoreUnavailableError {
+  readonly timedOut = true;
+  constructor(what: string, cause: unknown) {
+    super(what, cause);
+    this.name = 'StoreTimeoutError';
+  }
+}
+
+/** Whether an error is a missed store deadline (StoreTimeoutError, also across module copies). */
+export function isStoreTimeout(error: unknown): boolean {
+  return error instanceof StoreTimeoutError || (error as { timedOut?: unknown } | null)?.timedOut === true;
+}
+
 export class InvalidControlStateError extends PullingAgentError {
   constructor(problem: string) {
     super('PA_INVALID_CONTROL_STATE', `control document global_control is malformed: ${problem}`, {

@@ -171,6 +171,12 @@ export function createMetrics(agent: Agent): Registry {
   );
   mirroredCounter(
     registry,
+    'store_timeouts_total',
+    'Store calls that missed their deadline (STORE_TIMEOUT): failed as unavailable, their connection discarded.',
+    () => agent.stats.storeTimeouts,
+  );
+  mirroredCounter(
+    registry,
     'leases_lapsed_total',
     'Documents given up because their lease could have run out without a renewal (a running handler is aborted).',
     () => agent.stats.leasesLapsed,

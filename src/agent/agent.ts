@@ -11,7 +11,7 @@ import { type Logger, pino } from 'pino';
 
 import { type Config, loadConfig } from '../config.js';
 import { PauseExpiry } from '../control/expiry.js';
-import { LOST_AFTER_HEARTBEATS } from '../control/fleet.js';
+import { heartbeatAgeMs, LOST_AFTER_HEARTBEATS } from '../control/fleet.js';
 import { ControlPlane } from '../control/plane.js';
 import { ControlWatcher, type ControlWatcherStatus } from '../control/watcher.js';
 import { describeError, PullingAgentError } from '../errors.js';
@@ -24,6 +24,7 @@ import { Heartbeat } from './heartbeat.js';
 import { type AgentState, isReady, nextState } from './lifecycle.js';
 import { type ControlFileWatch, watchControlFile } from './local-control.js';
 import { type DocumentHandler, type DocumentOutcome, Pipeline, type RuntimeStats } from './pipeline.js';
+import { countStoreTimeouts } from './store-timeouts.js';
 import { MinuteCounts } from './throughput.js';
 
 /** The settings that concern the agent itself (the HTTP server's are the CLI's business). */
@@ -52,6 +53,8 @@ export interface AgentOptions extends Partial<AgentSettings> {
 export interface AgentStats extends RuntimeStats {
   startedAt: Date;
   lastHeartbeatAt: Date | null;
+  /** Store calls that missed their deadline (STORE_TIMEOUT). */
+  storeTimeouts: number;
   appliedVersion: number;
   appliedAt: Date | null;
 }
@@ -131,6 +134,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       startedAt: new Date(),
       lastBatchAt: null,
       lastHeartbeatAt: null,
+      storeTimeouts: 0,
       appliedVersion: -1,
       appliedAt: null,
     };
@@ -138,6 +142,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       store: () => this.store,
       logger: this.logger,
       heartbeatIntervalMs: this.settings.heartbeatIntervalMs,
+      leaseMs: this.settings.leaseTimeoutMs,
       controlPollingIntervalMs: this.settings.controlPollingIntervalMs,
       accept: async (state) => (this.#watcher ? this.#watcher.accept(state) : false),
       watchMode: () => this.#watcher?.status.watchMode ?? 'polling',
@@ -151,12 +156,28 @@ export class Agent extends EventEmitter<AgentEvents> {
   get state(): AgentState {
     return this.#state;
   }
-  /** Readiness: running, or also paused with READINESS_WHEN_PAUSED=ready. */
+  /**
+   * Readiness: running, or also paused with READINESS_WHEN_PAUSED=ready, and the heartbeat written
+   * within the last LOST_AFTER_HEARTBEATS intervals (else the fleet already counts it lost).
+   */
   get ready(): boolean {
-    if (!this.#adopted) return false;
-    return (
-      isReady(this.#state) || (this.#state === 'paused' && this.settings.readinessWhenPaused === 'ready')
-    );
+    return this.readiness.ready;
+  }
+  /** Readiness with, when not ready, why. */
+  get readiness(): { ready: boolean; reason: string | null } {
+    if (!this.#adopted) return { ready: false, reason: 'the cluster control state is not adopted yet' };
+    const stateReady =
+      isReady(this.#state) || (this.#state === 'paused' && this.settings.readinessWhenPaused === 'ready');
+    if (!stateReady) return { ready: false, reason: `the agent is ${this.#state}` };
+    const stale = this.#heartbeat?.staleMs ?? 0;
+    const limit = this.settings.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS;
+    if (stale > limit) {
+      return {
+        ready: false,
+        reason: `the heartbeat could not be written for ${Math.round(stale / 100) / 10}s (more than ${LOST_AFTER_HEARTBEATS} heartbeat intervals): the fleet counts this agent lost`,
+      };
+    }
+    return { ready: true, reason: null };
   }
   /** True once the cluster state (or, without distributed control, the initial state) is adopted. */
   get adopted(): boolean {
@@ -203,7 +224,14 @@ export class Agent extends EventEmitter<AgentEvents> {
    */
   async start(): Promise<void> {
     const s = this.settings;
-    this.#store ??= await openStore(s.store);
+    if (!this.#store) {
+      const opened = await openStore(s.store, { timeoutMs: s.storeTimeoutMs });
+      this.#store = countStoreTimeouts(opened, {
+        logger: this.logger,
+        timeoutMs: s.storeTimeoutMs,
+        onTimeout: () => this.#stats.storeTimeouts++,
+      });
+    }
     await this.#retry('initialising the store', () => this.store.init());
     if (this.#exiting) return;
 
@@ -214,6 +242,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         eventDriven: s.eventDriven,
         pollingIntervalMs: s.controlPollingIntervalMs,
         reconcileIntervalMs: s.controlReconcileIntervalMs,
+        readTimeoutMs: s.storeTimeoutMs,
         onState: (state) => this.#applyCluster(state),
         onDocuments: (announced) => this.notifyDocuments(announced),
       });
@@ -243,6 +272,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       snapshot: () => this.snapshot(),
       logger: this.logger,
       onError: () => this.#stats.storeErrors++,
+      timeoutMs: Math.min(s.storeTimeoutMs, s.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS),
     });
     this.#pipeline = new Pipeline({
       store: this.store,
@@ -384,7 +414,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         (a) =>
           a.agent_id === this.settings.agentId &&
           a.instance_id !== this.instanceId &&
-          Date.now() - a.heartbeat_at.getTime() <= lostAfterMs,
+          heartbeatAgeMs(a) <= lostAfterMs,
       );
       if (others.length === 0) return;
       this.logger.warn(

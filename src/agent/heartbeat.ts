@@ -4,6 +4,7 @@
 
 import type { Logger } from 'pino';
 
+import { OneAtATime, SkippedCallError } from '../control/deadline.js';
 import { describeError } from '../errors.js';
 import type { AgentHeartbeat, Store } from '../stores/types.js';
 
@@ -15,6 +16,11 @@ export interface HeartbeatOptions {
   snapshot(): AgentHeartbeat;
   logger: Logger;
   onError(): void;
+  /**
+   * The deadline of one write (STORE_TIMEOUT); default the interval. A write that has not answered
+   * by then fails, and the next beat is skipped while it is still unsettled.
+   */
+  timeoutMs?: number;
 }
 
 const PRUNE_EVERY = 12;
@@ -28,17 +34,27 @@ export class Heartbeat {
   #stopped = false;
   #lastAt: Date | null = null;
   #failing = false;
+  #startedAt: number | null = null;
+  readonly #write1: OneAtATime;
 
   constructor(options: HeartbeatOptions) {
     this.#o = options;
+    this.#write1 = new OneAtATime('writing a heartbeat', options.timeoutMs ?? options.intervalMs);
   }
 
   get lastAt(): Date | null {
     return this.#lastAt;
   }
 
+  /** Milliseconds since the last heartbeat written (or since start, before the first); 0 before start. */
+  get staleMs(): number {
+    const since = this.#lastAt?.getTime() ?? this.#startedAt;
+    return since === null ? 0 : Math.max(0, Date.now() - since);
+  }
+
   start(): void {
     this.#stopped = false;
+    this.#startedAt ??= Date.now();
     void this.beat();
   }
 
@@ -65,7 +81,7 @@ export class Heartbeat {
   async #write(): Promise<void> {
     const { store, logger } = this.#o;
     try {
-      await store.upsertAgent(this.#o.snapshot());
+      await this.#write1.run(() => store.upsertAgent(this.#o.snapshot()));
       this.#lastAt = new Date();
       if (this.#failing) logger.info('Heartbeat written again');
       this.#failing = false;
@@ -74,7 +90,7 @@ export class Heartbeat {
         if (pruned > 0) logger.info({ pruned }, 'Removed agents that stopped heartbeating');
       }
     } catch (error) {
-      this.#o.onError();
+      if (!(error instanceof SkippedCallError)) this.#o.onError();
       if (!this.#failing) logger.warn(`Heartbeat failed: ${describeError(error)}`);
       this.#failing = true;
     }

@@ -6,6 +6,7 @@
 
 import type { Logger } from 'pino';
 
+import { withDeadline } from '../control/deadline.js';
 import { describeError } from '../errors.js';
 import type { ClaimedDocument, Store } from '../stores/types.js';
 
@@ -29,6 +30,8 @@ export interface LeaseKeeperOptions {
   onStoreError(): void;
   /** A holding whose lease may have run out; the keeper has already forgotten it. */
   onLapse(holding: Holding): void;
+  /** The deadline of one renewal (STORE_TIMEOUT); default a third of the lease. */
+  timeoutMs?: number;
 }
 
 export class LeaseKeeper {
@@ -94,17 +97,27 @@ export class LeaseKeeper {
     this.#renewing = true;
     const holdings = [...this.#held.values()];
     const sent = performance.now();
+    const call = this.#o.store.extendLeases(
+      holdings.map((h) => ({ id: h.document.id, token: h.document.token })),
+      this.#o.leaseMs,
+    );
+    // Still "renewing" until the store answers, also after the deadline: the next renewal is
+    // skipped rather than queued behind a hung one. A late success still extends the leases.
+    call
+      .then(
+        () => {
+          for (const h of holdings) h.leaseEnds = Math.max(h.leaseEnds, sent + this.#o.leaseMs);
+        },
+        () => undefined,
+      )
+      .finally(() => {
+        this.#renewing = false;
+      });
     try {
-      await this.#o.store.extendLeases(
-        holdings.map((h) => ({ id: h.document.id, token: h.document.token })),
-        this.#o.leaseMs,
-      );
-      for (const h of holdings) h.leaseEnds = sent + this.#o.leaseMs;
+      await withDeadline(call, this.#o.timeoutMs ?? this.#o.leaseMs / 3, 'extending leases');
     } catch (error) {
       this.#o.onStoreError();
       this.#o.logger.warn(`Could not extend leases: ${describeError(error)}`);
-    } finally {
-      this.#renewing = false;
     }
   }
 

@@ -37,6 +37,13 @@ export interface FleetSummary {
   stragglers: string[];
   /** agent_ids held by more than one live process: a configuration mistake worth showing. */
   duplicate_agent_ids: string[];
+  /**
+   * For pause and shutdown: agents that became lost while they reported documents in flight, so
+   * may still run handlers until their leases run out; each written
+   * `<agent_id> (lost while holding documents; its leases may run until <time>)`. They count as
+   * stragglers until their last heartbeat is older than the lost threshold plus the lease.
+   */
+  unconfirmed: string[];
 }
 
 export interface FleetView {
@@ -53,15 +60,34 @@ export function shortInstanceId(instanceId: string): string {
   return instanceId.slice(0, 8);
 }
 
+/** How old a record's heartbeat is: by the store's clock when it says, else by ours. */
+export function heartbeatAgeMs(
+  record: Pick<AgentRecord, 'heartbeat_at' | 'heartbeat_age_ms'>,
+  now = Date.now(),
+) {
+  return Math.max(0, record.heartbeat_age_ms ?? now - record.heartbeat_at.getTime());
+}
+
+export interface DescribeFleetOptions {
+  /** Our clock, only for records without heartbeat_age_ms. */
+  now?: number;
+  /** LEASE_TIMEOUT: how long a lost agent's leases may still run. Without it, lost is drained. */
+  leaseMs?: number;
+}
+
 export function describeFleet(
   control: Pick<ControlState, 'command' | 'version'>,
   records: AgentRecord[],
   heartbeatIntervalMs: number,
-  now = Date.now(),
+  options: DescribeFleetOptions | number = {},
 ): FleetView {
+  const { now = Date.now(), leaseMs } = typeof options === 'number' ? { now: options } : options;
   const lostAfterMs = heartbeatIntervalMs * LOST_AFTER_HEARTBEATS;
+  const needsDrain = control.command !== 'running';
+  // Lost while holding documents, and its leases may not have run out: not known to be drained.
+  const unconfirmed: { agent: FleetAgent; until: Date }[] = [];
   const agents = records.map((r): FleetAgent => {
-    const age = Math.max(0, now - r.heartbeat_at.getTime());
+    const age = heartbeatAgeMs(r, now);
     return {
       agent_id: r.agent_id,
       instance_id: r.instance_id,
@@ -79,8 +105,13 @@ export function describeFleet(
       counters: r.counters,
     };
   });
+  agents.forEach((a, i) => {
+    const age = heartbeatAgeMs(records[i]!, now);
+    if (!needsDrain || leaseMs === undefined || a.state !== 'lost' || !a.batch_in_flight) return;
+    if (age > lostAfterMs + leaseMs) return;
+    unconfirmed.push({ agent: a, until: new Date(Date.now() + (lostAfterMs + leaseMs - age)) });
+  });
   const live = agents.filter((a) => a.state !== 'lost');
-  const needsDrain = control.command !== 'running';
   const done = (a: FleetAgent) => a.applied_version >= control.version && (!needsDrain || !a.batch_in_flight);
   const liveById = new Map<string, number>();
   for (const a of live) liveById.set(a.agent_id, (liveById.get(a.agent_id) ?? 0) + 1);
@@ -95,8 +126,12 @@ export function describeFleet(
       lost: agents.length - live.length,
       applied: live.filter((a) => a.applied_version >= control.version).length,
       drained: live.filter((a) => !a.batch_in_flight).length,
-      stragglers: live.filter((a) => !done(a)).map(label),
+      stragglers: [...live.filter((a) => !done(a)).map(label), ...unconfirmed.map((u) => u.agent.agent_id)],
       duplicate_agent_ids: duplicated.sort(),
+      unconfirmed: unconfirmed.map(
+        (u) =>
+          `${u.agent.agent_id} (lost while holding documents; its leases may run until ${u.until.toISOString()})`,
+      ),
     },
     agents,
   };
@@ -104,6 +139,8 @@ export function describeFleet(
 
 export interface BarrierResult {
   complete: boolean;
+  /** Why it is not complete when no straggler says so (no live agent at all), else null. */
+  reason: string | null;
   timed_out: boolean;
   waited_ms: number;
   summary: FleetSummary;
@@ -121,18 +158,29 @@ export async function waitForBarrier(options: {
   state: Pick<ControlState, 'command' | 'version'>;
   timeoutMs: number;
   heartbeatIntervalMs: number;
+  /** LEASE_TIMEOUT: agents lost while holding documents count until their leases may have run out. */
+  leaseMs?: number;
   pollMs?: number;
   signal?: AbortSignal;
 }): Promise<BarrierResult> {
-  const { store, state, timeoutMs, heartbeatIntervalMs, pollMs = 25, signal } = options;
+  const { store, state, timeoutMs, heartbeatIntervalMs, leaseMs, pollMs = 25, signal } = options;
   const started = Date.now();
   for (;;) {
-    const view = describeFleet(state, await store.listAgents(), heartbeatIntervalMs);
+    const view = describeFleet(state, await store.listAgents(), heartbeatIntervalMs, {
+      ...(leaseMs !== undefined && { leaseMs }),
+    });
     const waited = Date.now() - started;
-    const complete = view.summary.stragglers.length === 0;
+    // No live agent at all (not even the one answering) confirms nothing for a pause or a resume;
+    // after a shutdown an empty registry is what done looks like (every agent left cleanly).
+    const reason =
+      view.summary.live === 0 && state.command !== 'shutdown'
+        ? 'no live agent in the registry has confirmed it (not even this one)'
+        : null;
+    const complete = view.summary.stragglers.length === 0 && reason === null;
     if (complete || waited >= timeoutMs || signal?.aborted) {
       return {
         complete,
+        reason,
         timed_out: !complete,
         waited_ms: waited,
         summary: view.summary,

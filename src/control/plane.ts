@@ -11,6 +11,7 @@ import {
   type BarrierResult,
   describeFleet,
   type FleetView,
+  heartbeatAgeMs,
   LOST_AFTER_HEARTBEATS,
   waitForBarrier,
 } from './fleet.js';
@@ -43,6 +44,8 @@ export interface ControlPlaneOptions {
   store: () => Store;
   logger: Logger;
   heartbeatIntervalMs: number;
+  /** LEASE_TIMEOUT, for agents lost while holding documents. */
+  leaseMs?: number;
   controlPollingIntervalMs: number;
   /** Applies a state this agent wrote itself through its version gate (no re-read). */
   accept(state: ControlState): Promise<boolean>;
@@ -98,6 +101,7 @@ export class ControlPlane {
       state,
       timeoutMs,
       heartbeatIntervalMs: this.#o.heartbeatIntervalMs,
+      ...(this.#o.leaseMs !== undefined && { leaseMs: this.#o.leaseMs }),
     });
   }
 
@@ -105,12 +109,14 @@ export class ControlPlane {
   async fleet(): Promise<FleetView> {
     const store = this.#o.store();
     const [state, records] = await Promise.all([store.readControl(), store.listAgents()]);
-    return describeFleet(state, records, this.#o.heartbeatIntervalMs);
+    return describeFleet(state, records, this.#o.heartbeatIntervalMs, {
+      ...(this.#o.leaseMs !== undefined && { leaseMs: this.#o.leaseMs }),
+    });
   }
 
-  #live<T extends { heartbeat_at: Date }>(records: T[]): T[] {
+  #live<T extends { heartbeat_at: Date; heartbeat_age_ms?: number }>(records: T[]): T[] {
     const lostAfterMs = this.#o.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS;
-    return records.filter((r) => Date.now() - r.heartbeat_at.getTime() <= lostAfterMs);
+    return records.filter((r) => heartbeatAgeMs(r) <= lostAfterMs);
   }
 }
 

@@ -10,6 +10,7 @@ import { describeError, InvalidControlStateError, WatchUnavailableError } from '
 import type { ControlState } from '../model/control.js';
 import type { WatchMode } from '../model/watch.js';
 import type { ControlWatch, Store } from '../stores/types.js';
+import { OneAtATime } from './deadline.js';
 import { VersionGate } from './gate.js';
 
 export interface ControlWatcherOptions {
@@ -27,6 +28,11 @@ export interface ControlWatcherOptions {
   /** Delays of the upgrade-back attempts (tests shorten them). */
   retryBaseMs?: number;
   retryMaxMs?: number;
+  /**
+   * The deadline of one control read (STORE_TIMEOUT); default the polling interval. While a read
+   * that missed it is still unsettled, the next one is skipped rather than queued behind it.
+   */
+  readTimeoutMs?: number;
 }
 
 export interface ControlWatcherStatus {
@@ -63,8 +69,14 @@ export class ControlWatcher {
   #lastError: string | null = null;
   #lastWatchReason: string | null = null;
 
+  readonly #reads: OneAtATime;
+
   constructor(options: ControlWatcherOptions) {
     this.#o = options;
+    this.#reads = new OneAtATime(
+      'reading the control document',
+      options.readTimeoutMs ?? options.pollingIntervalMs,
+    );
   }
 
   get status(): ControlWatcherStatus {
@@ -152,10 +164,12 @@ export class ControlWatcher {
     const { store, logger } = this.#o;
     try {
       const version =
-        announced !== undefined && this.#gate.isNew(announced) ? announced : await store.readControlVersion();
+        announced !== undefined && this.#gate.isNew(announced)
+          ? announced
+          : await this.#reads.run(() => store.readControlVersion());
       this.#lastCheckAt = new Date();
       if (this.#gate.isNew(version)) {
-        const state = await store.readControl();
+        const state = await this.#reads.run(() => store.readControl());
         const decision = this.#gate.offer(state);
         if (decision.apply) await this.#o.onState(state);
       } else if (version < this.#gate.appliedVersion) {

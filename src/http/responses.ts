@@ -101,6 +101,12 @@ export const FleetSummaryJson = Type.Object({
   duplicate_agent_ids: Type.Array(Type.String(), {
     description: 'agent_ids held by more than one live process: a configuration mistake.',
   }),
+  unconfirmed: Type.Optional(
+    Type.Array(Type.String(), {
+      description:
+        'For pause and shutdown: agents lost while holding documents, whose leases may still run (`<agent_id> (lost while holding documents; its leases may run until <time>)`); they count as stragglers until then.',
+    }),
+  ),
 });
 
 export const FleetBody = Type.Object({

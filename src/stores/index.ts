@@ -7,18 +7,29 @@ import type { Store } from './types.js';
 
 export type { Store } from './types.js';
 
+export interface OpenStoreOptions {
+  /** The deadline of every store call (STORE_TIMEOUT); each store's default (10 s) when absent. */
+  timeoutMs?: number;
+}
+
 /** Creates (but does not initialise) the store for a target. */
-export async function openStore(target: StoreTarget): Promise<Store> {
+export async function openStore(target: StoreTarget, options: OpenStoreOptions = {}): Promise<Store> {
+  const timeout = options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {};
   switch (target.kind) {
     case 'sqlite':
-      return createSqliteStore({ path: target.path });
+      return createSqliteStore({ path: target.path, ...timeout });
     case 'postgres': {
       const { createPostgresStore } = await import('./postgres/index.js');
-      return createPostgresStore({ url: target.url, schema: target.schema });
+      return createPostgresStore({ url: target.url, schema: target.schema, ...timeout });
     }
     case 'mongodb': {
       const { createMongoStore } = await import('./mongodb/index.js');
-      return createMongoStore({ url: target.url, database: target.database, collection: target.collection });
+      return createMongoStore({
+        url: target.url,
+        database: target.database,
+        collection: target.collection,
+        ...timeout,
+      });
     }
   }
 }

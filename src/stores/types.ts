@@ -134,9 +134,15 @@ export interface AgentRecord {
   recent?: MinuteCount[];
   /** Set by the store's clock on every upsert. */
   heartbeat_at: Date;
+  /**
+   * How old heartbeat_at is by the store's own clock when listAgents read it (never negative), so
+   * that the fleet view does not depend on the reading agent's clock. Every store fills it;
+   * optional for records made by hand.
+   */
+  heartbeat_age_ms?: number;
 }
 
-export type AgentHeartbeat = Omit<AgentRecord, 'heartbeat_at'>;
+export type AgentHeartbeat = Omit<AgentRecord, 'heartbeat_at' | 'heartbeat_age_ms'>;
 
 /** An event-driven watch on the control document, opened by Store.watchControl. */
 export interface ControlWatch {

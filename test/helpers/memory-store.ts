@@ -155,9 +155,9 @@ export function createMemoryStore(): MemoryStore {
       agents.delete(instanceId);
     },
     async listAgents() {
-      return [...agents.values()].sort(
-        (a, b) => a.agent_id.localeCompare(b.agent_id) || a.instance_id.localeCompare(b.instance_id),
-      );
+      return [...agents.values()]
+        .sort((a, b) => a.agent_id.localeCompare(b.agent_id) || a.instance_id.localeCompare(b.instance_id))
+        .map((a) => ({ ...a, heartbeat_age_ms: Math.max(0, now() - a.heartbeat_at.getTime()) }));
     },
     async pruneAgents(olderThanMs) {
       let n = 0;

@@ -232,6 +232,14 @@ export function describeStore(
     });
 
     describe('agent registry', () => {
+      it("gives each row's heartbeat age by the store's clock: small and non-negative right after an upsert", async () => {
+        await a.upsertAgent(heartbeat('agent-1'));
+        const [row] = await b.listAgents();
+        assert.equal(typeof row!.heartbeat_age_ms, 'number');
+        assert.ok(row!.heartbeat_age_ms! >= 0, `age ${row!.heartbeat_age_ms}`);
+        assert.ok(row!.heartbeat_age_ms! < 5_000, `age ${row!.heartbeat_age_ms}`);
+      });
+
       it('upserts, lists with the store heartbeat time, removes and prunes', async () => {
         await a.upsertAgent(heartbeat('agent-1'));
         await b.upsertAgent(

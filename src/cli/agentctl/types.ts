@@ -33,7 +33,7 @@ export type ControlState = Tolerant<Static<typeof ControlStateJson>, 'on_behalf_
 
 export type AgentRow = Tolerant<Static<typeof FleetAgentJson>, 'reported_state' | 'instance_id'>;
 
-export type FleetSummary = Tolerant<Static<typeof FleetSummaryJson>, 'duplicate_agent_ids'>;
+export type FleetSummary = Tolerant<Static<typeof FleetSummaryJson>, 'duplicate_agent_ids' | 'unconfirmed'>;
 
 /** GET /api/cluster/agents, and the data of the `agents` event. */
 export type AgentsView = Omit<Static<typeof FleetBody>, 'agents' | 'summary'> & {

@@ -71,6 +71,12 @@ function expiryOf(expiresIn: string | undefined): Date | null {
   return new Date(Date.now() + ms);
 }
 
+/** The stragglers, a lost one with why it counts (its leases may still run). */
+function namedStragglers(summary: { stragglers: string[]; unconfirmed?: string[] }): string {
+  const why = new Map((summary.unconfirmed ?? []).map((u) => [u.slice(0, u.indexOf(' (')), u]));
+  return summary.stragglers.map((s) => why.get(s) ?? s).join(', ');
+}
+
 /**
  * For the group of /api/cluster/* routes (the events stream included): 503 on an agent started
  * with ENABLE_DISTRIBUTED_CONTROL=false. A hook of the group's plugin, so no other route runs it.
@@ -140,7 +146,9 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
           ...body,
           ...errorBody(
             'PA_WAIT_TIMEOUT',
-            `version ${state.version} was written, but after ${barrier.waited_ms} ms ${barrier.summary.stragglers.length} agent(s) had not ${what}: ${barrier.summary.stragglers.join(', ')}`,
+            barrier.summary.stragglers.length === 0 && barrier.reason !== null
+              ? `version ${state.version} was written, but after ${barrier.waited_ms} ms ${barrier.reason}`
+              : `version ${state.version} was written, but after ${barrier.waited_ms} ms ${barrier.summary.stragglers.length} agent(s) had not ${what}: ${namedStragglers(barrier.summary)}`,
           ),
           barrier,
         };

@@ -15,6 +15,7 @@ const ReadinessBody = Type.Object({
   ready: Type.Boolean(),
   state: Type.String(),
   timestamp: Type.String({ format: 'date-time' }),
+  reason: Type.Optional(Type.String({ description: 'Why the agent is not ready (503 only).' })),
 });
 const StoreStatusBody = Type.Object(
   { reachable: Type.Boolean(), status: Type.String(), store: Type.String() },
@@ -48,10 +49,13 @@ export function statusRoutes(app: App, { agent, publicConfig, security }: RouteO
       },
     },
     async (_request, reply) => {
-      const ready = agent.ready;
-      return reply
-        .status(ready ? 200 : 503)
-        .send({ ready, state: agent.state, timestamp: new Date().toISOString() });
+      const { ready, reason } = agent.readiness;
+      return reply.status(ready ? 200 : 503).send({
+        ready,
+        state: agent.state,
+        timestamp: new Date().toISOString(),
+        ...(reason !== null && { reason }),
+      });
     },
   );
 

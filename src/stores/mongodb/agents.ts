@@ -20,12 +20,13 @@ export async function ensureRegistry(registry: Collection<LooseDocument>): Promi
 export async function upsertAgent(
   registry: Collection<LooseDocument>,
   heartbeat: AgentHeartbeat,
+  maxTimeMS?: number,
 ): Promise<void> {
   const write = () =>
     registry.updateOne(
       { _id: heartbeat.instance_id },
       { $set: { ...heartbeat }, $currentDate: { heartbeat_at: true } },
-      { upsert: true },
+      { upsert: true, ...(maxTimeMS !== undefined && { maxTimeMS }) },
     );
   try {
     await write();
@@ -71,9 +72,20 @@ function toRecord(doc: Document): AgentRecord | null {
 }
 
 /** Every registered process, by agent id then instance id; documents that do not read as a heartbeat are skipped. */
-export async function listAgents(registry: Collection<LooseDocument>): Promise<AgentRecord[]> {
-  const docs = await registry.find({}, { sort: { agent_id: 1, _id: 1 } }).toArray();
-  return docs.map(toRecord).filter((r): r is AgentRecord => r !== null);
+export async function listAgents(
+  registry: Collection<LooseDocument>,
+  clock: ServerClock,
+  maxTimeMS?: number,
+): Promise<AgentRecord[]> {
+  const docs = await registry
+    .find({}, { sort: { agent_id: 1, _id: 1 }, ...(maxTimeMS !== undefined && { maxTimeMS }) })
+    .toArray();
+  // heartbeat_at is the server's ($currentDate); its age by the server's clock as estimated.
+  const now = (await clock.now()).getTime();
+  return docs
+    .map(toRecord)
+    .filter((r): r is AgentRecord => r !== null)
+    .map((r) => ({ ...r, heartbeat_age_ms: Math.max(0, now - r.heartbeat_at.getTime()) }));
 }
 
 export async function pruneAgents(

@@ -7,12 +7,14 @@ import {
   type MongoClientOptions,
   MongoError,
   MongoNetworkError,
+  MongoNetworkTimeoutError,
+  MongoOperationTimeoutError,
   MongoServerSelectionError,
   MongoTopologyClosedError,
   type ObjectId,
 } from 'mongodb';
 
-import { ConfigError, PullingAgentError, StoreUnavailableError } from '../../errors.js';
+import { ConfigError, PullingAgentError, StoreTimeoutError, StoreUnavailableError } from '../../errors.js';
 
 /** An _id the store can name: ObjectId, string or integer. */
 export type DocId = ObjectId | string | number;
@@ -27,20 +29,38 @@ export interface LooseDocument {
   [field: string]: any;
 }
 
-/** Defaults that keep an agent's footprint small; a value given in the URL's query wins. */
-const CLIENT_DEFAULTS: MongoClientOptions = {
-  appName: 'pulling-agent',
-  maxPoolSize: 5,
-  minPoolSize: 0,
-  serverSelectionTimeoutMS: 5_000,
-  connectTimeoutMS: 5_000,
-};
+/** The deadline of one store call when none is configured (STORE_TIMEOUT). */
+export const DEFAULT_TIMEOUT_MS = 10_000;
 
-export function createClient(url: string, overrides: MongoClientOptions = {}): MongoClient {
+/**
+ * Defaults that keep an agent's footprint small and bound every call by `timeoutMs`: a server
+ * that cannot be selected, a connection that does not open, a socket that stays silent (the driver
+ * then discards that connection, and the next call opens another). A value given in the URL's
+ * query wins.
+ */
+export function clientDefaults(timeoutMs = DEFAULT_TIMEOUT_MS): MongoClientOptions {
+  const ms = Math.max(1, Math.round(timeoutMs));
+  return {
+    appName: 'pulling-agent',
+    maxPoolSize: 5,
+    minPoolSize: 0,
+    serverSelectionTimeoutMS: Math.min(5_000, ms),
+    connectTimeoutMS: Math.min(5_000, ms),
+    // Above maxTimeMS (the server's own bound) and the change stream's maxAwaitTimeMS, so that a
+    // slow but living server answers with its error first.
+    socketTimeoutMS: ms + Math.min(2_000, ms),
+  };
+}
+
+export function createClient(
+  url: string,
+  overrides: MongoClientOptions = {},
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): MongoClient {
   const query = url.includes('?') ? url.slice(url.indexOf('?') + 1).toLowerCase() : '';
   const inUrl = new Set(query.split('&').map((pair) => pair.split('=')[0] ?? ''));
   const defaults = Object.fromEntries(
-    Object.entries(CLIENT_DEFAULTS).filter(([key]) => !inUrl.has(key.toLowerCase())),
+    Object.entries(clientDefaults(timeoutMs)).filter(([key]) => !inUrl.has(key.toLowerCase())),
   );
   return new MongoClient(url, { ...defaults, ...overrides });
 }
@@ -54,13 +74,15 @@ export function createClient(url: string, overrides: MongoClientOptions = {}): M
 export class MongoConnection {
   readonly #url: string;
   readonly #options: MongoClientOptions;
+  readonly #timeoutMs: number;
   #client: MongoClient | null = null;
   #connecting: Promise<MongoClient> | null = null;
   #closed = false;
 
-  constructor(url: string, options: MongoClientOptions = {}) {
+  constructor(url: string, options: MongoClientOptions = {}, timeoutMs = DEFAULT_TIMEOUT_MS) {
     this.#url = url;
     this.#options = options;
+    this.#timeoutMs = timeoutMs;
   }
 
   get closed(): boolean {
@@ -70,7 +92,7 @@ export class MongoConnection {
   async client(): Promise<MongoClient> {
     if (this.#client) return this.#client;
     this.#connecting ??= (async () => {
-      const client = createClient(this.#url, this.#options);
+      const client = createClient(this.#url, this.#options, this.#timeoutMs);
       try {
         await client.connect();
       } catch (error) {
@@ -134,7 +156,20 @@ const TRANSIENT_CODES = new Set([
   13435, // NotPrimaryNoSecondaryOk
   13436, // NotPrimaryOrSecondary
   133, // FailedToSatisfyReadPreference
+  50, // MaxTimeMSExpired: the call's deadline (STORE_TIMEOUT)
 ]);
+
+/** A missed deadline: the server's maxTimeMS, a silent socket, no server selectable in time. */
+export function isTimeout(error: unknown): boolean {
+  if (
+    error instanceof MongoNetworkTimeoutError ||
+    error instanceof MongoOperationTimeoutError ||
+    error instanceof MongoServerSelectionError
+  ) {
+    return true;
+  }
+  return error instanceof MongoError && error.code === 50;
+}
 
 export function isUnreachable(error: unknown): boolean {
   if (error instanceof MongoNetworkError || error instanceof MongoServerSelectionError) return true;
@@ -155,6 +190,7 @@ export async function guard<T>(what: string, operation: () => Promise<T>): Promi
     return await operation();
   } catch (error) {
     if (error instanceof PullingAgentError || !isUnreachable(error)) throw error;
+    if (isTimeout(error)) throw new StoreTimeoutError(what, error);
     throw new StoreUnavailableError(what, error);
   }
 }

@@ -82,14 +82,26 @@ function tryVersion(raw: unknown): number | undefined {
   }
 }
 
-export async function readControlVersion(control: Collection<LooseDocument>): Promise<number> {
+/** `maxTimeMS`: the server gives up on the read after this (STORE_TIMEOUT); absent = no limit. */
+export async function readControlVersion(
+  control: Collection<LooseDocument>,
+  maxTimeMS?: number,
+): Promise<number> {
   return parseControlVersion(
-    await control.findOne({ _id: CONTROL_ID }, { projection: { version: 1, _id: 0 } }),
+    await control.findOne(
+      { _id: CONTROL_ID },
+      { projection: { version: 1, _id: 0 }, ...(maxTimeMS !== undefined && { maxTimeMS }) },
+    ),
   );
 }
 
-export async function readControl(control: Collection<LooseDocument>): Promise<ControlState> {
-  return parseControlState(await control.findOne({ _id: CONTROL_ID }));
+export async function readControl(
+  control: Collection<LooseDocument>,
+  maxTimeMS?: number,
+): Promise<ControlState> {
+  return parseControlState(
+    await control.findOne({ _id: CONTROL_ID }, maxTimeMS !== undefined ? { maxTimeMS } : {}),
+  );
 }
 
 export async function listHistory(

@@ -14,6 +14,7 @@ import { type ChangeStreamOptions, watchControlChanges } from './changeStream.js
 import { ServerClock } from './clock.js';
 import {
   checkCollectionName,
+  DEFAULT_TIMEOUT_MS,
   guard,
   type LooseDocument,
   MongoConnection,
@@ -38,6 +39,8 @@ export interface MongoStoreOptions {
   /** Extra driver options (tests shorten timeouts). */
   clientOptions?: MongoClientOptions;
   changeStream?: ChangeStreamOptions;
+  /** The deadline of every call (STORE_TIMEOUT): maxTimeMS, socketTimeoutMS. Default 10000 ms. */
+  timeoutMs?: number;
 }
 
 /** The URL without its password, also inside authMechanismProperties. */
@@ -61,7 +64,14 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     agents.REGISTRY_COLLECTION,
     documents.CLAIMS_COLLECTION,
   ]);
-  const connection = new MongoConnection(options.url, options.clientOptions);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const maxTimeMS = Math.max(1, Math.round(timeoutMs));
+  const connection = new MongoConnection(options.url, options.clientOptions, timeoutMs);
+  // The change stream's server-side wait, well inside the socket's timeout.
+  const changeStream: ChangeStreamOptions = {
+    maxAwaitTimeMS: Math.min(1_000, maxTimeMS),
+    ...options.changeStream,
+  };
   let handles: Handles | null = null;
   const watches = new Set<ControlWatch>();
   let closing: Promise<void> | undefined;
@@ -129,14 +139,14 @@ export function createMongoStore(options: MongoStoreOptions): Store {
       }),
 
     readControlVersion: () =>
-      run('reading the control version', (h) => control.readControlVersion(h.control)),
-    readControl: () => run('reading the control state', (h) => control.readControl(h.control)),
+      run('reading the control version', (h) => control.readControlVersion(h.control, maxTimeMS)),
+    readControl: () => run('reading the control state', (h) => control.readControl(h.control, maxTimeMS)),
     writeCommand: (input) => run('writing a command', (h) => control.writeCommand(h.control, h.clock, input)),
     listHistory: (limit) => run('reading the history', (h) => control.listHistory(h.control, limit)),
 
     async watchControl(handlers: WatchHandlers) {
       const h = await run('opening a change stream', connect);
-      const watch = await watchControlChanges(h.control, handlers, options.changeStream);
+      const watch = await watchControlChanges(h.control, handlers, changeStream);
       if (closing) {
         await watch.close();
         throw new StoreUnavailableError('opening a change stream', new Error('the store is closed'));
@@ -152,9 +162,10 @@ export function createMongoStore(options: MongoStoreOptions): Store {
       };
     },
 
-    upsertAgent: (heartbeat) => run('writing a heartbeat', (h) => agents.upsertAgent(h.registry, heartbeat)),
+    upsertAgent: (heartbeat) =>
+      run('writing a heartbeat', (h) => agents.upsertAgent(h.registry, heartbeat, maxTimeMS)),
     removeAgent: (instanceId) => run('removing an agent', (h) => agents.removeAgent(h.registry, instanceId)),
-    listAgents: () => run('listing agents', (h) => agents.listAgents(h.registry)),
+    listAgents: () => run('listing agents', (h) => agents.listAgents(h.registry, h.clock, maxTimeMS)),
     pruneAgents: (olderThanMs) =>
       run('pruning agents', (h) => agents.pruneAgents(h.registry, h.clock, olderThanMs)),
 

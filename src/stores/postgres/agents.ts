@@ -19,6 +19,7 @@ interface AgentRow {
   started_at: Date;
   counters: Record<string, number>;
   heartbeat_at: Date;
+  heartbeat_age_ms: number;
 }
 
 // The minutes of the last hour (AgentHeartbeat.recent) ride in the counters jsonb as numbers,
@@ -85,7 +86,11 @@ export async function removeAgent(db: Queryable, n: Names, instanceId: string): 
 }
 
 export async function listAgents(db: Queryable, n: Names): Promise<AgentRecord[]> {
-  const { rows } = await db.query<AgentRow>(`SELECT * FROM ${n.agents} ORDER BY agent_id, instance_id`);
+  // The age by the server's clock, not the reader's.
+  const { rows } = await db.query<AgentRow>(
+    `SELECT *, (EXTRACT(EPOCH FROM (clock_timestamp() - heartbeat_at)) * 1000)::float8 AS heartbeat_age_ms
+       FROM ${n.agents} ORDER BY agent_id, instance_id`,
+  );
   return rows.map((r) => ({
     agent_id: r.agent_id,
     instance_id: r.instance_id,
@@ -99,6 +104,7 @@ export async function listAgents(db: Queryable, n: Names): Promise<AgentRecord[]
     started_at: r.started_at,
     ...splitCounters(r.counters),
     heartbeat_at: r.heartbeat_at,
+    heartbeat_age_ms: Math.max(0, Number(r.heartbeat_age_ms)),
   }));
 }
 

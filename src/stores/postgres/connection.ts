@@ -13,20 +13,41 @@ export interface Queryable {
   ): Promise<pg.QueryResult<R>>;
 }
 
-export function clientConfig(url: string, applicationName: string): pg.ClientConfig {
+/** The deadline of one store call when none is configured (STORE_TIMEOUT). */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+/**
+ * Every connection's settings, the listen connection's too. `timeoutMs` bounds each call twice:
+ * the server cancels a statement that runs longer (`statement_timeout`, SQLSTATE 57014), and the
+ * client gives up on an answer that does not come (`query_timeout`, a little later, for a server
+ * or network that went silent). A pool query that fails either way releases its client with the
+ * error, which destroys it (pg-pool's `release(err)`): the next call has a fresh connection.
+ */
+export function clientConfig(
+  url: string,
+  applicationName: string,
+  timeoutMs = DEFAULT_TIMEOUT_MS,
+): pg.ClientConfig {
+  const ms = Math.max(1, Math.round(timeoutMs));
   return {
     connectionString: url,
     application_name: applicationName,
     // A server that does not answer within this is unavailable, rather than hanging the caller.
-    connectionTimeoutMillis: 10_000,
+    connectionTimeoutMillis: ms,
+    statement_timeout: ms,
+    query_timeout: ms + Math.min(1_000, ms),
     // Notice a dead peer on idle connections, above all the listen connection.
     keepAlive: true,
-    keepAliveInitialDelayMillis: 10_000,
+    keepAliveInitialDelayMillis: 5_000,
   };
 }
 
-export function createPool(url: string, size: number): pg.Pool {
-  const pool = new pg.Pool({ ...clientConfig(url, 'pulling-agent'), max: size, idleTimeoutMillis: 30_000 });
+export function createPool(url: string, size: number, timeoutMs = DEFAULT_TIMEOUT_MS): pg.Pool {
+  const pool = new pg.Pool({
+    ...clientConfig(url, 'pulling-agent', timeoutMs),
+    max: size,
+    idleTimeoutMillis: 30_000,
+  });
   // An idle client whose server went away emits 'error' on the pool, which would crash the process
   // if nobody listened. The pool has already discarded that client; the next query reconnects or
   // fails with an error that the store reports as StoreUnavailableError.
@@ -34,10 +55,30 @@ export function createPool(url: string, size: number): pg.Pool {
   return pool;
 }
 
+/**
+ * PgBouncer refuses start-up parameters it does not know (`unsupported startup parameter:
+ * statement_timeout`) unless told to ignore them: the first such refusal drops statement_timeout
+ * from the pool's settings for good (query_timeout, client-side, still bounds every call), and
+ * says whether the call should be tried again.
+ */
+export function dropRefusedStartupParameter(pool: pg.Pool, error: unknown): boolean {
+  if (!/unsupported startup parameter: statement_timeout/i.test((error as Error | null)?.message ?? '')) {
+    return false;
+  }
+  // Concurrent calls that failed the same way are tried again too (once: the caller's retry).
+  delete (pool as unknown as { options: pg.PoolConfig }).options.statement_timeout;
+  return true;
+}
+
 /** SQLSTATEs of a prepared statement missing from, or already on, the server connection. */
 const NOT_PREPARED_HERE = new Set(['26000', '42P05']);
 
 export interface PreparingQueryable extends Queryable {
+  /** One query as is, without the start-up parameter fallback. */
+  send<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
   /** Whether statements are still sent as named prepared statements. */
   readonly preparing: boolean;
 }
@@ -65,7 +106,18 @@ export function preparingQueryable(pool: pg.Pool): PreparingQueryable {
     get preparing() {
       return preparing;
     },
-    async query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) {
+    async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+      text: string,
+      values?: unknown[],
+    ): Promise<pg.QueryResult<R>> {
+      try {
+        return await this.send<R>(text, values);
+      } catch (error) {
+        if (!dropRefusedStartupParameter(pool, error)) throw error;
+        return this.send<R>(text, values);
+      }
+    },
+    async send<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) {
       if (!preparing) return pool.query<R>(text, values);
       try {
         return await pool.query<R>({ name: nameOf(text), text, values });

@@ -2,7 +2,7 @@
 // StoreUnavailableError, so that the agent keeps its state and retries; anything else (a bug, a
 // constraint, a dropped table) is rethrown unchanged.
 
-import { PullingAgentError, StoreUnavailableError } from '../../errors.js';
+import { PullingAgentError, StoreTimeoutError, StoreUnavailableError } from '../../errors.js';
 
 /** Socket errors from Node while connecting or talking to the server. */
 const SOCKET_CODES = new Set([
@@ -28,6 +28,17 @@ const SQLSTATE = /^(08|53|57P0[1-4]|28|3D000$|25006$)/;
 /** Errors node-postgres raises itself, without a code, when a connection ends or cannot be had. */
 const DRIVER_MESSAGES =
   /Connection terminated|connection timeout|timeout exceeded when trying to connect|is not queryable|Query read timeout/i;
+
+/**
+ * A missed deadline: the client's query_timeout, the server's statement_timeout (57014, which is
+ * also a cancel by hand or by pg_cancel_backend; both mean "try again"), or a connection that
+ * could not be had in time.
+ */
+export function isTimeout(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  if ((error as { code?: unknown }).code === '57014') return true;
+  return /Query read timeout|timeout exceeded when trying to connect|connection timeout/i.test(error.message);
+}
 
 export function isUnreachable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
@@ -58,6 +69,7 @@ export async function guard<T>(what: string, operation: () => Promise<T>): Promi
         error,
       );
     }
+    if (isTimeout(error)) throw new StoreTimeoutError(what, error);
     if (!isUnreachable(error)) throw error;
     throw new StoreUnavailableError(what, error);
   }

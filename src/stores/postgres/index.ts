@@ -6,7 +6,12 @@ import { WatchUnavailableError } from '../../errors.js';
 import { redactUrl } from '../../redact.js';
 import type { Store, WatchHandlers } from '../types.js';
 import * as agents from './agents.js';
-import { createPool, preparingQueryable } from './connection.js';
+import {
+  createPool,
+  DEFAULT_TIMEOUT_MS,
+  dropRefusedStartupParameter,
+  preparingQueryable,
+} from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
 import { guard } from './driver-errors.js';
@@ -26,8 +31,13 @@ export interface PostgresStoreOptions {
   poolSize?: number;
   /** How long the LISTEN connection's test notification may take at start. Default 2000 ms. */
   listenProbeTimeoutMs?: number;
-  /** Interval of the LISTEN connection's keep-alive query, 0 = none. Default 30000 ms. */
+  /**
+   * Interval of the LISTEN connection's keep-alive query (`SELECT 1`, which must answer within the
+   * same time), 0 = none. Default 5000 ms: a silently dead peer is noticed within about 10 s.
+   */
   listenKeepAliveMs?: number;
+  /** The deadline of every call (STORE_TIMEOUT). Default 10000 ms. */
+  timeoutMs?: number;
 }
 
 /** The URL without its password, also when the password is given as a query parameter. */
@@ -44,7 +54,8 @@ function describeUrl(url: string): string {
 
 export function createPostgresStore(options: PostgresStoreOptions): Store {
   const names = makeNames(options.schema);
-  const pool = createPool(options.url, options.poolSize ?? 4);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const pool = createPool(options.url, options.poolSize ?? 4, timeoutMs);
   // Every statement below is one fixed text: prepared once per connection (see preparingQueryable).
   const db = preparingQueryable(pool);
   const watches = new Set<{ close(): Promise<void> }>();
@@ -56,7 +67,10 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
 
     init: () =>
       guard('migrating the schema', async () => {
-        const client = await pool.connect();
+        const client = await pool.connect().catch(async (error: unknown) => {
+          if (!dropRefusedStartupParameter(pool, error)) throw error;
+          return pool.connect();
+        });
         let failure: unknown;
         try {
           await migrate(client, names);
@@ -80,7 +94,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     ping: () =>
       guard('pinging', async () => {
         const started = performance.now();
-        await pool.query('SELECT 1');
+        await db.query('SELECT 1');
         return performance.now() - started;
       }),
 
@@ -98,7 +112,8 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           names,
           pool,
           probeTimeoutMs: options.listenProbeTimeoutMs ?? 2_000,
-          keepAliveMs: options.listenKeepAliveMs ?? 30_000,
+          keepAliveMs: options.listenKeepAliveMs ?? 5_000,
+          timeoutMs,
         },
         handlers,
       );

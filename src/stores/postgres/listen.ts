@@ -29,8 +29,14 @@ export interface ListenOptions {
   pool: Queryable;
   /** How long the test notification may take to arrive. */
   probeTimeoutMs: number;
-  /** Interval of a `SELECT 1` on the listen connection that notices a silently dead peer (0: off). */
+  /**
+   * Interval of a `SELECT 1` on the listen connection that notices a silently dead peer (0: off);
+   * it must answer within the same time. TCP keep-alive alone takes minutes (the kernel's probes
+   * and retries) and never notices a peer that still acknowledges but does not answer.
+   */
   keepAliveMs: number;
+  /** The deadline of the connection's own statements (STORE_TIMEOUT). */
+  timeoutMs?: number;
 }
 
 class Timeout extends Error {}
@@ -48,7 +54,14 @@ export async function openControlWatch(
   handlers: WatchHandlers,
 ): Promise<ControlWatch> {
   const { names } = options;
-  const client = new pg.Client(clientConfig(options.url, 'pulling-agent listen'));
+  // No statement_timeout (PgBouncer would refuse it before saying why LISTEN cannot work there):
+  // the connection runs LISTEN and its keep-alive only, each bounded by query_timeout.
+  const { statement_timeout: _unused, ...config } = clientConfig(
+    options.url,
+    'pulling-agent listen',
+    options.timeoutMs,
+  );
+  const client = new pg.Client(config);
   const probeToken = `${PROBE_PREFIX}${randomUUID()}`;
   let state: 'starting' | 'open' | 'closed' = 'starting';
   let keepAliveTimer: NodeJS.Timeout | undefined;
@@ -86,6 +99,8 @@ export async function openControlWatch(
     if (state === 'closed') return;
     state = 'closed';
     clearTimeout(keepAliveTimer);
+    // A peer that stopped answering would never acknowledge a polite end: drop the socket.
+    (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream?.destroy();
     client.end().catch(() => undefined);
     handlers.onError(error);
   }

@@ -19,8 +19,10 @@ export function removeAgent(h: Handle, instanceId: string): void {
 
 export function listAgents(h: Handle): AgentRecord[] {
   const rows = h
-    .statement('SELECT instance_id, record, heartbeat_ms FROM agents ORDER BY agent_id, instance_id')
-    .all() as { instance_id: string; record: string; heartbeat_ms: number }[];
+    .statement(
+      `SELECT instance_id, record, heartbeat_ms, ${NOW_MS} - heartbeat_ms AS age_ms FROM agents ORDER BY agent_id, instance_id`,
+    )
+    .all() as { instance_id: string; record: string; heartbeat_ms: number; age_ms: number }[];
   return rows.flatMap((row): AgentRecord[] => {
     try {
       const { recent, ...r } = JSON.parse(row.record) as AgentRecord;
@@ -33,6 +35,7 @@ export function listAgents(h: Handle): AgentRecord[] {
           applied_at: toDateOrNull(r.applied_at),
           started_at: new Date(r.started_at),
           heartbeat_at: new Date(row.heartbeat_ms),
+          heartbeat_age_ms: Math.max(0, Number(row.age_ms)),
         },
       ];
     } catch {

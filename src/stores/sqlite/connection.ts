@@ -8,12 +8,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import Database from 'better-sqlite3';
 
-import { PullingAgentError, StoreUnavailableError } from '../../errors.js';
+import { PullingAgentError, StoreTimeoutError, StoreUnavailableError } from '../../errors.js';
 
 export const NOW_ISO = `strftime('%Y-%m-%dT%H:%M:%fZ','now')`;
 export const NOW_MS = `CAST(unixepoch('subsec') * 1000 AS INTEGER)`;
 
-const BUSY_RETRY_BUDGET_MS = 10_000;
+/** How long one call may wait for another process's lock when none is configured (STORE_TIMEOUT). */
+export const DEFAULT_TIMEOUT_MS = 10_000;
 
 function isBusy(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
@@ -41,6 +42,12 @@ export class SqliteConnection {
   constructor(
     readonly path: string,
     readonly inMemory: boolean,
+    /**
+     * The deadline of one call. A statement runs synchronously and briefly (one file, one
+     * process's statements at a time), so the only wait is another process's lock: at most 50 ms
+     * inside the library per try, retried asynchronously until this runs out.
+     */
+    readonly timeoutMs = DEFAULT_TIMEOUT_MS,
   ) {}
 
   /** The open handle, opening the file (and its directory) on first use or after close(). */
@@ -63,14 +70,15 @@ export class SqliteConnection {
 
   /** Runs a synchronous operation, retrying while another process holds the write lock. */
   async run<T>(what: string, operation: (h: Handle) => T): Promise<T> {
-    const deadline = Date.now() + BUSY_RETRY_BUDGET_MS;
+    const deadline = Date.now() + this.timeoutMs;
     let delay = 5;
     for (;;) {
       try {
         return operation(this.handle());
       } catch (error) {
         if (error instanceof PullingAgentError) throw error;
-        if (!isBusy(error) || Date.now() > deadline) throw new StoreUnavailableError(what, error);
+        if (!isBusy(error)) throw new StoreUnavailableError(what, error);
+        if (Date.now() > deadline) throw new StoreTimeoutError(what, error);
         await sleep(delay * (0.5 + Math.random()));
         delay = Math.min(delay * 2, 200);
       }

@@ -17,12 +17,14 @@ import { openFileWatch } from './watch.js';
 export interface SqliteStoreOptions {
   /** Path of the database file, or ':memory:' (then no watch and no sharing). */
   path: string;
+  /** How long one call may wait for another process's lock (STORE_TIMEOUT). Default 10000 ms. */
+  timeoutMs?: number;
 }
 
 export function createSqliteStore(options: SqliteStoreOptions): Store {
   const inMemory = options.path === ':memory:';
   const path = inMemory ? options.path : resolve(options.path);
-  const conn = new SqliteConnection(path, inMemory);
+  const conn = new SqliteConnection(path, inMemory, options.timeoutMs);
   const run = conn.run.bind(conn);
 
   return {

@@ -1,0 +1,54 @@
+// Missed store deadlines, seen from the agent: every call through the store this wraps that fails
+// with StoreTimeoutError (the store's own deadline, STORE_TIMEOUT) is counted, and the agent logs
+// one line when calls start timing out and one when a call answers again, not one per retry.
+
+import type { Logger } from 'pino';
+
+import { describeError, isStoreTimeout } from '../errors.js';
+import type { Store } from '../stores/types.js';
+
+export interface StoreTimeoutOptions {
+  logger: Logger;
+  timeoutMs: number;
+  /** One call missed its deadline. */
+  onTimeout(): void;
+}
+
+/** The same store, with its missed deadlines counted and logged once per episode. */
+export function countStoreTimeouts(store: Store, options: StoreTimeoutOptions): Store {
+  let timingOut = false;
+  const failed = (what: string, error: unknown) => {
+    if (!isStoreTimeout(error)) return;
+    options.onTimeout();
+    if (timingOut) return;
+    timingOut = true;
+    options.logger.warn(
+      `Store call missed its deadline (STORE_TIMEOUT=${options.timeoutMs / 1000}s) while ${what}: ${describeError(error)}; its connection was discarded. Further timeouts are counted in pulling_agent_store_timeouts_total until a call answers in time`,
+    );
+  };
+  const answered = () => {
+    if (!timingOut) return;
+    timingOut = false;
+    options.logger.info('Store calls answer in time again');
+  };
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function' || property === 'close' || property === 'watchControl') return value;
+      return (...args: unknown[]) => {
+        const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (!(result instanceof Promise)) return result;
+        return result.then(
+          (v: unknown) => {
+            answered();
+            return v;
+          },
+          (error: unknown) => {
+            failed(String(property), error);
+            throw error;
+          },
+        );
+      };
+    },
+  });
+}
