@@ -26,6 +26,8 @@ export interface FleetObserverOptions {
   /** The store, read when needed (an agent opens its store when it starts). */
   store: () => Store;
   heartbeatIntervalMs: number;
+  /** LEASE_TIMEOUT: how long a lost agent may still run what it held (see describeFleet). */
+  leaseMs?: number;
   /** How often to read while someone listens. */
   pollMs?: number;
   /** Send the agents table at least this often even if nothing changed (heartbeat ages move). */
@@ -79,7 +81,12 @@ export class FleetObserver {
     ]);
     const events: FleetEvent[] = [
       { event: 'control', data: controlStateToJson(control) },
-      { event: 'agents', data: describeFleet(control, records, this.#o.heartbeatIntervalMs) },
+      {
+        event: 'agents',
+        data: describeFleet(control, records, this.#o.heartbeatIntervalMs, {
+          ...(this.#o.leaseMs !== undefined && { leaseMs: this.#o.leaseMs }),
+        }),
+      },
     ];
     if (backlog) {
       const { counts, oldest_pending_age_seconds, read_at } = backlog;

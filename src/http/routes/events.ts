@@ -13,6 +13,7 @@ export function eventRoutes(app: App, { agent }: RouteOptions): void {
   const observer = new FleetObserver({
     store: () => agent.store,
     heartbeatIntervalMs: agent.settings.heartbeatIntervalMs,
+    leaseMs: agent.settings.leaseTimeoutMs,
     // Cached by the agent (one store read per 5 s at most), however many streams are open.
     backlog: () => agent.backlog.readWithin(500),
     onError: (error) => app.log.warn(`Events stream: cannot read the fleet: ${describeError(error)}`),
