@@ -25,9 +25,9 @@ import {
 } from '@opentelemetry/api';
 
 import { describeError } from '../errors.js';
+import type { DocumentStatus } from '../model/documents.js';
 import type { ClaimedDocument, Store } from '../stores/types.js';
 import { SOFTWARE_VERSION } from '../version.js';
-import type { Recorded } from './recorder.js';
 
 /** The payload field that carries a producer's trace context. */
 export const TRACE_FIELD = '_trace';
@@ -109,8 +109,10 @@ export function endHandleSpanAfter(span: Span, recorded: Promise<TracedOutcome>,
   if (span.isRecording()) void recorded.then((outcome) => endHandleSpan(span, outcome, endedAt));
 }
 
-/** The outcome a handle span carries, from what the recorder wrote. */
-export function tracedOutcome(recorded: Recorded): TracedOutcome {
+/** The outcome a handle span carries, from what the recorder wrote (its Recorded; no import, no cycle). */
+export function tracedOutcome(
+  recorded: { held: true; status: DocumentStatus } | { held: false } | { held: null },
+): TracedOutcome {
   if (recorded.held === false) return 'not_held';
   if (recorded.held === null) return 'unrecorded';
   return recorded.status === 'processed' ? 'processed' : recorded.status === 'failed' ? 'failed' : 'retried';
