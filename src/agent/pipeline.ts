@@ -18,6 +18,15 @@ import type { ClaimedDocument, ClaimOwner, HeldDocument, Store } from '../stores
 import { type Holding, LeaseKeeper } from './leases.js';
 import { OutcomeRecorder } from './recorder.js';
 import { type BackoffSettings, DEFAULT_BACKOFF, retryDelayMs } from './retry.js';
+import {
+  endHandleSpan,
+  endHandleSpanAfter,
+  inHandleSpan,
+  startHandleSpan,
+  traceClaim,
+  type TracedOutcome,
+  tracedOutcome,
+} from './tracing.js';
 
 export interface HandlerContext {
   /** Aborted when a shutdown runs out of time or the lease lapsed: stop and throw (or return) soon. */
@@ -272,7 +281,7 @@ export class Pipeline {
     this.#wokenWhileClaiming = false;
     let documents: ClaimedDocument[];
     try {
-      documents = await store.claimBatch(owner, wanted, leaseMs);
+      documents = await traceClaim(store.kind, wanted, () => store.claimBatch(owner, wanted, leaseMs));
       stats.claims++;
       this.#claimBackoffMs = 0;
     } catch (error) {
@@ -365,14 +374,17 @@ export class Pipeline {
     h.controller = controller;
     this.#active_.add(h);
     const started = performance.now();
+    const span = startHandleSpan(document);
     let outcome: { ok: true } | { ok: false; message: string; retryInMs: number };
     try {
-      await handler(document, {
-        signal: controller.signal,
-        agentId: owner.agentId,
-        attempt: document.attempts,
-        logger,
-      });
+      await inHandleSpan(span, () =>
+        handler(document, {
+          signal: controller.signal,
+          agentId: owner.agentId,
+          attempt: document.attempts,
+          logger,
+        }),
+      );
       outcome = { ok: true };
     } catch (error) {
       outcome = {
@@ -388,20 +400,21 @@ export class Pipeline {
       this.#handlerSeconds === null ? seconds : this.#handlerSeconds * (1 - EWMA) + seconds * EWMA;
     // Aborted (shutdown timeout) or lapsed: its document is someone else's business now.
     if (this.#abandoned.delete(h) || h.lapsed || !this.#leases.holds(h)) {
+      endHandleSpan(span, 'abandoned', started + seconds * 1000);
       this.#checkDrained();
       return;
     }
     h.phase = 'recording';
     h.controller = undefined;
     // The slot takes its next document now; the outcome is written in the background.
-    void this.#record(h, outcome, seconds);
+    endHandleSpanAfter(span, this.#record(h, outcome, seconds), started + seconds * 1000);
   }
 
   async #record(
     h: Holding,
     outcome: { ok: true } | { ok: false; message: string; retryInMs: number },
     seconds: number,
-  ): Promise<void> {
+  ): Promise<TracedOutcome> {
     const { stats, logger } = this.#o;
     const held: HeldDocument = { id: h.document.id, token: h.document.token };
     try {
@@ -411,7 +424,7 @@ export class Pipeline {
           stats.documentsProcessed++;
           this.#o.onHandled?.('processed', seconds);
         }
-        return;
+        return tracedOutcome(recorded);
       }
       stats.handlerErrors++;
       const recorded = await this.#recorder.fail({
@@ -431,6 +444,7 @@ export class Pipeline {
         { document: held.id, attempt: h.document.attempts + 1, status, retry_in_ms: outcome.retryInMs },
         `Handler failed: ${outcome.message}${retry}`,
       );
+      return tracedOutcome(recorded);
     } finally {
       this.#leases.forget(h);
       this.#checkDrained();

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { describeError } from '../errors.js';
 import type { DocumentStatus } from '../model/documents.js';
 import type { FailedAttempt, HeldDocument, Store } from '../stores/types.js';
+import { traceRecord } from './tracing.js';
 
 /** How long the first outcome of a group waits for others before the group is written. */
 export const DEFAULT_COMPLETION_WINDOW_MS = 2;
@@ -86,17 +87,19 @@ export class OutcomeRecorder {
   #startWrite(): void {
     const completions = this.#completions.splice(0);
     const failures = this.#failures.splice(0);
-    this.#writing = Promise.all([this.#writeCompletions(completions), this.#writeFailures(failures)])
-      .then(() => undefined)
-      .finally(() => {
-        this.#writing = null;
-        this.groups++;
-        if (this.pending > 0 && !this.#timer) this.#startWrite();
-      });
+    this.#writing = traceRecord(completions.length, failures.length, async () => {
+      const errors = await Promise.all([this.#writeCompletions(completions), this.#writeFailures(failures)]);
+      return errors[0] ?? errors[1];
+    }).finally(() => {
+      this.#writing = null;
+      this.groups++;
+      if (this.pending > 0 && !this.#timer) this.#startWrite();
+    });
   }
 
-  async #writeCompletions(group: Waiting<HeldDocument>[]): Promise<void> {
-    if (group.length === 0) return;
+  /** Resolves with the error that kept the group from being written, if any. */
+  async #writeCompletions(group: Waiting<HeldDocument>[]): Promise<string | null> {
+    if (group.length === 0) return null;
     const held = group.map((w) => w.item);
     const result = await this.#withRetries('record processed documents', () =>
       this.#o.store.completeDocuments(held),
@@ -111,13 +114,14 @@ export class OutcomeRecorder {
         );
       }
       for (const w of group) w.resolve({ held: true, status: 'processed' });
-    } else {
-      for (const w of group) w.resolve({ held: null, error: result.error });
+      return null;
     }
+    for (const w of group) w.resolve({ held: null, error: result.error });
+    return result.error;
   }
 
-  async #writeFailures(group: Waiting<FailedAttempt>[]): Promise<void> {
-    if (group.length === 0) return;
+  async #writeFailures(group: Waiting<FailedAttempt>[]): Promise<string | null> {
+    if (group.length === 0) return null;
     const failures = group.map((w) => w.item);
     const result = await this.#withRetries('record failed attempts', () =>
       this.#o.store.failDocuments(failures, this.#o.maxRetries),
@@ -127,6 +131,7 @@ export class OutcomeRecorder {
       const status = result.value[i];
       w.resolve(status ? { held: true, status } : { held: false });
     });
+    return result.ok ? null : result.error;
   }
 
   async #withRetries<T>(

@@ -46,6 +46,10 @@ func checkObject(obj runtime.Object) []string {
 		problems = append(problems, checkSelectsTemplate(o.Spec.Selector, o.Spec.Template.Labels)...)
 	case *appsv1.DaemonSet:
 		problems = append(problems, checkSelectsTemplate(o.Spec.Selector, o.Spec.Template.Labels)...)
+	case *ScaledObject:
+		problems = append(problems, checkScaledObject(o)...)
+	case *TriggerAuthentication:
+		problems = append(problems, checkTriggerAuthentication(o)...)
 	case *batchv1.CronJob:
 		if fields := strings.Fields(o.Spec.Schedule); len(fields) != 5 && !strings.HasPrefix(o.Spec.Schedule, "@") {
 			problems = append(problems, fmt.Sprintf("spec.schedule %q: expected five fields (minute hour day month weekday)", o.Spec.Schedule))
@@ -221,7 +225,7 @@ func checkTogether(objects []object) []string {
 		}
 		return found
 	}
-	var problems []string
+	problems := checkAutoscalers(objects)
 	expectOne := func(o object, selector labels.Selector) []workload {
 		found := selected(selector)
 		switch {

@@ -69,6 +69,11 @@ func hasContent(doc []byte) bool {
 
 // decodeStrict decodes one document into its API type; every strictness problem is an error.
 func decodeStrict(doc []byte) (runtime.Object, error) {
+	if keda, kind, err := isKEDA(doc); err != nil {
+		return nil, err
+	} else if keda {
+		return decodeKEDA(doc, kind)
+	}
 	obj, gvk, err := strictDecoder.Decode(doc, nil, nil)
 	if err != nil {
 		return nil, err
