@@ -16,6 +16,7 @@ import { ControlPlane } from '../control/plane.js';
 import { ControlWatcher, type ControlWatcherStatus } from '../control/watcher.js';
 import { describeError, PullingAgentError } from '../errors.js';
 import type { ControlCommand, ControlState } from '../model/control.js';
+import type { WatchMode } from '../model/watch.js';
 import { openStore } from '../stores/index.js';
 import type { AgentHeartbeat, Store } from '../stores/types.js';
 import { SOFTWARE_VERSION } from '../version.js';
@@ -201,6 +202,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       in_flight: p?.inFlight ?? 0,
       concurrency: p?.concurrency ?? this.settings.concurrency,
     };
+  }
+  /** The watch mode to report: `starting` until the cluster state is adopted and the watch is up. */
+  get watchModeShown(): WatchMode | 'starting' {
+    if (!this.#adopted) return 'starting';
+    return this.#watcher?.status.watchMode ?? 'polling';
   }
   get controlStatus(): ControlWatcherStatus | null {
     return this.#watcher?.status ?? null;

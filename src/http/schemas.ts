@@ -43,4 +43,8 @@ export const ControlStateJson = Type.Object({
   expires_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
 });
 
-export const WatchModeSchema = Type.Enum([...WATCH_MODES]);
+/**
+ * How this agent watches the control document; `starting` until it has read the cluster state and
+ * established its watch (the HTTP API answers before that, so that probes can see the agent live).
+ */
+export const WatchModeSchema = Type.Enum([...WATCH_MODES, 'starting']);

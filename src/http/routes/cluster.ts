@@ -95,7 +95,7 @@ export function clusterGuard(app: App, { agent }: RouteOptions): void {
 export function clusterRoutes(app: App, { agent, security }: RouteOptions): void {
   const settings = agent.settings;
 
-  const watchMode = () => agent.controlStatus?.watchMode ?? 'polling';
+  const watchMode = () => agent.watchModeShown;
 
   for (const { path, command, verb, role } of COMMANDS) {
     app.post(

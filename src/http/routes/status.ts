@@ -119,7 +119,7 @@ export function statusRoutes(app: App, { agent, publicConfig, security }: RouteO
         status: 'connected',
         reachable: true,
         latency_ms: Math.round(latency * 100) / 100,
-        watch_mode: control?.watchMode ?? null,
+        watch_mode: control ? agent.watchModeShown : null,
         control_error: control?.lastError ?? null,
       });
     } catch (error) {
@@ -129,7 +129,7 @@ export function statusRoutes(app: App, { agent, publicConfig, security }: RouteO
         reachable: false,
         latency_ms: null,
         error: describeError(error),
-        watch_mode: control?.watchMode ?? null,
+        watch_mode: control ? agent.watchModeShown : null,
         control_error: control?.lastError ?? null,
       });
     }
