@@ -56,9 +56,12 @@ export class SqliteConnection {
     try {
       if (!this.inMemory) mkdirSync(dirname(this.path), { recursive: true });
       const opened = new Database(this.path);
-      // Short in-library wait; longer contention is retried asynchronously so the event loop
-      // (HTTP, heartbeats) never blocks for long on another process's lock.
-      opened.pragma('busy_timeout = 50');
+      // A very short in-library wait (it blocks the event loop: handlers' timers, HTTP, heartbeats);
+      // longer contention is retried asynchronously, every few ms at most 20 ms apart, so that
+      // several agents sharing the file take turns quickly. With 50 ms here and retries up to
+      // 200 ms apart, 4 agents × 20 slots reached 0.37 of the ideal rate in the benchmark; with
+      // this, 0.65.
+      opened.pragma('busy_timeout = 5');
       opened.pragma('journal_mode = WAL');
       opened.pragma('synchronous = NORMAL');
       this.#handle = new Handle(opened);
@@ -71,7 +74,7 @@ export class SqliteConnection {
   /** Runs a synchronous operation, retrying while another process holds the write lock. */
   async run<T>(what: string, operation: (h: Handle) => T): Promise<T> {
     const deadline = Date.now() + this.timeoutMs;
-    let delay = 5;
+    let delay = 2;
     for (;;) {
       try {
         return operation(this.handle());
@@ -80,7 +83,7 @@ export class SqliteConnection {
         if (!isBusy(error)) throw new StoreUnavailableError(what, error);
         if (Date.now() > deadline) throw new StoreTimeoutError(what, error);
         await sleep(delay * (0.5 + Math.random()));
-        delay = Math.min(delay * 2, 200);
+        delay = Math.min(delay * 2, 20);
       }
     }
   }
