@@ -147,6 +147,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       controlPollingIntervalMs: this.settings.controlPollingIntervalMs,
       accept: async (state) => (this.#watcher ? this.#watcher.accept(state) : false),
       watchMode: () => this.#watcher?.status.watchMode ?? 'polling',
+      applied: () => this.#watcher?.current ?? null,
     });
     this.#expiry = new PauseExpiry(() => this.plane, this.logger);
     this.done = new Promise<void>((resolve) => {

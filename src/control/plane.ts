@@ -5,6 +5,7 @@
 
 import type { Logger } from 'pino';
 
+import { InvalidControlStateError } from '../errors.js';
 import type { ControlCommand, ControlState } from '../model/control.js';
 import type { Store } from '../stores/types.js';
 import {
@@ -51,6 +52,15 @@ export interface ControlPlaneOptions {
   accept(state: ControlState): Promise<boolean>;
   /** This agent's own watch mode. */
   watchMode(): string;
+  /** The last state this agent applied, for reads while the stored document is malformed. */
+  applied?(): ControlState | null;
+}
+
+/** The stored control state, or the last applied one with the problem while the stored one is malformed. */
+export interface ReadableControl {
+  state: ControlState;
+  /** Why the stored document could not be used (it is malformed); null when it could. */
+  control_error: string | null;
 }
 
 export class ControlPlane {
@@ -106,12 +116,28 @@ export class ControlPlane {
   }
 
   /** The fleet as the registry shows it, against the stored command. */
-  async fleet(): Promise<FleetView> {
+  async fleet(): Promise<FleetView & { control_error?: string }> {
     const store = this.#o.store();
-    const [state, records] = await Promise.all([store.readControl(), store.listAgents()]);
-    return describeFleet(state, records, this.#o.heartbeatIntervalMs, {
+    const [control, records] = await Promise.all([this.readControl(), store.listAgents()]);
+    const view = describeFleet(control.state, records, this.#o.heartbeatIntervalMs, {
       ...(this.#o.leaseMs !== undefined && { leaseMs: this.#o.leaseMs }),
     });
+    return control.control_error === null ? view : { ...view, control_error: control.control_error };
+  }
+
+  /**
+   * The stored control state. While the stored document is malformed (edited by hand), the last
+   * state this agent applied, which is what the fleet still follows, with the problem beside it:
+   * exactly when operators need to read the cluster, it must not answer 500.
+   */
+  async readControl(): Promise<ReadableControl> {
+    try {
+      return { state: await this.#o.store().readControl(), control_error: null };
+    } catch (error) {
+      const applied = this.#o.applied?.() ?? null;
+      if (!(error instanceof InvalidControlStateError) || applied === null) throw error;
+      return { state: applied, control_error: error.message };
+    }
   }
 
   #live<T extends { heartbeat_at: Date; heartbeat_age_ms?: number }>(records: T[]): T[] {

@@ -113,6 +113,12 @@ export const FleetBody = Type.Object({
   desired: Type.Object({ command: ControlCommandSchema, version: Type.Integer() }),
   summary: FleetSummaryJson,
   agents: Type.Array(FleetAgentJson),
+  control_error: Type.Optional(
+    Type.String({
+      description:
+        'Present while the stored control document is malformed: `desired` is the last state this agent applied.',
+    }),
+  ),
 });
 
 /** POST /api/documents (201): the ids in the order the documents were given. */

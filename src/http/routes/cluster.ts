@@ -165,12 +165,30 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
       schema: {
         summary: 'The current cluster command, as stored',
         response: {
-          200: Type.Intersect([ControlStateJson, Type.Object({ watch_mode: WatchModeSchema })]),
+          200: Type.Intersect([
+            ControlStateJson,
+            Type.Object({
+              watch_mode: WatchModeSchema,
+              control_error: Type.Optional(
+                Type.String({
+                  description:
+                    'Present while the stored document is malformed: the state shown is the last one this agent applied.',
+                }),
+              ),
+            }),
+          ]),
           '5xx': ErrorBody,
         },
       },
     },
-    async () => ({ ...controlStateToJson(await agent.store.readControl()), watch_mode: watchMode() }),
+    async () => {
+      const { state, control_error } = await agent.plane.readControl();
+      return {
+        ...controlStateToJson(state),
+        watch_mode: watchMode(),
+        ...(control_error !== null && { control_error }),
+      };
+    },
   );
 
   app.get(
@@ -183,7 +201,7 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
       },
     },
     async () => {
-      const state = await agent.store.readControl();
+      const { state, control_error } = await agent.plane.readControl();
       const status = agent.controlStatus;
       return {
         watch_mode: watchMode(),
@@ -196,7 +214,7 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
         reason: state.reason,
         applied_version: status?.appliedVersion ?? null,
         last_check: status?.lastCheckAt?.toISOString() ?? null,
-        control_error: status?.lastError ?? null,
+        control_error: control_error ?? status?.lastError ?? null,
       };
     },
   );
