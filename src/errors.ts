@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   PA_METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
   PA_DISTRIBUTED_CONTROL_DISABLED: { status: 503, title: 'Distributed control is disabled' },
   PA_VERSION_CONFLICT: { status: 409, title: 'Control version moved' },
+  PA_VERSION_EXHAUSTED: { status: 409, title: 'Control version cannot grow' },
   PA_STORE_UNAVAILABLE: { status: 503, title: 'Store unavailable' },
   PA_WAIT_TIMEOUT: { status: 504, title: 'Command written, agents did not all apply it in time' },
   PA_INVALID_CONTROL_STATE: { status: 500, title: 'Control document is malformed' },
@@ -77,6 +78,18 @@ export class VersionConflictError extends PullingAgentError {
       { expected_version: expected, current_version: current },
     );
     this.name = 'VersionConflictError';
+  }
+}
+
+/** A command would take the control version past 2^53 − 1, which JSON and JavaScript cannot hold. */
+export class VersionExhaustedError extends PullingAgentError {
+  constructor(current: number | bigint | string) {
+    super(
+      'PA_VERSION_EXHAUSTED',
+      `the control version ${String(current)} cannot grow past ${Number.MAX_SAFE_INTEGER} (2^53 - 1); nothing was written. Repair the control row by hand: set its version to 1 more than the highest history entry you keep, after deleting the larger ones (docs/stores.md, "A control version near 2^53")`,
+      { current_version: String(current) },
+    );
+    this.name = 'VersionExhaustedError';
   }
 }
 

@@ -5,7 +5,7 @@
 
 import { randomUUID } from 'node:crypto';
 
-import { VersionConflictError, WatchUnavailableError } from '../../src/errors.js';
+import { VersionConflictError, VersionExhaustedError, WatchUnavailableError } from '../../src/errors.js';
 import { PullingAgentError } from '../../src/errors.js';
 import { CONTROL_ID } from '../../src/model/control.js';
 import type {
@@ -58,6 +58,8 @@ export interface MemoryStore extends Store {
   advance(ms: number): void;
   /** The seed's manual wake-up: version + 1, nothing else. */
   bumpVersion(): void;
+  /** Sets the version by hand. */
+  setVersion(version: number): void;
 }
 
 export function createMemoryStore(): MemoryStore {
@@ -114,6 +116,9 @@ export function createMemoryStore(): MemoryStore {
     bumpVersion() {
       control = { ...control, version: control.version + 1 };
     },
+    setVersion(version) {
+      control = { ...control, version };
+    },
     async init() {},
     async close() {},
     async ping() {
@@ -126,12 +131,14 @@ export function createMemoryStore(): MemoryStore {
       return { ...control };
     },
     async writeCommand(input: CommandInput) {
+      const highest = Math.max(control.version, ...history.map((h) => h.version));
+      if (highest >= Number.MAX_SAFE_INTEGER) throw new VersionExhaustedError(highest);
       if (input.expectedVersion !== undefined && input.expectedVersion !== control.version) {
         throw new VersionConflictError(input.expectedVersion, control.version);
       }
       control = {
         command: input.command,
-        version: control.version + 1,
+        version: highest + 1,
         timestamp: new Date(now()),
         reason: input.reason,
         updated_by: input.updated_by,

@@ -32,6 +32,15 @@ export async function dropDatabase(url: string, database: string): Promise<void>
 }
 
 /** The seed's manual wake-up, verbatim: `db.agent_control.updateOne({_id:"global_control"}, {$inc:{version:1}})`. */
+/** Sets the control version by hand (a huge one, say), as an operator with mongosh could. */
+export async function setVersion(url: string, database: string, version: number): Promise<void> {
+  await withDb(url, database, async (db) => {
+    await db
+      .collection<{ _id: string }>('agent_control')
+      .updateOne({ _id: 'global_control' }, { $set: { version } });
+  });
+}
+
 export async function manualBump(url: string, database: string): Promise<void> {
   await withDb(url, database, async (db) => {
     await db

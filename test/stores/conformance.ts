@@ -22,6 +22,8 @@ export interface StoreHarness {
   open(): Promise<Store>;
   /** The seed's manual wake-up, done with the raw driver: version + 1, nothing else. */
   manualBump(): Promise<void>;
+  /** Sets the control version with the raw driver (a huge one, as a bad hand edit could). */
+  setVersion(version: number): Promise<void>;
   /** Drops the database/schema/file. */
   cleanup(): Promise<void>;
 }
@@ -202,6 +204,25 @@ export function describeStore(
         const state = await b.readControl();
         assert.equal(state.version, 2);
         assert.equal(state.command, 'pause');
+      });
+
+      it('resumes a fleet whose version is huge but valid, and refuses one past 2^53 − 1, changing nothing', async () => {
+        await a.writeCommand({ command: 'pause', reason: 'r', updated_by: 'u' });
+        await harness.setVersion(Number.MAX_SAFE_INTEGER - 5);
+        const resumed = await b.writeCommand({ command: 'running', reason: 'huge', updated_by: 'u' });
+        assert.equal(resumed.version, Number.MAX_SAFE_INTEGER - 4);
+        await harness.setVersion(Number.MAX_SAFE_INTEGER);
+        await assert.rejects(
+          a.writeCommand({ command: 'pause', reason: 'too far', updated_by: 'u' }),
+          (error: unknown) =>
+            (error as { code?: string }).code === 'PA_VERSION_EXHAUSTED' &&
+            /repair the control row/i.test((error as Error).message),
+        );
+        const after = await b.readControl();
+        assert.deepEqual(
+          [after.version, after.command, after.reason],
+          [Number.MAX_SAFE_INTEGER, 'running', 'huge'],
+        );
       });
 
       it('wakes a watcher when another connection writes a command, or says why it cannot watch', async (t) => {

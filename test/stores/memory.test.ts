@@ -13,6 +13,9 @@ describeStore('memory (the unit tests’ fake)', async () => {
     async manualBump() {
       shared.bumpVersion();
     },
+    async setVersion(version: number) {
+      shared.setVersion(version);
+    },
     async cleanup() {},
   };
 });

@@ -10,6 +10,7 @@ import {
   freshDatabase,
   manualBump,
   MONGODB_TEST_URI,
+  setVersion,
 } from '../helpers/mongodb.js';
 import { unavailable } from '../helpers/targets.js';
 import { describeStore, type StoreHarness } from './conformance.js';
@@ -24,6 +25,7 @@ function harness(url: string): () => Promise<StoreHarness> {
         return store;
       },
       manualBump: () => manualBump(url, database),
+      setVersion: (version: number) => setVersion(url, database, version),
       cleanup: () => dropDatabase(url, database),
     };
   };

@@ -25,6 +25,12 @@ describeStore(
           `UPDATE "${schema}".agent_control SET version = version + 1 WHERE id = 'global_control'`,
         );
       },
+      async setVersion(version: number) {
+        await rawQuery(
+          url,
+          `UPDATE "${schema}".agent_control SET version = ${BigInt(version)} WHERE id = 'global_control'`,
+        );
+      },
       async cleanup() {
         await dropSchema(url, schema);
       },

@@ -24,6 +24,11 @@ describeStore('sqlite', async () => {
       db.prepare(`UPDATE agent_control SET version = version + 1 WHERE id = 'global_control'`).run();
       db.close();
     },
+    async setVersion(version: number) {
+      const db = new Database(path);
+      db.prepare(`UPDATE agent_control SET version = ? WHERE id = 'global_control'`).run(BigInt(version));
+      db.close();
+    },
     async cleanup() {
       rmSync(dir, { recursive: true, force: true });
     },

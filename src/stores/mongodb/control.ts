@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 import type { Collection, Document } from 'mongodb';
 
-import { StoreUnavailableError, VersionConflictError } from '../../errors.js';
+import { StoreUnavailableError, VersionConflictError, VersionExhaustedError } from '../../errors.js';
 import {
   CONTROL_ID,
   parseControlState,
@@ -184,6 +184,7 @@ export async function writeCommand(
     if (input.expectedVersion !== undefined && input.expectedVersion !== current) {
       throw new VersionConflictError(input.expectedVersion, current);
     }
+    if (current >= Number.MAX_SAFE_INTEGER) throw new VersionExhaustedError(current);
     const next = current + 1;
     const entry = await claimVersion(control, next, input, token);
     if (entry !== null) {

@@ -4,7 +4,7 @@
 // The new version is also above every version in the history, so that a row deleted (and seeded
 // again at 0 by the next start) or rewound by hand never reuses a version.
 
-import { VersionConflictError } from '../../errors.js';
+import { VersionConflictError, VersionExhaustedError } from '../../errors.js';
 import {
   CONTROL_ID,
   parseControlState,
@@ -35,6 +35,7 @@ export async function writeCommand(db: Queryable, n: Names, input: CommandInput)
               on_behalf_of = $6, expires_at = $7,
               version = GREATEST(version, (SELECT COALESCE(max(version), 0) FROM ${n.history})) + 1
         WHERE id = $1 AND ($5::bigint IS NULL OR version = $5::bigint)
+          AND GREATEST(version, (SELECT COALESCE(max(version), 0) FROM ${n.history})) < ${Number.MAX_SAFE_INTEGER}
        RETURNING ${FIELDS}
      ), appended AS (
        INSERT INTO ${n.history} (${FIELDS}) SELECT ${FIELDS} FROM updated
@@ -51,7 +52,16 @@ export async function writeCommand(db: Queryable, n: Names, input: CommandInput)
     ],
   );
   if (rows[0] !== undefined) return parseControlState(rows[0]);
-  // Nothing changed: the expected version had moved on (or the row is missing, which reads as such).
+  // Nothing changed: the version cannot grow any more, or the expected version had moved on (or
+  // the row is missing, which reads as such).
+  const { rows: bases } = await db.query<{ base: string }>(
+    `SELECT GREATEST(version, (SELECT COALESCE(max(version), 0) FROM ${n.history}))::text AS base
+       FROM ${n.control} WHERE id = $1`,
+    [CONTROL_ID],
+  );
+  const base = bases[0]?.base;
+  if (base !== undefined && BigInt(base) >= BigInt(Number.MAX_SAFE_INTEGER))
+    throw new VersionExhaustedError(base);
   const current = await readControlVersion(db, n);
   throw new VersionConflictError(input.expectedVersion ?? current, current);
 }

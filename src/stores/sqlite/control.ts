@@ -1,7 +1,7 @@
 // The control row and its history. A command is one IMMEDIATE transaction: the file's write lock
 // serialises commands across processes, and the history entry is written under the same lock.
 
-import { VersionConflictError } from '../../errors.js';
+import { VersionConflictError, VersionExhaustedError } from '../../errors.js';
 import {
   CONTROL_ID,
   parseControlState,
@@ -34,6 +34,16 @@ export function writeCommand(h: Handle, input: CommandInput): ControlState {
       }
       // One above both the stored version and the newest history entry, so that a command
       // also repairs a control row broken by hand (a text version, an unknown command).
+      const base = h
+        .statement(
+          `SELECT MAX(
+             CASE WHEN typeof(version) = 'integer' AND version >= 0 THEN version ELSE 0 END,
+             COALESCE((SELECT MAX(version) FROM agent_control_history), 0)) AS base
+           FROM agent_control WHERE id = ?`,
+        )
+        .safeIntegers(true)
+        .get(CONTROL_ID) as { base: bigint } | undefined;
+      if (base && base.base >= BigInt(Number.MAX_SAFE_INTEGER)) throw new VersionExhaustedError(base.base);
       const row = h
         .statement(
           `UPDATE agent_control SET command = ?, timestamp = ${NOW_ISO}, reason = ?, updated_by = ?,
