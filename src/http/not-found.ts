@@ -17,9 +17,16 @@ export function registerNotFound(app: App): void {
 
   const refuse = async (request: FastifyRequest, reply: FastifyReply): Promise<never> => {
     const path = request.url.split('?')[0] ?? '/';
-    const allowed = [...methods].filter(
-      (method) => method !== request.method && app.findRoute({ method, url: path }) !== null,
-    );
+    // Each method the router would serve this path with, and how many path parameters its route
+    // needed: /api/documents/retry is POST's own static route, while GET and DELETE would only
+    // reach it as /api/documents/:id. Allow lists the methods of the most specific route only.
+    const matches = [...methods].flatMap((method) => {
+      if (method === request.method) return [];
+      const route = app.findRoute({ method, url: path }) as { params?: Record<string, unknown> } | null;
+      return route === null ? [] : [{ method, params: Object.keys(route.params ?? {}).length }];
+    });
+    const fewest = Math.min(...matches.map((m) => m.params));
+    const allowed = matches.filter((m) => m.params === fewest).map((m) => m.method);
     if (allowed.length === 0) {
       throw new PullingAgentError('PA_NOT_FOUND', `no endpoint ${request.method} ${path}`);
     }

@@ -36,9 +36,18 @@ export function eventRoutes(app: App, { agent }: RouteOptions): void {
         summary: 'Server-sent events: `control`, `agents` and `backlog`, on connect and on every change',
         produces: ['text/event-stream'],
         response: {
-          200: Type.String({
-            description: 'Server-sent events: `control`, `agents` and `backlog`, as docs/api.md shows.',
-          }),
+          // What one event of the stream holds (a test tool reads the stream event by event).
+          200: Type.Object(
+            {
+              id: Type.Optional(Type.String()),
+              event: Type.Optional(
+                Type.String({ description: '`control`, `agents` or `backlog`, as docs/api.md shows.' }),
+              ),
+              data: Type.String({ description: 'The event as JSON.' }),
+              retry: Type.Optional(Type.Integer()),
+            },
+            { description: 'One server-sent event of the text/event-stream answer.' },
+          ),
         },
       },
     },
