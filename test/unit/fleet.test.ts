@@ -46,9 +46,7 @@ describe('fleet view', () => {
       { command: 'pause', version: 2 },
       [record('agent-1', 'aaaaaaaa-0000'), lost],
       5_000,
-      {
-        leaseMs: 60_000,
-      },
+      { leaseMs: 60_000, now },
     );
     assert.equal(pause.summary.lost, 1);
     assert.deepEqual(pause.summary.stragglers, ['agent-2']);
@@ -62,7 +60,7 @@ describe('fleet view', () => {
       { command: 'pause', version: 2 },
       [record('agent-1', 'aaaaaaaa-0000'), { ...lost, heartbeat_age_ms: 76_000 }],
       5_000,
-      { leaseMs: 60_000 },
+      { leaseMs: 60_000, now },
     );
     assert.deepEqual(later.summary.stragglers, []);
     assert.deepEqual(later.summary.unconfirmed, []);
@@ -71,9 +69,7 @@ describe('fleet view', () => {
       { command: 'running', version: 2 },
       [record('agent-1', 'aaaaaaaa-0000'), lost],
       5_000,
-      {
-        leaseMs: 60_000,
-      },
+      { leaseMs: 60_000, now },
     );
     assert.deepEqual(resume.summary.unconfirmed, []);
   });
