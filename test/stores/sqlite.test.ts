@@ -70,29 +70,4 @@ describe('sqlite file watch', () => {
       await writer.close();
     }
   });
-
-  it('wakes once more after the last file event, so a command written by hand is read once visible', async () => {
-    const path = join(dir, 'trailing.db');
-    const watching = createSqliteStore({ path });
-    await watching.init();
-    const wakes: number[] = [];
-    const watch = await watching.watchControl({
-      onWake: () => void wakes.push(performance.now()),
-      onError: (error) => assert.fail(error),
-    });
-    try {
-      const raw = new Database(path);
-      raw.prepare(`UPDATE agent_control SET version = version + 1 WHERE id = 'global_control'`).run();
-      const written = performance.now();
-      raw.close();
-      // The events of the commit itself, then the trailing one at least 30 ms after the last event.
-      await waitFor(() => wakes.length >= 2 && (wakes.at(-1) ?? 0) - written >= 30, {
-        what: 'a trailing wake-up after the commit',
-      });
-      assert.equal(await watching.readControlVersion(), 1);
-    } finally {
-      await watch.close();
-      await watching.close();
-    }
-  });
 });

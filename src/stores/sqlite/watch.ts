@@ -14,12 +14,6 @@ import { documentsHighWater } from './documents.js';
 export const FEATURE = 'SQLite file events';
 /** One commit touches the -wal and -shm files several times within a few milliseconds. */
 const BURST_MS = 5;
-/**
- * A file event can fire before its commit is visible to a reader (a command written by hand with
- * the sqlite3 shell, say), and nothing else would read again until the next heartbeat's commit:
- * so one more wake-up follows the last event of every burst, once the writer is done.
- */
-const TRAILING_WAKE_MS = 30;
 
 export async function openFileWatch(conn: SqliteConnection, handlers: WatchHandlers): Promise<ControlWatch> {
   if (conn.inMemory) throw new WatchUnavailableError(FEATURE, 'an in-memory database has no file to watch');
@@ -29,7 +23,6 @@ export async function openFileWatch(conn: SqliteConnection, handlers: WatchHandl
   let highWater = onDocuments ? await conn.run('reading the documents sequence', documentsHighWater) : 0;
   let closed = false;
   let burst: NodeJS.Timeout | undefined;
-  let trailing: NodeJS.Timeout | undefined;
   let reading = false;
   let readAgain = false;
 
@@ -68,11 +61,6 @@ export async function openFileWatch(conn: SqliteConnection, handlers: WatchHandl
     watcher = watch(dirname(conn.path), { persistent: false }, (_event, name) => {
       if (closed || (name !== null && !name.startsWith(file))) return;
       handlers.onWake();
-      clearTimeout(trailing);
-      trailing = setTimeout(() => {
-        trailing = undefined;
-        if (!closed) handlers.onWake();
-      }, TRAILING_WAKE_MS);
       if (onDocuments && burst === undefined) {
         burst = setTimeout(() => {
           burst = undefined;
@@ -93,7 +81,6 @@ export async function openFileWatch(conn: SqliteConnection, handlers: WatchHandl
     async close() {
       closed = true;
       clearTimeout(burst);
-      clearTimeout(trailing);
       watcher.close();
     },
   };
