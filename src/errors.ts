@@ -22,6 +22,7 @@ export const ERROR_CODES = {
   PA_STORE_UNAVAILABLE: { status: 503, title: 'Store unavailable' },
   PA_WAIT_TIMEOUT: { status: 504, title: 'Command written, agents did not all apply it in time' },
   PA_INVALID_CONTROL_STATE: { status: 500, title: 'Control document is malformed' },
+  PA_INVALID_POLICY: { status: 500, title: 'Fleet policy document is malformed' },
   PA_SCHEMA_TOO_NEW: { status: 500, title: 'Store schema is newer than this agent' },
   PA_AGENT_STOPPING: { status: 409, title: 'Agent is shutting down' },
   PA_NOT_FAILED: { status: 409, title: 'Document is not failed' },
@@ -71,10 +72,11 @@ export class ConfigError extends PullingAgentError {
 }
 
 export class VersionConflictError extends PullingAgentError {
-  constructor(expected: number, current: number) {
+  /** `document` is `control` for the control document, `policy` for the fleet policy. */
+  constructor(expected: number, current: number, document: 'control' | 'policy' = 'control') {
     super(
       'PA_VERSION_CONFLICT',
-      `expected control version ${expected} but the current version is ${current}`,
+      `expected ${document} version ${expected} but the current version is ${current}`,
       { expected_version: expected, current_version: current },
     );
     this.name = 'VersionConflictError';
@@ -129,6 +131,14 @@ export class InvalidControlStateError extends PullingAgentError {
       problem,
     });
     this.name = 'InvalidControlStateError';
+  }
+}
+
+/** The fleet policy document (src/model/policy.ts) does not parse; agents keep the last one applied. */
+export class InvalidPolicyError extends PullingAgentError {
+  constructor(problem: string) {
+    super('PA_INVALID_POLICY', `fleet policy document fleet_policy is malformed: ${problem}`, { problem });
+    this.name = 'InvalidPolicyError';
   }
 }
 
