@@ -181,6 +181,8 @@ export interface Config {
   pollIntervalMs: number;
   batchSize: number;
   concurrency: number;
+  /** QUEUES: the queues this agent serves; null = every queue. */
+  queues?: readonly string[] | null;
   prefetch: number | 'auto';
   maxRetries: number;
   retryBackoff: Readonly<BackoffSettings>;

@@ -16,6 +16,7 @@ import { ControlPlane } from '../control/plane.js';
 import { ControlWatcher, type ControlWatcherStatus } from '../control/watcher.js';
 import { describeError, PullingAgentError } from '../errors.js';
 import type { ControlCommand, ControlState } from '../model/control.js';
+import type { FleetPolicy } from '../model/policy.js';
 import type { WatchMode } from '../model/watch.js';
 import { openStore } from '../stores/index.js';
 import type { AgentHeartbeat, Store } from '../stores/types.js';
@@ -25,7 +26,9 @@ import { Heartbeat } from './heartbeat.js';
 import { type AgentState, isReady, nextState } from './lifecycle.js';
 import { type ControlFileWatch, watchControlFile } from './local-control.js';
 import { type DocumentHandler, type DocumentOutcome, Pipeline, type RuntimeStats } from './pipeline.js';
+import { PolicyFollower } from './policy.js';
 import { countStoreTimeouts } from './store-timeouts.js';
+import { ClaimGovernor } from './throttle.js';
 import { MinuteCounts } from './throughput.js';
 
 /** The settings that concern the agent itself (the HTTP server's are the CLI's business). */
@@ -94,6 +97,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   #stopping: Promise<void> | null = null;
   readonly #stats: AgentStats;
   readonly #expiry: PauseExpiry;
+  /** What claims may take under the fleet policy (QUEUES, paused queues, throttles). */
+  readonly #governor: ClaimGovernor;
+  /** Follows the fleet policy document. */
+  readonly #policy: PolicyFollower;
   /** Issues cluster commands and reads the fleet: the one way commands are written. */
   readonly plane: ControlPlane;
   /** Documents by status and the oldest waiting one, read at most every 5 s. */
@@ -148,6 +155,20 @@ export class Agent extends EventEmitter<AgentEvents> {
       accept: async (state) => (this.#watcher ? this.#watcher.accept(state) : false),
       watchMode: () => this.#watcher?.status.watchMode ?? 'polling',
       applied: () => this.#watcher?.current ?? null,
+      acceptPolicy: (policy) => void this.#policy.accept(policy),
+      appliedPolicy: () => this.#policy.current,
+    });
+    this.#governor = new ClaimGovernor(this.settings.queues ?? null);
+    this.#policy = new PolicyFollower({
+      store: () => this.store,
+      plane: () => this.plane,
+      governor: this.#governor,
+      logger: this.logger,
+      instanceId: this.instanceId,
+      reconcileMs: Math.min(this.settings.controlPollingIntervalMs, this.settings.heartbeatIntervalMs),
+      heartbeatIntervalMs: this.settings.heartbeatIntervalMs,
+      timeoutMs: this.settings.storeTimeoutMs,
+      onApplied: (policy, previous) => this.#applyPolicy(policy, previous),
     });
     this.#expiry = new PauseExpiry(() => this.plane, this.logger);
     this.done = new Promise<void>((resolve) => {
@@ -215,6 +236,22 @@ export class Agent extends EventEmitter<AgentEvents> {
   get controlState(): ControlState | null {
     return this.#watcher?.current ?? null;
   }
+  /** The fleet policy applied here (null before start), why the stored one is unusable, and this agent's share. */
+  get policy(): {
+    policy: FleetPolicy | null;
+    policy_error: string | null;
+    share: number;
+    live_agents: number;
+    concurrency: number;
+  } {
+    return {
+      policy: this.#policy.current,
+      policy_error: this.#policy.error,
+      share: this.#governor.share,
+      live_agents: this.#policy.liveAgents,
+      concurrency: this.#effectiveConcurrency(),
+    };
+  }
   get stats(): Readonly<AgentStats> {
     return {
       ...this.#stats,
@@ -252,8 +289,11 @@ export class Agent extends EventEmitter<AgentEvents> {
         readTimeoutMs: s.storeTimeoutMs,
         onState: (state) => this.#applyCluster(state),
         onDocuments: (announced) => this.notifyDocuments(announced),
+        onPolicy: (announced) => void this.#policy.refresh(announced),
       });
       await this.#watcher.start();
+      // Adopted before anything is claimed: a new agent never runs a paused queue or ignores a throttle.
+      await this.#policy.start();
     } else {
       this.logger.info(
         '[Distributed Control] Disabled (ENABLE_DISTRIBUTED_CONTROL=false): local control only',
@@ -285,7 +325,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       store: this.store,
       owner: { agentId: s.agentId, instanceId: this.instanceId },
       handler: this.#handler,
-      concurrency: s.concurrency,
+      concurrency: this.#effectiveConcurrency(),
       batchSize: s.batchSize,
       prefetch: s.prefetch,
       maxRetries: s.maxRetries,
@@ -301,6 +341,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       },
       // A drain barrier may be waiting for this agent: report at once that nothing is held.
       onDrained: () => void this.#heartbeat?.beat(),
+      governor: this.#governor,
+      // A queue barrier may be waiting for this agent: report at once that it holds none of a paused queue.
+      onReleased: (queue) => {
+        if (!this.#governor.serves(queue) && !this.#pipeline?.queuesInFlight().includes(queue)) {
+          void this.#heartbeat?.beat();
+        }
+      },
     });
     this.#heartbeat.start();
     void this.#warnIfNameShared();
@@ -369,7 +416,24 @@ export class Agent extends EventEmitter<AgentEvents> {
         errors: this.#stats.handlerErrors + this.#stats.storeErrors,
       },
       recent: this.#minutes.recent(),
+      ...(this.#policy.current && { applied_policy_version: this.#policy.current.version }),
+      queues_in_flight: this.#pipeline?.queuesInFlight() ?? [],
     };
+  }
+
+  /** CONCURRENCY, or the fleet throttle's lower cap. */
+  #effectiveConcurrency(): number {
+    const cap = this.#governor.concurrencyCap;
+    return cap === null ? this.settings.concurrency : Math.min(cap, this.settings.concurrency);
+  }
+
+  #applyPolicy(policy: FleetPolicy, previous: FleetPolicy | null): void {
+    const paused = Object.keys(policy.paused_queues).filter((q) => !(q in (previous?.paused_queues ?? {})));
+    this.#pipeline?.releaseQueues(paused);
+    this.#pipeline?.setConcurrency(this.#effectiveConcurrency());
+    this.#pipeline?.nudge();
+    // The fleet view (and a policy barrier) learns the applied version at once.
+    void this.#heartbeat?.beat();
   }
 
   async #applyCluster(state: ControlState): Promise<void> {
@@ -459,6 +523,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.#state === 'stopping') this.#transition({ type: 'drained' }, 'drained');
     this.#controlFile?.close();
     this.#expiry.stop();
+    this.#policy.stop();
     await this.#watcher?.stop();
     await this.#heartbeat?.stop({ instanceId: this.instanceId });
     await this.#store?.close().catch(() => undefined);

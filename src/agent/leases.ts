@@ -49,6 +49,13 @@ export class LeaseKeeper {
     return this.#held.size;
   }
 
+  /** The queues of the documents held, for the registry (a per-queue barrier waits on them). */
+  queues(): Set<string> {
+    const queues = new Set<string>();
+    for (const h of this.#held.values()) queues.add(h.document.queue);
+    return queues;
+  }
+
   /** How many are in each phase, for the registry and the API. */
   count(phase: HoldingPhase): number {
     let n = 0;

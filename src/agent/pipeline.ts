@@ -18,6 +18,7 @@ import type { ClaimedDocument, ClaimOwner, HeldDocument, Store } from '../stores
 import { type Holding, LeaseKeeper } from './leases.js';
 import { OutcomeRecorder } from './recorder.js';
 import { type BackoffSettings, DEFAULT_BACKOFF, retryDelayMs } from './retry.js';
+import type { ClaimGovernor } from './throttle.js';
 import {
   endHandleSpan,
   endHandleSpanAfter,
@@ -79,6 +80,13 @@ export interface PipelineOptions {
   onHandled?(outcome: DocumentOutcome, seconds: number): void;
   /** Nothing is held any more (every outcome written or given back) while the pipeline is stopped. */
   onDrained?(): void;
+  /**
+   * What each claim may take under the fleet policy (QUEUES, paused queues, throttles); without
+   * one, every claim takes from every queue.
+   */
+  governor?: ClaimGovernor;
+  /** A document stopped being held (its outcome written, or given back): a queue barrier may wait. */
+  onReleased?(queue: string): void;
 }
 
 const MAX_ERROR_LENGTH = 4_000;
@@ -133,6 +141,32 @@ export class Pipeline {
   }
 
   /** Documents held: buffered, running, or with their outcome being written; plus a claim on its way. */
+  /** The queues of the documents held (buffered, running, being recorded; a lapsed one still running). */
+  queuesInFlight(): string[] {
+    const queues = this.#leases.queues();
+    for (const h of this.#active_) if (!this.#abandoned.has(h)) queues.add(h.document.queue);
+    return [...queues].sort();
+  }
+
+  /** Queues just paused: their buffered documents go back to pending at once; running ones finish. */
+  releaseQueues(queues: readonly string[]): void {
+    if (queues.length === 0) return;
+    const paused = new Set(queues);
+    const back: Holding[] = [];
+    for (let i = this.#buffer.length - 1; i >= 0; i--) {
+      const h = this.#buffer[i] as Holding;
+      if (paused.has(h.document.queue)) back.unshift(...this.#buffer.splice(i, 1));
+    }
+    void this.#giveBack(back, 'released: their queue was paused');
+  }
+
+  /** The policy changed (a queue resumed, a throttle lifted): claim now instead of after a rest. */
+  nudge(): void {
+    if (!this.#running || !this.#idle) return;
+    this.#clearIdle();
+    this.#pump();
+  }
+
   get inFlight(): number {
     let lapsedRunning = 0;
     for (const h of this.#active_) if (h.lapsed && !this.#abandoned.has(h)) lapsedRunning++;
@@ -268,6 +302,8 @@ export class Pipeline {
 
   #prefetch(): number {
     const { prefetch, batchSize } = this.#o;
+    // Under a throttle, a document claimed is a document started: none waits in a buffer.
+    if (this.#o.governor?.limited) return 0;
     if (prefetch !== 'auto') return prefetch;
     if (this.#handlerSeconds === null) return 0;
     // As many as the slots finish in two claim round trips.
@@ -279,17 +315,43 @@ export class Pipeline {
     const { store, owner, leaseMs, stats, logger } = this.#o;
     const sent = performance.now();
     this.#wokenWhileClaiming = false;
-    let documents: ClaimedDocument[];
-    try {
-      documents = await traceClaim(store.kind, wanted, () => store.claimBatch(owner, wanted, leaseMs));
+    let documents: ClaimedDocument[] = [];
+    const plan = this.#o.governor?.plan(wanted) ?? { claims: [{ limit: wanted, buckets: [] }], waitMs: null };
+    if (plan.claims.length === 0) {
+      // Every queue it may claim from is paused, or waits for its throttle's next token.
+      this.#rest(plan.waitMs ?? this.#o.pollIntervalMs);
+      return;
+    }
+    let failure: unknown = null;
+    let made = 0;
+    for (const claim of plan.claims) {
+      let got: ClaimedDocument[] = [];
+      try {
+        got = await traceClaim(store.kind, claim.limit, () =>
+          store.claimBatch(owner, claim.limit, leaseMs, claim.filter),
+        );
+      } catch (error) {
+        failure = error;
+      }
+      this.#o.governor?.settle(claim, got.length);
+      made++;
+      documents = documents.concat(got);
+      if (failure !== null) break;
+    }
+    // A claim that failed leaves the ones after it unmade: their tokens go back.
+    for (const rest of plan.claims.slice(made)) this.#o.governor?.settle(rest, 0);
+    if (failure === null) {
       stats.claims++;
       this.#claimBackoffMs = 0;
-    } catch (error) {
+    } else {
       stats.storeErrors++;
       this.#claimBackoffMs = Math.min(Math.max(this.#claimBackoffMs * 2, 250), 30_000);
-      logger.warn(`Claim failed, retrying in ${this.#claimBackoffMs} ms: ${describeError(error)}`);
-      this.#rest(this.#claimBackoffMs);
-      return;
+      logger.warn(`Claim failed, retrying in ${this.#claimBackoffMs} ms: ${describeError(failure)}`);
+      // What the plan's earlier claims took is held all the same (else it would wait out its lease).
+      if (documents.length === 0) {
+        this.#rest(this.#claimBackoffMs);
+        return;
+      }
     }
     const seconds = (performance.now() - sent) / 1000;
     this.#claimSeconds = this.#claimSeconds * (1 - EWMA) + seconds * EWMA;
@@ -305,6 +367,14 @@ export class Pipeline {
     // A pause may have come while the claim was on its way: give them back at once.
     if (!this.#running) {
       await this.#giveBack(holdings, 'released on pause');
+      return;
+    }
+    // A queue paused while the claim was on its way: its documents go back at once too.
+    const governor = this.#o.governor;
+    if (governor && governor.paused.length > 0) {
+      const stopped = holdings.filter((h) => !governor.serves(h.document.queue));
+      if (stopped.length > 0) void this.#giveBack(stopped, 'released: their queue was paused');
+      this.#buffer.push(...holdings.filter((h) => governor.serves(h.document.queue)));
       return;
     }
     this.#buffer.push(...holdings);
@@ -447,6 +517,7 @@ export class Pipeline {
       return tracedOutcome(recorded);
     } finally {
       this.#leases.forget(h);
+      this.#o.onReleased?.(h.document.queue);
       this.#checkDrained();
     }
   }
@@ -469,7 +540,10 @@ export class Pipeline {
 
   async #giveBack(holdings: Holding[], why: string): Promise<void> {
     if (holdings.length === 0) return;
-    for (const h of holdings) this.#leases.forget(h);
+    for (const h of holdings) {
+      this.#leases.forget(h);
+      this.#o.onReleased?.(h.document.queue);
+    }
     try {
       const released = await this.#o.store.releaseDocuments(
         holdings.map((h) => ({ id: h.document.id, token: h.document.token })),

@@ -22,6 +22,12 @@ export interface FleetAgent {
   heartbeat_at: string;
   heartbeat_age_seconds: number;
   counters: Record<string, number>;
+  /** The fleet policy version it applies; null for an agent too old to follow one. */
+  applied_policy_version: number | null;
+  /** The queues of the documents it holds; null for an agent too old to say. */
+  queues_in_flight: string[] | null;
+  /** Its clock minus the store's, as it measured it; null when not measured. */
+  clock_offset_ms: number | null;
 }
 
 export interface FleetSummary {
@@ -103,6 +109,9 @@ export function describeFleet(
       heartbeat_at: r.heartbeat_at.toISOString(),
       heartbeat_age_seconds: Math.round(age / 100) / 10,
       counters: r.counters,
+      applied_policy_version: r.applied_policy_version ?? null,
+      queues_in_flight: r.queues_in_flight ?? null,
+      clock_offset_ms: r.clock_offset_ms ?? null,
     };
   });
   agents.forEach((a, i) => {
@@ -184,6 +193,74 @@ export async function waitForBarrier(options: {
         timed_out: !complete,
         waited_ms: waited,
         summary: view.summary,
+        agents: view.agents,
+      };
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(pollMs, timeoutMs - waited)));
+  }
+}
+
+export interface PolicyBarrierTarget {
+  /** The policy version every live agent must apply. */
+  version: number;
+  /** A queue just paused: no live agent may still hold one of its documents. */
+  pausedQueue?: string;
+}
+
+/** Live agents that have not yet complied with a policy version (and, for a queue pause, drained it). */
+export function policyStragglers(
+  target: PolicyBarrierTarget,
+  view: FleetView,
+  leaseMs?: number,
+  lostAfterMs = 0,
+): string[] {
+  const { version, pausedQueue } = target;
+  const holds = (a: FleetAgent) =>
+    pausedQueue !== undefined &&
+    // An agent too old to list its queues is holding the queue as far as anyone can tell.
+    (a.queues_in_flight === null ? a.batch_in_flight : a.queues_in_flight.includes(pausedQueue));
+  const out: string[] = [];
+  for (const a of view.agents) {
+    if (a.state === 'lost') {
+      // Lost while holding the paused queue's documents: its handlers may run until its leases end.
+      if (leaseMs !== undefined && holds(a) && a.heartbeat_age_seconds * 1000 <= lostAfterMs + leaseMs) {
+        out.push(`${a.agent_id} (lost while holding documents of queue ${pausedQueue})`);
+      }
+      continue;
+    }
+    if ((a.applied_policy_version ?? -1) < version || holds(a)) out.push(a.agent_id);
+  }
+  return out;
+}
+
+/** Waits until every live agent applies a policy version (and drained a paused queue), or the timeout. */
+export async function waitForPolicyBarrier(options: {
+  store: Store;
+  control: Pick<ControlState, 'command' | 'version'>;
+  target: PolicyBarrierTarget;
+  timeoutMs: number;
+  heartbeatIntervalMs: number;
+  leaseMs?: number;
+  pollMs?: number;
+}): Promise<BarrierResult> {
+  const { store, control, target, timeoutMs, heartbeatIntervalMs, leaseMs, pollMs = 25 } = options;
+  const started = Date.now();
+  for (;;) {
+    const view = describeFleet(control, await store.listAgents(), heartbeatIntervalMs, {
+      ...(leaseMs !== undefined && { leaseMs }),
+    });
+    const stragglers = policyStragglers(target, view, leaseMs, heartbeatIntervalMs * LOST_AFTER_HEARTBEATS);
+    const waited = Date.now() - started;
+    const reason =
+      view.summary.live === 0 ? 'no live agent in the registry has confirmed it (not even this one)' : null;
+    const complete = stragglers.length === 0 && reason === null;
+    if (complete || waited >= timeoutMs) {
+      return {
+        complete,
+        reason,
+        timed_out: !complete,
+        waited_ms: waited,
+        summary: { ...view.summary, stragglers },
         agents: view.agents,
       };
     }

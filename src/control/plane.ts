@@ -5,8 +5,9 @@
 
 import type { Logger } from 'pino';
 
-import { InvalidControlStateError } from '../errors.js';
+import { InvalidControlStateError, InvalidPolicyError, VersionConflictError } from '../errors.js';
 import type { ControlCommand, ControlState } from '../model/control.js';
+import { emptyPolicy, type FleetPolicy } from '../model/policy.js';
 import type { Store } from '../stores/types.js';
 import {
   type BarrierResult,
@@ -14,8 +15,11 @@ import {
   type FleetView,
   heartbeatAgeMs,
   LOST_AFTER_HEARTBEATS,
+  type PolicyBarrierTarget,
   waitForBarrier,
+  waitForPolicyBarrier,
 } from './fleet.js';
+import { applyPolicyRequest, type PolicyRequest } from './policy.js';
 
 export interface CommandRequest {
   command: ControlCommand;
@@ -54,7 +58,37 @@ export interface ControlPlaneOptions {
   watchMode(): string;
   /** The last state this agent applied, for reads while the stored document is malformed. */
   applied?(): ControlState | null;
+  /** Applies a policy this agent wrote itself (no re-read). */
+  acceptPolicy?(policy: FleetPolicy): void;
+  /** The last policy this agent applied, for reads while the stored one is malformed. */
+  appliedPolicy?(): FleetPolicy | null;
 }
+
+export interface PolicyCommandRequest {
+  request: PolicyRequest;
+  reason: string | null;
+  actor: string | null;
+  requestedBy?: string | undefined;
+  /** Compare-and-set on the policy version (not the control version). */
+  expectedVersion?: number | undefined;
+  expiresAt?: Date | null;
+}
+
+export interface IssuedPolicy {
+  policy: FleetPolicy;
+  agentsRegistered: number;
+  expectedDelaySeconds: number;
+  slowestWatchMode: string;
+}
+
+/** The stored policy, or the last applied one with the problem while the stored one is malformed. */
+export interface ReadablePolicy {
+  policy: FleetPolicy;
+  policy_error: string | null;
+}
+
+/** Compare-and-set attempts of a policy command that gave no expected version (others write too). */
+const POLICY_WRITE_ATTEMPTS = 8;
 
 /** The stored control state, or the last applied one with the problem while the stored one is malformed. */
 export interface ReadableControl {
@@ -104,6 +138,84 @@ export class ControlPlane {
     };
   }
 
+  /**
+   * Writes a policy command (a queue's pause or resume, a throttle): reads the policy, computes the
+   * new body above the stores, writes it by compare-and-set on the policy version, and applies it
+   * here at once. Without an expected version a conflict (another command in between) is retried
+   * on the newer policy; with one, it is the caller's 409.
+   */
+  async issuePolicy(command: PolicyCommandRequest): Promise<IssuedPolicy> {
+    const store = this.#o.store();
+    const before = await store.listAgents().catch(() => []);
+    const { actor, requestedBy } = command;
+    const author = {
+      reason: command.reason,
+      updated_by: actor ?? requestedBy ?? 'api',
+      on_behalf_of: actor && requestedBy !== undefined && requestedBy !== actor ? requestedBy : null,
+      expires_at: command.expiresAt ?? null,
+    };
+    let policy: FleetPolicy | null = null;
+    for (let attempt = 1; policy === null; attempt++) {
+      // A malformed stored policy fails here (InvalidPolicyError): it is repaired by hand first.
+      const current = await store.readPolicy();
+      if (command.expectedVersion !== undefined && command.expectedVersion !== current.version) {
+        throw new VersionConflictError(command.expectedVersion, current.version, 'policy');
+      }
+      const { body, entry } = applyPolicyRequest(current, command.request, author, current.version + 1);
+      try {
+        policy = await store.writePolicy({ expectedVersion: current.version, body, entry });
+      } catch (error) {
+        if (!(error instanceof VersionConflictError) || command.expectedVersion !== undefined) throw error;
+        if (attempt >= POLICY_WRITE_ATTEMPTS) throw error;
+      }
+    }
+    const r = command.request;
+    this.#o.logger.info(
+      {
+        policy_version: policy.version,
+        command: r.command,
+        queue: r.queue,
+        updated_by: author.updated_by,
+        reason: author.reason,
+      },
+      `[Distributed Control] ${describePolicyRequest(r)} written (policy version ${policy.version})`,
+    );
+    this.#o.acceptPolicy?.(policy);
+    const live = this.#live(before);
+    const slowest = live.some((a) => a.watch_mode === 'polling') || this.#o.watchMode() === 'polling';
+    return {
+      policy,
+      agentsRegistered: live.length,
+      slowestWatchMode: slowest ? 'polling' : this.#o.watchMode(),
+      expectedDelaySeconds: slowest
+        ? Number(((this.#o.controlPollingIntervalMs * 1.1) / 1000).toFixed(3))
+        : 1,
+    };
+  }
+
+  /** The policy barrier: every live agent applies `target.version` (and holds none of a paused queue). */
+  async waitForPolicy(target: PolicyBarrierTarget, timeoutMs: number): Promise<BarrierResult> {
+    const control = await this.readControl();
+    return waitForPolicyBarrier({
+      store: this.#o.store(),
+      control: control.state,
+      target,
+      timeoutMs,
+      heartbeatIntervalMs: this.#o.heartbeatIntervalMs,
+      ...(this.#o.leaseMs !== undefined && { leaseMs: this.#o.leaseMs }),
+    });
+  }
+
+  /** The stored policy; while it is malformed, the last one applied here with the problem beside it. */
+  async readPolicy(): Promise<ReadablePolicy> {
+    try {
+      return { policy: await this.#o.store().readPolicy(), policy_error: null };
+    } catch (error) {
+      if (!(error instanceof InvalidPolicyError)) throw error;
+      return { policy: this.#o.appliedPolicy?.() ?? emptyPolicy(), policy_error: error.message };
+    }
+  }
+
   /** The drain barrier: waits until every live agent applied `state` (and drained, unless a resume). */
   waitFor(state: Pick<ControlState, 'command' | 'version'>, timeoutMs: number): Promise<BarrierResult> {
     return waitForBarrier({
@@ -144,6 +256,16 @@ export class ControlPlane {
     const lostAfterMs = this.#o.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS;
     return records.filter((r) => heartbeatAgeMs(r) <= lostAfterMs);
   }
+}
+
+/** `Pause of queue emails`, `Throttle of the fleet to 30/s`, for logs. */
+export function describePolicyRequest(r: PolicyRequest): string {
+  if (r.command !== 'throttle') return `${r.command === 'pause' ? 'Pause' : 'Resume'} of queue ${r.queue}`;
+  const parts: string[] = [];
+  if (r.rate !== undefined) parts.push(r.rate === null ? 'rate off' : `${r.rate}/s`);
+  if (r.concurrency !== undefined)
+    parts.push(r.concurrency === null ? 'concurrency off' : `concurrency ${r.concurrency}`);
+  return `Throttle of ${r.queue === null ? 'the fleet' : `queue ${r.queue}`} (${parts.join(', ')})`;
 }
 
 export function verbOf(command: ControlCommand): string {

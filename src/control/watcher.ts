@@ -25,6 +25,10 @@ export interface ControlWatcherOptions {
   onState(state: ControlState): void | Promise<void>;
   /** New documents were stored (when the store can tell). */
   onDocuments?(announced?: { count: number }): void;
+  /** The fleet policy changed (WatchHandlers.onPolicy); stores that cannot tell wake onWake instead. */
+  onPolicy?(announced?: { version: number }): void;
+  /** Every wake-up, whatever it announced: a follower of the policy re-reads it on stores that cannot tell. */
+  onAnyWake?(): void;
   /** Delays of the upgrade-back attempts (tests shorten them). */
   retryBaseMs?: number;
   retryMaxMs?: number;
@@ -197,11 +201,15 @@ export class ControlWatcher {
     let opened: ControlWatch | null = null;
     try {
       const watch = await store.watchControl({
-        onWake: (announced) => void this.check(announced?.version),
+        onWake: (announced) => {
+          this.#o.onAnyWake?.();
+          void this.check(announced?.version);
+        },
         onError: (error) => {
           if (opened) this.#onWatchError(opened, error);
         },
         onDocuments: (announced) => this.#o.onDocuments?.(announced),
+        onPolicy: (announced) => this.#o.onPolicy?.(announced),
       });
       opened = watch;
       if (this.#stopped) {

@@ -11,6 +11,7 @@
 
 import type { ControlCommand, ControlState } from '../model/control.js';
 import type { DocumentCounts, DocumentStatus } from '../model/documents.js';
+import type { FleetPolicy, PolicyBody, PolicyHistoryEntry } from '../model/policy.js';
 import type { MinuteCount } from '../model/throughput.js';
 import type { EventDrivenMode, WatchMode } from '../model/watch.js';
 
@@ -20,6 +21,8 @@ export type { ControlCommand, ControlState } from '../model/control.js';
 export { CONTROL_COMMANDS, CONTROL_ID } from '../model/control.js';
 export type { DocumentCounts, DocumentStatus } from '../model/documents.js';
 export { DOCUMENT_STATUSES, LEASE_EXPIRED_ERROR } from '../model/documents.js';
+export type { FleetPolicy, PolicyBody, PolicyHistoryEntry } from '../model/policy.js';
+export { DEFAULT_QUEUE, POLICY_ID } from '../model/policy.js';
 export type { MinuteCount } from '../model/throughput.js';
 export type { EventDrivenMode, WatchMode } from '../model/watch.js';
 export { WATCH_MODES } from '../model/watch.js';
@@ -50,6 +53,8 @@ export interface HeldDocument {
 /** A document handed to an agent by claimBatch. */
 export interface ClaimedDocument extends HeldDocument {
   payload: unknown;
+  /** Its queue (DEFAULT_QUEUE unless it was stored with one). */
+  queue: string;
   /** Failed attempts so far (0 on the first try). */
   attempts: number;
 }
@@ -64,6 +69,7 @@ export interface FailedAttempt extends HeldDocument {
 export interface DocumentRecord {
   id: string;
   status: DocumentStatus;
+  queue: string;
   payload: unknown;
   /** Attempts that failed so far, all of them (a manual retry keeps them visible). */
   attempts: number;
@@ -89,6 +95,30 @@ export interface NewDocument {
    * another with the same key stores nothing and answers with the existing one's id.
    */
   key?: string | null;
+  /** Its queue, a valid queue name (src/model/policy.ts); DEFAULT_QUEUE when absent. */
+  queue?: string;
+}
+
+/** Which queues a claim takes from. */
+export interface ClaimFilter {
+  /** Only these queues; all queues when absent or null. An empty list claims nothing. */
+  only?: readonly string[] | null;
+  /** Never these queues (paused, or throttled and claimed apart), whatever `only` says. */
+  exclude?: readonly string[];
+}
+
+/** One queue's counts, for countQueues. */
+export interface QueueCounts {
+  queue: string;
+  counts: DocumentCounts;
+}
+
+/** What a policy command writes: the whole new body and its history entry, by compare-and-set. */
+export interface PolicyWrite {
+  /** Write only when the current policy version is this one, else VersionConflictError(…, 'policy'). */
+  expectedVersion: number;
+  body: PolicyBody;
+  entry: Omit<PolicyHistoryEntry, 'version' | 'timestamp'>;
 }
 
 export interface EnqueuedDocument {
@@ -103,6 +133,8 @@ export interface DocumentQuery {
   limit: number;
   /** The cursor a previous page answered with: documents after it, in id order. */
   after?: string | null;
+  /** One queue's documents only; every queue when absent. */
+  queue?: string;
 }
 
 export interface DocumentPage {
@@ -132,6 +164,15 @@ export interface AgentRecord {
    * first; absent from an older agent's heartbeat.
    */
   recent?: MinuteCount[];
+  /** The fleet policy version this agent applies; absent from an older agent's heartbeat. */
+  applied_policy_version?: number;
+  /** The queues of the documents it holds (buffered or running); absent from an older agent's heartbeat. */
+  queues_in_flight?: string[];
+  /**
+   * This process's clock minus the store's, in milliseconds, as the agent measured it (positive:
+   * the agent's clock is ahead); absent when not measured.
+   */
+  clock_offset_ms?: number;
   /** Set by the store's clock on every upsert. */
   heartbeat_at: Date;
   /**
@@ -169,6 +210,12 @@ export interface WatchHandlers {
    * for one document. Stores that cannot tell simply never call it.
    */
   onDocuments?(announced?: { count: number }): void;
+  /**
+   * Optional: the fleet policy document changed (a store whose event says which version was
+   * written passes it). The caller re-reads the policy. Stores that cannot tell call onWake
+   * instead, and the caller reads both.
+   */
+  onPolicy?(announced?: { version: number }): void;
 }
 
 export interface Store {
@@ -197,6 +244,14 @@ export interface Store {
    * or server cannot push changes; the caller then polls and may try again later.
    */
   watchControl(handlers: WatchHandlers): Promise<ControlWatch>;
+
+  // --- fleet policy (paused queues, throttle; src/model/policy.ts), beside the control document ---
+  /** The current policy, validated; version 0 and empty when none was ever written. Throws InvalidPolicyError. */
+  readPolicy(): Promise<FleetPolicy>;
+  /** Atomically, by compare-and-set on the version: the new body, version + 1, store timestamp, a history entry. */
+  writePolicy(write: PolicyWrite): Promise<FleetPolicy>;
+  /** Policy history entries, newest first. Entries that do not parse are skipped. */
+  listPolicyHistory(limit: number): Promise<PolicyHistoryEntry[]>;
 
   // --- agent registry ---
   /** Writes this process's row, keyed by `instance_id`. */
@@ -230,7 +285,7 @@ export interface Store {
    * document is ever held by two claims. `claimed_by` records `owner.agentId`. Documents whose
    * lease expired are not claimed here: recoverExpiredLeases counts their attempt first.
    */
-  claimBatch(owner: ClaimOwner, limit: number, leaseMs: number): Promise<ClaimedDocument[]>;
+  claimBatch(owner: ClaimOwner, limit: number, leaseMs: number, filter?: ClaimFilter): Promise<ClaimedDocument[]>;
   /** Extends the leases of documents these claims still hold; resolves with how many. */
   extendLeases(held: HeldDocument[], leaseMs: number): Promise<number>;
   /** Marks documents these claims still hold as processed; ignores the rest; resolves with how many. */
@@ -247,6 +302,8 @@ export interface Store {
   releaseDocuments(held: HeldDocument[]): Promise<number>;
   getDocument(id: string): Promise<DocumentRecord | null>;
   countDocuments(): Promise<DocumentCounts>;
+  /** Counts per queue, for every queue that has documents, by queue name. */
+  countQueues(): Promise<QueueCounts[]>;
   /** A page of documents in id order, of one status or all. */
   listDocuments(query: DocumentQuery): Promise<DocumentPage>;
   /**
