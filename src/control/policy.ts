@@ -48,9 +48,10 @@ export function checkPolicyRequest(request: PolicyRequest): void {
       `rate must be a number of documents per second above 0 and at most ${MAX_RATE}, or off; got ${String(rate)}`,
     );
   }
+  if (concurrency !== undefined && queue !== null) {
+    throw bad("concurrency caps an agent's slots for every queue: give it without queue=");
+  }
   if (concurrency !== undefined && concurrency !== null) {
-    if (queue !== null)
-      throw bad("concurrency caps an agent's slots for every queue: give it without queue=");
     if (!Number.isSafeInteger(concurrency) || concurrency < 1 || concurrency > MAX_CONCURRENCY_CAP) {
       throw bad(
         `concurrency must be a whole number from 1 to ${MAX_CONCURRENCY_CAP}, or off; got ${String(concurrency)}`,
