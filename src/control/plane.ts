@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 
 import { InvalidControlStateError, InvalidPolicyError, VersionConflictError } from '../errors.js';
 import type { ControlCommand, ControlState } from '../model/control.js';
-import { emptyPolicy, type FleetPolicy } from '../model/policy.js';
+import { emptyPolicy, type FleetPolicy, type PolicyHistoryEntry } from '../model/policy.js';
 import type { Store } from '../stores/types.js';
 import {
   type BarrierResult,
@@ -204,6 +204,11 @@ export class ControlPlane {
       heartbeatIntervalMs: this.#o.heartbeatIntervalMs,
       ...(this.#o.leaseMs !== undefined && { leaseMs: this.#o.leaseMs }),
     });
+  }
+
+  /** Policy history entries, newest first. */
+  policyHistory(limit: number): Promise<PolicyHistoryEntry[]> {
+    return this.#o.store().listPolicyHistory(limit);
   }
 
   /** The stored policy; while it is malformed, the last one applied here with the problem beside it. */

@@ -20,6 +20,7 @@ import { clusterGuard, clusterRoutes } from './routes/cluster.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { documentRoutes } from './routes/documents.js';
 import { eventRoutes } from './routes/events.js';
+import { policyRoutes } from './routes/policy.js';
 import { statusRoutes } from './routes/status.js';
 import { throughputRoutes } from './routes/throughput.js';
 import { PATTERN_RULES } from './schemas.js';
@@ -199,6 +200,11 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await app.register(async (group) => {
     clusterGuard(group, routeOptions);
     clusterRoutes(group, routeOptions);
+    policyRoutes(group, routeOptions, {
+      plane: routeOptions.agent.plane,
+      applied: () => routeOptions.agent.policy,
+      watchMode: () => routeOptions.agent.watchModeShown,
+    });
     throughputRoutes(group, routeOptions);
     await group.register(fastifySSE, { heartbeatInterval: 15_000 });
     eventRoutes(group, routeOptions);

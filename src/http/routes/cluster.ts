@@ -9,9 +9,11 @@ import { EXPIRY_RULE, parseExpiry } from '../../control/duration.js';
 import { ErrorBody, errorBody, PullingAgentError } from '../../errors.js';
 import type { ControlCommand } from '../../model/control.js';
 import { controlStateToJson } from '../../model/control.js';
+import { policyToJson } from '../../model/policy.js';
 import { ClusterStatsBody, FleetBody, HistoryBody } from '../responses.js';
-import { AuditQuery, ControlStateJson, DurationText, WatchModeSchema } from '../schemas.js';
+import { AuditQuery, ControlStateJson, DurationText, QueueName, WatchModeSchema } from '../schemas.js';
 import type { App, RouteOptions } from '../types.js';
+import { answerQueueCommand, PolicyJson } from './policy.js';
 
 const COMMANDS: { path: string; command: ControlCommand; verb: string; role: Role }[] = [
   { path: 'pause', command: 'pause', verb: 'pause', role: 'operator' },
@@ -53,7 +55,16 @@ const PauseQuery = Type.Object(
         'The fleet resumes by itself after this long: seconds, or 90s, 30m, 2h, 1d, 1h30m, units in either case (1 s to 30 days).',
       ),
     ),
+    queue: Type.Optional(
+      QueueName(
+        'Pause this queue only, across the fleet (a fleet policy command: versioned apart, agents stay running).',
+      ),
+    ),
   },
+  { additionalProperties: false },
+);
+const ResumeQuery = Type.Object(
+  { ...COMMON_QUERY, queue: Type.Optional(QueueName('Resume this queue only (after a pause with queue=).')) },
   { additionalProperties: false },
 );
 const OtherCommandQuery = Type.Object(COMMON_QUERY, { additionalProperties: false });
@@ -104,7 +115,8 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
         config: { role, rateLimit: { max: security.rateLimitCommands, timeWindow: 60_000 } },
         schema: {
           summary: `${verb[0]!.toUpperCase()}${verb.slice(1)} every agent of the cluster`,
-          querystring: command === 'pause' ? PauseQuery : OtherCommandQuery,
+          querystring:
+            command === 'pause' ? PauseQuery : command === 'running' ? ResumeQuery : OtherCommandQuery,
           headers: Type.Object({ 'if-match': Type.Optional(Type.String({ pattern: '^"?\\d{1,15}"?$' })) }),
           response: {
             200: Type.Object({ status: Type.Literal('success') }, { additionalProperties: true }),
@@ -118,6 +130,20 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
         const ifMatch = request.headers['if-match'];
         const expectedVersion =
           query.expected_version ?? (ifMatch ? Number(ifMatch.replaceAll('"', '')) : undefined);
+        if (query.queue !== undefined) {
+          return answerQueueCommand(
+            agent.plane,
+            command === 'pause' ? 'pause' : 'resume',
+            {
+              ...query,
+              queue: query.queue,
+              ...(expectedVersion !== undefined && { expected_version: expectedVersion }),
+            },
+            request.actor?.name ?? null,
+            reply,
+            watchMode,
+          );
+        }
         const issued = await agent.plane.issue({
           command,
           reason: query.reason ?? null,
@@ -169,6 +195,12 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
             ControlStateJson,
             Type.Object({
               watch_mode: WatchModeSchema,
+              policy: Type.Optional(
+                Type.Intersect([PolicyJson, Type.Object({ policy_error: Type.Optional(Type.String()) })], {
+                  description:
+                    'The fleet policy beside the command: paused queues and throttles (GET /api/cluster/policy).',
+                }),
+              ),
               control_error: Type.Optional(
                 Type.String({
                   description:
@@ -182,10 +214,14 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
       },
     },
     async () => {
-      const { state, control_error } = await agent.plane.readControl();
+      const [{ state, control_error }, { policy, policy_error }] = await Promise.all([
+        agent.plane.readControl(),
+        agent.plane.readPolicy(),
+      ]);
       return {
         ...controlStateToJson(state),
         watch_mode: watchMode(),
+        policy: { ...policyToJson(policy), ...(policy_error !== null && { policy_error }) },
         ...(control_error !== null && { control_error }),
       };
     },
