@@ -20,6 +20,7 @@ export type { ControlCommand, ControlState } from '../model/control.js';
 export { CONTROL_COMMANDS, CONTROL_ID } from '../model/control.js';
 export type { DocumentCounts, DocumentStatus } from '../model/documents.js';
 export { DOCUMENT_STATUSES, LEASE_EXPIRED_ERROR } from '../model/documents.js';
+export { DEFAULT_QUEUE } from '../model/policy.js';
 export type { MinuteCount } from '../model/throughput.js';
 export type { EventDrivenMode, WatchMode } from '../model/watch.js';
 export { WATCH_MODES } from '../model/watch.js';
@@ -50,6 +51,8 @@ export interface HeldDocument {
 /** A document handed to an agent by claimBatch. */
 export interface ClaimedDocument extends HeldDocument {
   payload: unknown;
+  /** Its queue (DEFAULT_QUEUE unless it was stored with one). */
+  queue: string;
   /** Failed attempts so far (0 on the first try). */
   attempts: number;
 }
@@ -64,6 +67,7 @@ export interface FailedAttempt extends HeldDocument {
 export interface DocumentRecord {
   id: string;
   status: DocumentStatus;
+  queue: string;
   payload: unknown;
   /** Attempts that failed so far, all of them (a manual retry keeps them visible). */
   attempts: number;
@@ -89,6 +93,22 @@ export interface NewDocument {
    * another with the same key stores nothing and answers with the existing one's id.
    */
   key?: string | null;
+  /** Its queue, a valid queue name (src/model/policy.ts); DEFAULT_QUEUE when absent. */
+  queue?: string;
+}
+
+/** Which queues a claim takes from. */
+export interface ClaimFilter {
+  /** Only these queues; all queues when absent or null. An empty list claims nothing. */
+  only?: readonly string[] | null;
+  /** Never these queues (paused, or throttled and claimed apart), whatever `only` says. */
+  exclude?: readonly string[];
+}
+
+/** One queue's counts, for countQueues. */
+export interface QueueCounts {
+  queue: string;
+  counts: DocumentCounts;
 }
 
 export interface EnqueuedDocument {
@@ -103,6 +123,8 @@ export interface DocumentQuery {
   limit: number;
   /** The cursor a previous page answered with: documents after it, in id order. */
   after?: string | null;
+  /** One queue's documents only; every queue when absent. */
+  queue?: string;
 }
 
 export interface DocumentPage {
@@ -230,7 +252,7 @@ export interface Store {
    * document is ever held by two claims. `claimed_by` records `owner.agentId`. Documents whose
    * lease expired are not claimed here: recoverExpiredLeases counts their attempt first.
    */
-  claimBatch(owner: ClaimOwner, limit: number, leaseMs: number): Promise<ClaimedDocument[]>;
+  claimBatch(owner: ClaimOwner, limit: number, leaseMs: number, filter?: ClaimFilter): Promise<ClaimedDocument[]>;
   /** Extends the leases of documents these claims still hold; resolves with how many. */
   extendLeases(held: HeldDocument[], leaseMs: number): Promise<number>;
   /** Marks documents these claims still hold as processed; ignores the rest; resolves with how many. */
@@ -247,6 +269,8 @@ export interface Store {
   releaseDocuments(held: HeldDocument[]): Promise<number>;
   getDocument(id: string): Promise<DocumentRecord | null>;
   countDocuments(): Promise<DocumentCounts>;
+  /** Counts per queue, for every queue that has documents, by queue name. */
+  countQueues(): Promise<QueueCounts[]>;
   /** A page of documents in id order, of one status or all. */
   listDocuments(query: DocumentQuery): Promise<DocumentPage>;
   /**
