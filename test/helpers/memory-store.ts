@@ -8,10 +8,12 @@ import { randomUUID } from 'node:crypto';
 import { VersionConflictError, VersionExhaustedError, WatchUnavailableError } from '../../src/errors.js';
 import { PullingAgentError } from '../../src/errors.js';
 import { CONTROL_ID } from '../../src/model/control.js';
+import { emptyCounts, groupQueueCounts, passes, queuesOf, reduceFilter } from '../../src/stores/queues.js';
 import type {
   AgentHeartbeat,
   AgentRecord,
   ClaimedDocument,
+  ClaimFilter,
   ClaimOwner,
   CommandInput,
   ControlState,
@@ -28,6 +30,7 @@ import { LEASE_EXPIRED_ERROR } from '../../src/stores/types.js';
 interface Row {
   id: string;
   status: DocumentStatus;
+  queue: string;
   payload: unknown;
   attempts: number;
   claimed_by: string | null;
@@ -91,6 +94,7 @@ export function createMemoryStore(): MemoryStore {
   const toRecord = (r: Row): DocumentRecord => ({
     id: r.id,
     status: shown(r),
+    queue: r.queue,
     payload: structuredClone(r.payload),
     attempts: r.attempts,
     claimed_by: r.claimed_by,
@@ -180,7 +184,8 @@ export function createMemoryStore(): MemoryStore {
       return (await store.enqueueDocuments(payloads.map((payload) => ({ payload })))).map((d) => d.id);
     },
     async enqueueDocuments(documents) {
-      return documents.map((d): EnqueuedDocument => {
+      const queues = queuesOf(documents);
+      return documents.map((d, i): EnqueuedDocument => {
         const key = d.key ?? null;
         const holder = key === null ? undefined : rows.find((r) => r.key === key && unfinished(r));
         if (holder) return { id: holder.id, duplicate: true };
@@ -189,6 +194,7 @@ export function createMemoryStore(): MemoryStore {
         rows.push({
           id,
           status: 'pending',
+          queue: queues[i]!,
           payload: d.payload === undefined ? null : structuredClone(d.payload),
           attempts: 0,
           claimed_by: null,
@@ -227,12 +233,13 @@ export function createMemoryStore(): MemoryStore {
       }
       return { retried, failed };
     },
-    async claimBatch(owner: ClaimOwner, limit, leaseMs) {
+    async claimBatch(owner: ClaimOwner, limit, leaseMs, filter?: ClaimFilter) {
       await hook('claimBatch', limit);
       const token = randomUUID();
       const t = now();
+      const wanted = reduceFilter(filter);
       const due = rows
-        .filter((r) => r.status === 'pending' && r.run_at <= t)
+        .filter((r) => r.status === 'pending' && r.run_at <= t && passes(wanted, r.queue))
         .sort((x, y) => x.run_at - y.run_at || Number(x.id) - Number(y.id))
         .slice(0, Math.max(0, limit));
       for (const r of due) {
@@ -249,6 +256,7 @@ export function createMemoryStore(): MemoryStore {
           id: r.id,
           token,
           payload: structuredClone(r.payload),
+          queue: r.queue,
           attempts: r.attempts,
         }));
     },
@@ -319,11 +327,14 @@ export function createMemoryStore(): MemoryStore {
       return r ? toRecord(r) : null;
     },
     async countDocuments() {
-      const counts: DocumentCounts = { pending: 0, scheduled: 0, processing: 0, processed: 0, failed: 0 };
+      const counts: DocumentCounts = emptyCounts();
       for (const r of rows) counts[shown(r)]++;
       return counts;
     },
-    async listDocuments({ status, limit, after }) {
+    async countQueues() {
+      return groupQueueCounts(rows.map((r) => ({ queue: r.queue, status: shown(r), n: 1 })));
+    },
+    async listDocuments({ status, limit, after, queue }) {
       if (after != null && !/^\d+$/.test(after)) {
         throw new PullingAgentError(
           'PA_BAD_REQUEST',
@@ -332,7 +343,10 @@ export function createMemoryStore(): MemoryStore {
       }
       const from = after == null ? 0 : Number(after);
       const matching = rows.filter(
-        (r) => Number(r.id) > from && (status === undefined || shown(r) === status),
+        (r) =>
+          Number(r.id) > from &&
+          (status === undefined || shown(r) === status) &&
+          (queue === undefined || r.queue === queue),
       );
       const page = matching.slice(0, Math.max(0, limit)).map(toRecord);
       return {

@@ -16,6 +16,7 @@ import {
 } from '../../src/stores/types.js';
 import { waitFor } from '../helpers/wait.js';
 import { describeFailures } from './conformance-failures.js';
+import { describeQueues } from './conformance-queues.js';
 
 export interface StoreHarness {
   /** A new, initialised connection to this harness's database (like another pod). */
@@ -546,6 +547,7 @@ export function describeStore(
     });
 
     describeFailures(() => ({ a, b }));
+    describeQueues(() => ({ a, b }));
 
     it('answers ping with a latency', async () => {
       const ms = await a.ping();

@@ -5,7 +5,11 @@ import assert from 'node:assert/strict';
 import { beforeEach, describe, it } from 'node:test';
 
 import { PullingAgentError, StoreUnavailableError } from '../../src/errors.js';
-import { claimableIds } from '../../src/stores/postgres/documents.js';
+import {
+  claimableIds,
+  claimableIdsOfQueues,
+  pendingQueuesExcept,
+} from '../../src/stores/postgres/documents.js';
 import { createPostgresStore } from '../../src/stores/postgres/index.js';
 import { makeNames } from '../../src/stores/postgres/names.js';
 import { held, owner } from '../helpers/claims.js';
@@ -157,6 +161,41 @@ describe('postgres connections and documents', { skip }, () => {
     t.diagnostic(
       `claimBatch(100) beside 50,000 processed documents: ${(performance.now() - started).toFixed(1)} ms`,
     );
+  });
+
+  it('claims one queue through its own index, never reading a backlog it leaves aside', async (t) => {
+    const s = store();
+    await s.init();
+    // A paused queue's backlog, due before everything else.
+    await rawQuery(
+      url,
+      `INSERT INTO "${schema}".documents (payload, queue, run_at)
+       SELECT jsonb_build_object('i', g), 'bulk', now() - interval '1 hour' FROM generate_series(1, 50000) AS g`,
+    );
+    await s.enqueueDocuments(Array.from({ length: 500 }, (_, i) => ({ payload: i, queue: 'emails' })));
+    await rawQuery(url, `ANALYZE "${schema}".documents`);
+    const names = makeNames(schema);
+    for (const [what, text, values] of [
+      ['only', claimableIdsOfQueues(names, 'unnest($1::text[])', '100'), [['emails']]],
+      ['exclude', claimableIdsOfQueues(names, pendingQueuesExcept(names, '$1'), '100'), [['bulk']]],
+    ] as const) {
+      const [row] = await rawQuery<{ 'QUERY PLAN': unknown }>(url, `EXPLAIN (FORMAT JSON) ${text}`, [
+        ...values,
+      ]);
+      const plan = JSON.stringify(row?.['QUERY PLAN'] ?? row);
+      assert.match(plan, /documents_queue_due_idx/, `${what}: ${plan}`);
+      assert.doesNotMatch(plan, /Seq Scan|documents_due_idx/, `${what}: ${plan}`);
+    }
+    for (const filter of [{ only: ['emails'] }, { exclude: ['bulk'] }]) {
+      const started = performance.now();
+      const batch = await s.claimBatch(owner('agent'), 100, 60_000, filter);
+      const ms = performance.now() - started;
+      assert.equal(batch.length, 100);
+      assert.ok(batch.every((d) => d.queue === 'emails'));
+      t.diagnostic(
+        `claimBatch(100, ${JSON.stringify(filter)}) beside 50,000 due in bulk: ${ms.toFixed(1)} ms`,
+      );
+    }
   });
 
   it('claims 100 documents in one statement, and five agents share 1000 without overlap', async (t) => {

@@ -6,8 +6,10 @@
 
 import { randomUUID } from 'node:crypto';
 
+import { queuesOf, reduceFilter } from '../queues.js';
 import {
   type ClaimedDocument,
+  type ClaimFilter,
   type ClaimOwner,
   type DocumentStatus,
   type EnqueuedDocument,
@@ -63,16 +65,18 @@ export async function enqueueDocuments(
   documents: NewDocument[],
 ): Promise<EnqueuedDocument[]> {
   if (documents.length === 0) return [];
-  const input = documents.map((d) => ({
+  const queues = queuesOf(documents);
+  const input = documents.map((d, i) => ({
     payload: d.payload === undefined ? null : d.payload,
     runAt: d.runAt ? d.runAt.toISOString() : null,
     key: d.key ?? null,
+    queue: queues[i],
   }));
   const { rows } = await db.query<EnqueueRow>(
     `WITH input AS MATERIALIZED (
        SELECT nextval('${n.documentsIdSequence}'::regclass) AS id, value->'payload' AS payload,
               greatest(coalesce((value->>'runAt')::timestamptz, now()), now()) AS run_at,
-              value->>'key' AS key, ord
+              value->>'key' AS key, value->>'queue' AS queue, ord
          FROM (SELECT value, ord FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(value, ord)
                ORDER BY ord) AS ordered
      ), first_of_key AS (
@@ -82,8 +86,8 @@ export async function enqueueDocuments(
         WHERE d.key IN (SELECT key FROM first_of_key) AND d.status IN ('pending', 'processing')
         GROUP BY d.key
      ), inserted AS (
-       INSERT INTO ${n.documents} (id, payload, run_at, key)
-       SELECT i.id, i.payload, i.run_at, i.key FROM input AS i
+       INSERT INTO ${n.documents} (id, payload, run_at, key, queue)
+       SELECT i.id, i.payload, i.run_at, i.key, i.queue FROM input AS i
         WHERE i.key IS NULL
            OR (i.id IN (SELECT id FROM first_of_key) AND i.key NOT IN (SELECT key FROM existing))
        ON CONFLICT (key) WHERE key IS NOT NULL AND status IN ('pending', 'processing') DO NOTHING
@@ -124,23 +128,76 @@ export function claimableIds(n: Names, limit: string): string {
            FOR UPDATE SKIP LOCKED`;
 }
 
+/**
+ * The ids a filtered claim takes: for each queue of `queues`, its earliest due rows that no other
+ * claim has locked (each an index scan of documents_queue_due_idx, stopping at the limit), merged
+ * by due time. A paused queue's backlog is never read.
+ */
+export function claimableIdsOfQueues(n: Names, queues: string, limit: string): string {
+  return `SELECT c.id FROM ${queues} AS q(name)
+     CROSS JOIN LATERAL (
+       SELECT id, run_at FROM ${n.documents}
+        WHERE status = 'pending' AND queue = q.name AND run_at <= now()
+        ORDER BY run_at, id
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED) AS c
+    ORDER BY c.run_at, c.id
+    LIMIT ${limit}`;
+}
+
+/**
+ * The queues that have pending rows, less the excluded (the text[] parameter `excluded`): a loose
+ * scan of documents_queue_due_idx, one index probe per queue.
+ */
+export function pendingQueuesExcept(n: Names, excluded: string): string {
+  return `(WITH RECURSIVE pending(name) AS (
+       (SELECT queue FROM ${n.documents} WHERE status = 'pending' ORDER BY queue LIMIT 1)
+       UNION ALL
+       SELECT (SELECT queue FROM ${n.documents} WHERE status = 'pending' AND queue > pending.name
+                ORDER BY queue LIMIT 1)
+         FROM pending WHERE pending.name IS NOT NULL)
+     SELECT name FROM pending WHERE name IS NOT NULL AND NOT (name = ANY(${excluded}::text[])))`;
+}
+
+type ClaimedRow = { id: string; payload: unknown; queue: string; attempts: number };
+
+/**
+ * Without a filter, the statement of before (documents_due_idx, earliest due first); with one, the
+ * same UPDATE over the ids of the queues it lets through: named by `only`, or (for `exclude`) every
+ * queue with pending rows but those.
+ */
 export async function claimBatch(
   db: Queryable,
   n: Names,
   owner: ClaimOwner,
   limit: number,
   leaseMs: number,
+  filter?: ClaimFilter,
 ): Promise<ClaimedDocument[]> {
   const token = randomUUID();
+  const reduced = reduceFilter(filter);
+  if (reduced === 'none') return [];
+  const params: unknown[] = [owner.agentId, leaseMs, Math.max(0, Math.floor(limit)), token];
+  let ids: string;
+  if (reduced === null) ids = claimableIds(n, '$3');
+  else if (reduced.only !== null) {
+    ids = claimableIdsOfQueues(n, 'unnest($5::text[])', '$3');
+    params.push(reduced.only);
+  } else {
+    ids = claimableIdsOfQueues(n, pendingQueuesExcept(n, '$5'), '$3');
+    params.push(reduced.exclude);
+  }
   // ARRAY(subquery) runs the locking subquery exactly once, whatever plan the UPDATE gets.
-  const { rows } = await db.query<{ id: string; payload: unknown; attempts: number }>(
+  const { rows } = await db.query<ClaimedRow>(
     `UPDATE ${n.documents}
         SET status = 'processing', claimed_by = $1, claim_token = $4, lease_until = ${LEASE}, updated_at = now()
-      WHERE id = ANY(ARRAY(${claimableIds(n, '$3')}))
-     RETURNING id, payload, attempts`,
-    [owner.agentId, leaseMs, Math.max(0, Math.floor(limit)), token],
+      WHERE id = ANY(ARRAY(${ids}))
+     RETURNING id, payload, queue, attempts`,
+    params,
   );
-  return rows.map((r) => ({ id: String(r.id), token, payload: r.payload, attempts: r.attempts })).sort(byId);
+  return rows
+    .map((r) => ({ id: String(r.id), token, payload: r.payload, queue: r.queue, attempts: r.attempts }))
+    .sort(byId);
 }
 
 /** The held documents as two parallel arrays for unnest; ids that cannot name a row are left out. */

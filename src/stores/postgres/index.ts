@@ -139,8 +139,8 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
 
     insertDocuments: (payloads) =>
       guard('inserting documents', () => documents.insertDocuments(db, names, payloads)),
-    claimBatch: (owner, limit, leaseMs) =>
-      guard('claiming documents', () => documents.claimBatch(db, names, owner, limit, leaseMs)),
+    claimBatch: (owner, limit, leaseMs, filter) =>
+      guard('claiming documents', () => documents.claimBatch(db, names, owner, limit, leaseMs, filter)),
     extendLeases: (held, leaseMs) =>
       guard('extending leases', () => documents.extendLeases(db, names, held, leaseMs)),
     completeDocuments: (held) =>
@@ -156,6 +156,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
       ),
     getDocument: (id) => guard('reading a document', () => records.getDocument(db, names, id)),
     countDocuments: () => guard('counting documents', () => records.countDocuments(db, names)),
+    countQueues: () => guard('counting documents per queue', () => records.countQueues(db, names)),
     listDocuments: (query) => guard('listing documents', () => records.listDocuments(db, names, query)),
     retryDocuments: (target) => guard('retrying documents', () => records.retryDocuments(db, names, target)),
     deleteDocument: (id) => guard('deleting a document', () => records.deleteDocument(db, names, id)),

@@ -3,12 +3,14 @@
 // `scheduled` is not stored: it is a pending row whose run_at is later than the server's now().
 
 import { PullingAgentError } from '../../errors.js';
+import { emptyCounts, groupQueueCounts } from '../queues.js';
 import type {
   DocumentCounts,
   DocumentPage,
   DocumentQuery,
   DocumentRecord,
   DocumentStatus,
+  QueueCounts,
 } from '../types.js';
 import type { Queryable } from './connection.js';
 import { isBigintId } from './documents.js';
@@ -16,7 +18,7 @@ import type { Names } from './names.js';
 
 const SHOWN_STATUS = `CASE WHEN status = 'pending' AND run_at > now() THEN 'scheduled' ELSE status END`;
 const COLUMNS = `id, ${SHOWN_STATUS} AS status, payload, attempts, claimed_by, error, created_at, updated_at,
-  processed_at, CASE WHEN status = 'pending' THEN run_at END AS run_at, key`;
+  processed_at, CASE WHEN status = 'pending' THEN run_at END AS run_at, key, queue`;
 
 /** Each shown status as a condition, one fixed statement text apiece (prepared once). */
 const CONDITIONS: Record<DocumentStatus | 'all', string> = {
@@ -45,11 +47,19 @@ export async function countDocuments(db: Queryable, n: Names): Promise<DocumentC
   const { rows } = await db.query<{ status: string; n: string }>(
     `SELECT ${SHOWN_STATUS} AS status, count(*) AS n FROM ${n.documents} GROUP BY 1`,
   );
-  const counts: DocumentCounts = { pending: 0, scheduled: 0, processing: 0, processed: 0, failed: 0 };
+  const counts: DocumentCounts = emptyCounts();
   for (const { status, n: count } of rows) {
     if (status in counts) counts[status as DocumentStatus] = Number(count);
   }
   return counts;
+}
+
+/** One grouped statement over (queue, shown status). */
+export async function countQueues(db: Queryable, n: Names): Promise<QueueCounts[]> {
+  const { rows } = await db.query<{ queue: string; status: string; n: string }>(
+    `SELECT queue, ${SHOWN_STATUS} AS status, count(*) AS n FROM ${n.documents} GROUP BY 1, 2`,
+  );
+  return groupQueueCounts(rows.map((r) => ({ queue: r.queue, status: r.status, n: Number(r.n) })));
 }
 
 export async function listDocuments(db: Queryable, n: Names, query: DocumentQuery): Promise<DocumentPage> {
@@ -61,10 +71,13 @@ export async function listDocuments(db: Queryable, n: Names, query: DocumentQuer
     );
   }
   const limit = Math.max(0, Math.floor(query.limit));
+  // One fixed statement text per (status, with or without a queue), each prepared once.
   const { rows } = await db.query<DocumentRecord>(
     `SELECT ${COLUMNS} FROM ${n.documents}
-      WHERE id > $1 AND ${CONDITIONS[query.status ?? 'all']} ORDER BY id LIMIT $2`,
-    [after ?? '0', limit + 1],
+      WHERE id > $1 AND ${CONDITIONS[query.status ?? 'all']}
+        ${query.queue === undefined ? '' : 'AND queue = $3'}
+      ORDER BY id LIMIT $2`,
+    query.queue === undefined ? [after ?? '0', limit + 1] : [after ?? '0', limit + 1, query.queue],
   );
   const documents = rows.slice(0, limit).map(toRecord);
   const next = rows.length > limit && documents.length > 0 ? documents.at(-1)!.id : null;

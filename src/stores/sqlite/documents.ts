@@ -6,8 +6,10 @@
 
 import { randomUUID } from 'node:crypto';
 
+import { queuesOf, reduceFilter } from '../queues.js';
 import {
   type ClaimedDocument,
+  type ClaimFilter,
   type ClaimOwner,
   type DocumentStatus,
   type EnqueuedDocument,
@@ -51,13 +53,14 @@ export function insertDocuments(h: Handle, payloads: unknown[]): string[] {
  * documents_key_unfinished stands behind it), and a later item of the request sees an earlier one.
  */
 export function enqueueDocuments(h: Handle, documents: NewDocument[]): EnqueuedDocument[] {
+  const queues = queuesOf(documents);
   const serialised = documents.map((d) => JSON.stringify(d.payload) ?? 'null');
   const existing = h.statement(
     `SELECT id FROM documents WHERE key = ? AND status IN ('pending', 'processing') LIMIT 1`,
   );
   const insert = h.statement(
-    `INSERT INTO documents (payload, created_at, updated_at, run_at, key)
-     VALUES (?, ${NOW_ISO}, ${NOW_ISO}, max(${NOW_MS}, coalesce(?, 0)), ?) RETURNING id`,
+    `INSERT INTO documents (payload, created_at, updated_at, run_at, key, queue)
+     VALUES (?, ${NOW_ISO}, ${NOW_ISO}, max(${NOW_MS}, coalesce(?, 0)), ?, ?) RETURNING id`,
   );
   return h.db
     .transaction(() =>
@@ -68,34 +71,88 @@ export function enqueueDocuments(h: Handle, documents: NewDocument[]): EnqueuedD
           if (found) return { id: String(found.id), duplicate: true };
         }
         const runAt = d.runAt ? d.runAt.getTime() : null;
-        const row = insert.get(serialised[i], runAt, key) as { id: number };
+        const row = insert.get(serialised[i], runAt, key, queues[i]) as { id: number };
         return { id: String(row.id), duplicate: false };
       }),
     )
     .immediate();
 }
 
-export function claimBatch(h: Handle, owner: ClaimOwner, limit: number, leaseMs: number): ClaimedDocument[] {
+const CLAIM_SET = `status = 'processing', claimed_by = ?, claim_token = ?, lease_until = ${NOW_MS} + ?,
+  updated_at = ${NOW_ISO}`;
+
+/** The queues that have pending rows: a loose scan of documents_queue_due, one seek per queue. */
+const PENDING_QUEUES = `WITH RECURSIVE q(name) AS (
+    SELECT min(queue) FROM documents INDEXED BY documents_queue_due WHERE status = 'pending'
+    UNION ALL
+    SELECT (SELECT min(queue) FROM documents INDEXED BY documents_queue_due
+            WHERE status = 'pending' AND queue > q.name) FROM q
+    WHERE q.name IS NOT NULL)
+  SELECT name FROM q WHERE name IS NOT NULL`;
+
+type ClaimedRow = { id: number; payload: string; queue: string; attempts: number };
+
+/**
+ * Without a filter, the one UPDATE of before (documents_due, earliest first). With one, inside one
+ * IMMEDIATE transaction: the earliest due rows of each queue let through (an `exclude` is turned
+ * into the queues that have pending rows, less those), each read from documents_queue_due, merged
+ * by due time, then claimed by id. A paused queue's backlog is never scanned over.
+ */
+export function claimBatch(
+  h: Handle,
+  owner: ClaimOwner,
+  limit: number,
+  leaseMs: number,
+  filter?: ClaimFilter,
+): ClaimedDocument[] {
   const token = randomUUID();
-  const rows = h
-    .statement(
-      `UPDATE documents
-         SET status = 'processing', claimed_by = ?, claim_token = ?, lease_until = ${NOW_MS} + ?,
-           updated_at = ${NOW_ISO}
-       WHERE id IN (SELECT id FROM documents WHERE ${DUE} ORDER BY run_at, id LIMIT ?)
-       RETURNING id, payload, attempts`,
-    )
-    .all(owner.agentId, token, Math.floor(leaseMs), limit) as {
-    id: number;
-    payload: string;
-    attempts: number;
-  }[];
+  const reduced = reduceFilter(filter);
+  if (reduced === 'none' || limit <= 0) return [];
+  const lease = Math.floor(leaseMs);
+  let rows: ClaimedRow[];
+  if (reduced === null) {
+    rows = h
+      .statement(
+        `UPDATE documents SET ${CLAIM_SET}
+         WHERE id IN (SELECT id FROM documents WHERE ${DUE} ORDER BY run_at, id LIMIT ?)
+         RETURNING id, payload, queue, attempts`,
+      )
+      .all(owner.agentId, token, lease, limit) as ClaimedRow[];
+  } else {
+    const dueOfQueue = h.statement(
+      `SELECT id, run_at FROM documents WHERE queue = ? AND ${DUE} ORDER BY run_at, id LIMIT ?`,
+    );
+    const claim = h.statement(
+      `UPDATE documents SET ${CLAIM_SET}
+       WHERE ${DUE} AND id IN (SELECT value FROM json_each(?))
+       RETURNING id, payload, queue, attempts`,
+    );
+    rows = h.db
+      .transaction(() => {
+        const queues =
+          reduced.only ??
+          (h.statement(PENDING_QUEUES).all() as { name: string }[])
+            .map((r) => r.name)
+            .filter((q) => !reduced.exclude.includes(q));
+        const due = queues.flatMap(
+          (q) => dueOfQueue.all(q, limit) as { id: number; run_at: number | null }[],
+        );
+        // NULL sorts first in SQLite's index: a row inserted by hand without a due time.
+        due.sort((x, y) => (x.run_at ?? -Infinity) - (y.run_at ?? -Infinity) || x.id - y.id);
+        const ids = due.slice(0, limit).map((r) => r.id);
+        return ids.length === 0
+          ? []
+          : (claim.all(owner.agentId, token, lease, JSON.stringify(ids)) as ClaimedRow[]);
+      })
+      .immediate();
+  }
   return rows
     .sort((a, b) => a.id - b.id)
     .map((r): ClaimedDocument => ({
       id: String(r.id),
       token,
       payload: JSON.parse(r.payload),
+      queue: r.queue,
       attempts: r.attempts,
     }));
 }

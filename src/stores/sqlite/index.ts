@@ -58,8 +58,8 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     pruneAgents: (olderThanMs) => run('pruning agents', (h) => agents.pruneAgents(h, olderThanMs)),
 
     insertDocuments: (payloads) => run('inserting documents', (h) => documents.insertDocuments(h, payloads)),
-    claimBatch: (owner, limit, leaseMs) =>
-      run('claiming documents', (h) => documents.claimBatch(h, owner, limit, leaseMs)),
+    claimBatch: (owner, limit, leaseMs, filter) =>
+      run('claiming documents', (h) => documents.claimBatch(h, owner, limit, leaseMs, filter)),
     extendLeases: (held, leaseMs) => run('extending leases', (h) => documents.extendLeases(h, held, leaseMs)),
     completeDocuments: (held) => run('completing documents', (h) => documents.completeDocuments(h, held)),
     failDocuments: (failures, maxRetries) =>
@@ -70,6 +70,7 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       run('recovering expired leases', (h) => documents.recoverExpiredLeases(h, maxRetries, spreadMs)),
     getDocument: (id) => run('reading a document', (h) => records.getDocument(h, id)),
     countDocuments: () => run('counting documents', records.countDocuments),
+    countQueues: () => run('counting documents per queue', records.countQueues),
     listDocuments: (query) => run('listing documents', (h) => records.listDocuments(h, query)),
     retryDocuments: (target) => run('retrying documents', (h) => records.retryDocuments(h, target)),
     deleteDocument: (id) => run('deleting a document', (h) => records.deleteDocument(h, id)),

@@ -70,6 +70,11 @@ export const MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX documents_key_unfinished ON documents (key)
      WHERE key IS NOT NULL AND status IN ('pending', 'processing');
    CREATE INDEX documents_key ON documents (key, id) WHERE key IS NOT NULL;`,
+  // 5: a queue on every document; the rows of before are `default`. An unfiltered claim keeps
+  // reading documents_due; a filtered one reads the pending rows of one queue by due time.
+  `ALTER TABLE documents ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
+   CREATE INDEX documents_queue_due ON documents (queue, run_at, id) WHERE status = 'pending';
+   CREATE INDEX documents_queue ON documents (queue, id);`,
 ];
 
 export function migrate(h: Handle, path: string): void {

@@ -3,19 +3,21 @@
 // `scheduled` is not stored: it is a pending row whose run_at is later than SQLite's clock.
 
 import { PullingAgentError } from '../../errors.js';
+import { emptyCounts, groupQueueCounts } from '../queues.js';
 import type {
   DocumentCounts,
   DocumentPage,
   DocumentQuery,
   DocumentRecord,
   DocumentStatus,
+  QueueCounts,
 } from '../types.js';
 import { type Handle, NOW_ISO, NOW_MS, toDateOrNull } from './connection.js';
 import { DUE, isRowId } from './documents.js';
 
 const SHOWN_STATUS = `CASE WHEN status = 'pending' AND run_at > ${NOW_MS} THEN 'scheduled' ELSE status END`;
 const COLUMNS = `id, ${SHOWN_STATUS} AS shown, payload, attempts, claimed_by, error, created_at, updated_at,
-  processed_at, run_at, key`;
+  processed_at, run_at, key, queue`;
 
 function toRecord(row: Record<string, unknown>): DocumentRecord {
   const status = row.shown as DocumentStatus;
@@ -24,6 +26,7 @@ function toRecord(row: Record<string, unknown>): DocumentRecord {
   return {
     id: String(row.id),
     status,
+    queue: row.queue as string,
     payload: JSON.parse(row.payload as string),
     attempts: row.attempts as number,
     claimed_by: (row.claimed_by as string | null) ?? null,
@@ -48,11 +51,19 @@ export function countDocuments(h: Handle): DocumentCounts {
   const rows = h
     .statement(`SELECT ${SHOWN_STATUS} AS shown, COUNT(*) AS n FROM documents GROUP BY shown`)
     .all() as { shown: string; n: number }[];
-  const counts: DocumentCounts = { pending: 0, scheduled: 0, processing: 0, processed: 0, failed: 0 };
+  const counts: DocumentCounts = emptyCounts();
   for (const { shown, n } of rows) {
     if (shown in counts) counts[shown as DocumentStatus] = n;
   }
   return counts;
+}
+
+/** One grouped statement over (queue, shown status). */
+export function countQueues(h: Handle): QueueCounts[] {
+  const rows = h
+    .statement(`SELECT queue, ${SHOWN_STATUS} AS shown, COUNT(*) AS n FROM documents GROUP BY queue, shown`)
+    .all() as { queue: string; shown: string; n: number }[];
+  return groupQueueCounts(rows.map((r) => ({ queue: r.queue, status: r.shown, n: r.n })));
 }
 
 /** The WHERE condition of one shown status. */
@@ -72,11 +83,15 @@ export function listDocuments(h: Handle, query: DocumentQuery): DocumentPage {
     );
   }
   const limit = Math.max(0, Math.floor(query.limit));
+  const inQueue = query.queue === undefined ? '' : 'AND queue = ?';
+  const params: unknown[] = [after === null ? 0 : Number(after)];
+  if (query.queue !== undefined) params.push(query.queue);
   const rows = h
     .statement(
-      `SELECT ${COLUMNS} FROM documents WHERE id > ? AND ${statusCondition(query.status)} ORDER BY id LIMIT ?`,
+      `SELECT ${COLUMNS} FROM documents WHERE id > ? ${inQueue} AND ${statusCondition(query.status)}
+       ORDER BY id LIMIT ?`,
     )
-    .all(after === null ? 0 : Number(after), limit + 1) as Record<string, unknown>[];
+    .all(...params, limit + 1) as Record<string, unknown>[];
   const documents = rows.slice(0, limit).map(toRecord);
   const next = rows.length > limit && documents.length > 0 ? documents.at(-1)!.id : null;
   return { documents, next };
