@@ -11,6 +11,7 @@
 
 import type { ControlCommand, ControlState } from '../model/control.js';
 import type { DocumentCounts, DocumentStatus } from '../model/documents.js';
+import type { FleetPolicy, PolicyBody, PolicyHistoryEntry } from '../model/policy.js';
 import type { MinuteCount } from '../model/throughput.js';
 import type { EventDrivenMode, WatchMode } from '../model/watch.js';
 
@@ -20,6 +21,8 @@ export type { ControlCommand, ControlState } from '../model/control.js';
 export { CONTROL_COMMANDS, CONTROL_ID } from '../model/control.js';
 export type { DocumentCounts, DocumentStatus } from '../model/documents.js';
 export { DOCUMENT_STATUSES, LEASE_EXPIRED_ERROR } from '../model/documents.js';
+export type { FleetPolicy, PolicyBody, PolicyHistoryEntry } from '../model/policy.js';
+export { POLICY_ID } from '../model/policy.js';
 export type { MinuteCount } from '../model/throughput.js';
 export type { EventDrivenMode, WatchMode } from '../model/watch.js';
 export { WATCH_MODES } from '../model/watch.js';
@@ -91,6 +94,14 @@ export interface NewDocument {
   key?: string | null;
 }
 
+/** What a policy command writes: the whole new body and its history entry, by compare-and-set. */
+export interface PolicyWrite {
+  /** Write only when the current policy version is this one, else VersionConflictError(…, 'policy'). */
+  expectedVersion: number;
+  body: PolicyBody;
+  entry: Omit<PolicyHistoryEntry, 'version' | 'timestamp'>;
+}
+
 export interface EnqueuedDocument {
   id: string;
   /** True when nothing was stored because an unfinished document already held the key. */
@@ -132,6 +143,15 @@ export interface AgentRecord {
    * first; absent from an older agent's heartbeat.
    */
   recent?: MinuteCount[];
+  /** The fleet policy version this agent applies; absent from an older agent's heartbeat. */
+  applied_policy_version?: number;
+  /** The queues of the documents it holds (buffered or running); absent from an older agent's heartbeat. */
+  queues_in_flight?: string[];
+  /**
+   * This process's clock minus the store's, in milliseconds, as the agent measured it (positive:
+   * the agent's clock is ahead); absent when not measured.
+   */
+  clock_offset_ms?: number;
   /** Set by the store's clock on every upsert. */
   heartbeat_at: Date;
   /**
@@ -169,6 +189,12 @@ export interface WatchHandlers {
    * for one document. Stores that cannot tell simply never call it.
    */
   onDocuments?(announced?: { count: number }): void;
+  /**
+   * Optional: the fleet policy document changed (a store whose event says which version was
+   * written passes it). The caller re-reads the policy. Stores that cannot tell call onWake
+   * instead, and the caller reads both.
+   */
+  onPolicy?(announced?: { version: number }): void;
 }
 
 export interface Store {
@@ -197,6 +223,14 @@ export interface Store {
    * or server cannot push changes; the caller then polls and may try again later.
    */
   watchControl(handlers: WatchHandlers): Promise<ControlWatch>;
+
+  // --- fleet policy (paused queues, throttle; src/model/policy.ts), beside the control document ---
+  /** The current policy, validated; version 0 and empty when none was ever written. Throws InvalidPolicyError. */
+  readPolicy(): Promise<FleetPolicy>;
+  /** Atomically, by compare-and-set on the version: the new body, version + 1, store timestamp, a history entry. */
+  writePolicy(write: PolicyWrite): Promise<FleetPolicy>;
+  /** Policy history entries, newest first. Entries that do not parse are skipped. */
+  listPolicyHistory(limit: number): Promise<PolicyHistoryEntry[]>;
 
   // --- agent registry ---
   /** Writes this process's row, keyed by `instance_id`. */
