@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { VersionConflictError, VersionExhaustedError, WatchUnavailableError } from '../../src/errors.js';
 import { PullingAgentError } from '../../src/errors.js';
 import { CONTROL_ID } from '../../src/model/control.js';
+import { emptyPolicy } from '../../src/model/policy.js';
 import type {
   AgentHeartbeat,
   AgentRecord,
@@ -20,7 +21,9 @@ import type {
   DocumentStatus,
   EnqueuedDocument,
   FailedAttempt,
+  FleetPolicy,
   HeldDocument,
+  PolicyHistoryEntry,
   Store,
 } from '../../src/stores/types.js';
 import { LEASE_EXPIRED_ERROR } from '../../src/stores/types.js';
@@ -78,6 +81,9 @@ export function createMemoryStore(): MemoryStore {
     expires_at: null,
   };
   const history: ControlState[] = [];
+  // The fleet policy, beside the control document: its own version, its own history.
+  let policy: FleetPolicy = emptyPolicy();
+  const policyHistory: PolicyHistoryEntry[] = [];
   const calls: { op: Operation; size: number }[] = [];
   const before: MemoryStore['before'] = {};
 
@@ -151,12 +157,28 @@ export function createMemoryStore(): MemoryStore {
     async listHistory(limit) {
       return history.slice(0, limit);
     },
+    async readPolicy() {
+      return structuredClone(policy);
+    },
+    async writePolicy({ expectedVersion, body, entry }) {
+      if (expectedVersion !== policy.version) {
+        throw new VersionConflictError(expectedVersion, policy.version, 'policy');
+      }
+      if (policy.version >= Number.MAX_SAFE_INTEGER) throw new VersionExhaustedError(policy.version);
+      const timestamp = new Date(now());
+      policy = { ...structuredClone(body), version: policy.version + 1, timestamp };
+      policyHistory.unshift({ ...structuredClone(entry), version: policy.version, timestamp });
+      return structuredClone(policy);
+    },
+    async listPolicyHistory(limit) {
+      return structuredClone(policyHistory.slice(0, Math.max(0, limit)));
+    },
     async watchControl() {
       throw new WatchUnavailableError('memory', `no watch on ${CONTROL_ID} in memory`);
     },
     async upsertAgent(heartbeat: AgentHeartbeat) {
       await hook('upsertAgent', 1);
-      agents.set(heartbeat.instance_id, { ...heartbeat, heartbeat_at: new Date(now()) });
+      agents.set(heartbeat.instance_id, structuredClone({ ...heartbeat, heartbeat_at: new Date(now()) }));
     },
     async removeAgent(instanceId) {
       agents.delete(instanceId);
