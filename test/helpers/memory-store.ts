@@ -186,7 +186,7 @@ export function createMemoryStore(): MemoryStore {
       const current = policy === null ? 0 : parsePolicyVersion(policy);
       if (expectedVersion !== current) throw new VersionConflictError(expectedVersion, current, 'policy');
       const base = Math.max(current, ...policyHistory.map(historyVersion));
-      if (base >= Number.MAX_SAFE_INTEGER) throw new VersionExhaustedError(base);
+      if (base >= Number.MAX_SAFE_INTEGER) throw new VersionExhaustedError(base, 'policy');
       const written: FleetPolicy = {
         ...structuredClone(body),
         version: base + 1,

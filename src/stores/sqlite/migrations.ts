@@ -70,6 +70,26 @@ export const MIGRATIONS: readonly string[] = [
    CREATE UNIQUE INDEX documents_key_unfinished ON documents (key)
      WHERE key IS NOT NULL AND status IN ('pending', 'processing');
    CREATE INDEX documents_key ON documents (key, id) WHERE key IS NOT NULL;`,
+  // The fleet policy (src/stores/sqlite/policy.ts), beside the control row and never inside it:
+  // one row, its body as JSON text, and its own history. No row is seeded: none reads as version 0.
+  `CREATE TABLE fleet_policy (
+     id TEXT PRIMARY KEY,
+     version INTEGER NOT NULL,
+     timestamp TEXT NOT NULL,
+     body TEXT NOT NULL
+   );
+   CREATE TABLE fleet_policy_history (
+     version INTEGER PRIMARY KEY,
+     timestamp TEXT NOT NULL,
+     command TEXT NOT NULL,
+     queue TEXT,
+     rate REAL,
+     concurrency INTEGER,
+     reason TEXT,
+     updated_by TEXT NOT NULL,
+     on_behalf_of TEXT,
+     expires_at TEXT
+   );`,
 ];
 
 export function migrate(h: Handle, path: string): void {
