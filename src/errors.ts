@@ -83,12 +83,14 @@ export class VersionConflictError extends PullingAgentError {
   }
 }
 
-/** A command would take the control version past 2^53 − 1, which JSON and JavaScript cannot hold. */
+/** A command would take the control (or policy) version past 2^53 − 1, which JSON and JavaScript cannot hold. */
 export class VersionExhaustedError extends PullingAgentError {
-  constructor(current: number | bigint | string) {
+  constructor(current: number | bigint | string, document: 'control' | 'policy' = 'control') {
     super(
       'PA_VERSION_EXHAUSTED',
-      `the control version ${String(current)} cannot grow past ${Number.MAX_SAFE_INTEGER} (2^53 - 1); nothing was written. Repair the control row by hand: set its version to 1 more than the highest history entry you keep, after deleting the larger ones (docs/stores.md, "A control version near 2^53")`,
+      document === 'control'
+        ? `the control version ${String(current)} cannot grow past ${Number.MAX_SAFE_INTEGER} (2^53 - 1); nothing was written. Repair the control row by hand: set its version to 1 more than the highest history entry you keep, after deleting the larger ones (docs/stores.md, "A control version near 2^53")`
+        : `the policy version ${String(current)} cannot grow past ${Number.MAX_SAFE_INTEGER} (2^53 - 1); nothing was written. Repair the policy by hand: delete the policy history entries you do not keep and set its version to 1 more than the highest one left (docs/stores.md, "Repairing the fleet policy")`,
       { current_version: String(current) },
     );
     this.name = 'VersionExhaustedError';

@@ -202,8 +202,11 @@ export function parsePolicyBody(raw: unknown): PolicyBody {
   return { paused_queues, throttle, queue_rates };
 }
 
-/** Parses a whole stored policy document (body, version, timestamp), or throws InvalidPolicyError. */
-export function parsePolicy(raw: unknown): FleetPolicy {
+/**
+ * The stored document's version alone, or throws InvalidPolicyError: what a compare-and-set write
+ * checks, so that a write over a malformed body (with the right version) repairs it.
+ */
+export function parsePolicyVersion(raw: unknown): number {
   if (raw === null || raw === undefined) throw new InvalidPolicyError('the document is missing');
   const r = raw as Record<string, unknown>;
   const version = toInteger(r.version);
@@ -212,6 +215,13 @@ export function parsePolicy(raw: unknown): FleetPolicy {
       `version ${JSON.stringify(String(r.version ?? 'missing'))} is not a non-negative integer`,
     );
   }
+  return version;
+}
+
+/** Parses a whole stored policy document (body, version, timestamp), or throws InvalidPolicyError. */
+export function parsePolicy(raw: unknown): FleetPolicy {
+  const version = parsePolicyVersion(raw);
+  const r = raw as Record<string, unknown>;
   const timestamp = toDate(r.timestamp);
   if (timestamp === null) throw new InvalidPolicyError('timestamp is missing or not a date');
   return { version, timestamp, ...parsePolicyBody(r) };

@@ -9,6 +9,14 @@ import { VersionConflictError, VersionExhaustedError, WatchUnavailableError } fr
 import { PullingAgentError } from '../../src/errors.js';
 import { CONTROL_ID } from '../../src/model/control.js';
 import { emptyCounts, groupQueueCounts, passes, queuesOf, reduceFilter } from '../../src/stores/queues.js';
+import {
+  emptyPolicy,
+  parsePolicy,
+  parsePolicyVersion,
+  policyHistoryEntryToJson,
+  policyToJson,
+  tryParsePolicyHistoryEntry,
+} from '../../src/model/policy.js';
 import type {
   AgentHeartbeat,
   AgentRecord,
@@ -22,7 +30,9 @@ import type {
   DocumentStatus,
   EnqueuedDocument,
   FailedAttempt,
+  FleetPolicy,
   HeldDocument,
+  PolicyHistoryEntry,
   Store,
 } from '../../src/stores/types.js';
 import { LEASE_EXPIRED_ERROR } from '../../src/stores/types.js';
@@ -63,6 +73,10 @@ export interface MemoryStore extends Store {
   bumpVersion(): void;
   /** Sets the version by hand. */
   setVersion(version: number): void;
+  /** Replaces the stored policy document by hand (any shape, as a bad hand edit could). */
+  setRawPolicy(raw: Record<string, unknown>): void;
+  /** Adds a policy history entry by hand (any shape: one that does not parse is skipped). */
+  addRawPolicyHistory(entry: Record<string, unknown>): void;
 }
 
 export function createMemoryStore(): MemoryStore {
@@ -81,6 +95,12 @@ export function createMemoryStore(): MemoryStore {
     expires_at: null,
   };
   const history: ControlState[] = [];
+  // The fleet policy, beside the control document: its own version, its own history. Kept in its
+  // JSON form and parsed on every read, as the real stores do, so a hand edit can break it.
+  let policy: Record<string, unknown> | null = null;
+  // Newest first; raw, as a hand edit may leave them, parsed when listed.
+  const policyHistory: Record<string, unknown>[] = [];
+  const historyVersion = (h: Record<string, unknown>) => tryParsePolicyHistoryEntry(h)?.version ?? 0;
   const calls: { op: Operation; size: number }[] = [];
   const before: MemoryStore['before'] = {};
 
@@ -155,12 +175,45 @@ export function createMemoryStore(): MemoryStore {
     async listHistory(limit) {
       return history.slice(0, limit);
     },
+    setRawPolicy(raw) {
+      policy = structuredClone(raw);
+    },
+    addRawPolicyHistory(entry) {
+      policyHistory.push(structuredClone(entry));
+      policyHistory.sort((x, y) => historyVersion(y) - historyVersion(x));
+    },
+    async readPolicy() {
+      return policy === null ? emptyPolicy() : parsePolicy(structuredClone(policy));
+    },
+    async writePolicy({ expectedVersion, body, entry }) {
+      // Only the version must read: a write over a malformed body repairs it.
+      const current = policy === null ? 0 : parsePolicyVersion(policy);
+      if (expectedVersion !== current) throw new VersionConflictError(expectedVersion, current, 'policy');
+      const base = Math.max(current, ...policyHistory.map(historyVersion));
+      if (base >= Number.MAX_SAFE_INTEGER) throw new VersionExhaustedError(base, 'policy');
+      const written: FleetPolicy = {
+        ...structuredClone(body),
+        version: base + 1,
+        timestamp: new Date(now()),
+      };
+      policy = policyToJson(written);
+      policyHistory.unshift(
+        policyHistoryEntryToJson({ ...entry, version: written.version, timestamp: written.timestamp }),
+      );
+      return written;
+    },
+    async listPolicyHistory(limit) {
+      return policyHistory
+        .map(tryParsePolicyHistoryEntry)
+        .filter((h): h is PolicyHistoryEntry => h !== null)
+        .slice(0, Math.max(0, limit));
+    },
     async watchControl() {
       throw new WatchUnavailableError('memory', `no watch on ${CONTROL_ID} in memory`);
     },
     async upsertAgent(heartbeat: AgentHeartbeat) {
       await hook('upsertAgent', 1);
-      agents.set(heartbeat.instance_id, { ...heartbeat, heartbeat_at: new Date(now()) });
+      agents.set(heartbeat.instance_id, structuredClone({ ...heartbeat, heartbeat_at: new Date(now()) }));
     },
     async removeAgent(instanceId) {
       agents.delete(instanceId);

@@ -11,6 +11,7 @@ import { SqliteConnection } from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
 import { migrate } from './migrations.js';
+import * as policy from './policy.js';
 import * as records from './records.js';
 import { openFileWatch } from './watch.js';
 
@@ -51,6 +52,11 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
     listHistory: (limit) => run('reading the history', (h) => control.listHistory(h, limit)),
 
     watchControl: (handlers) => openFileWatch(conn, handlers),
+
+    readPolicy: () => run('reading the fleet policy', policy.readPolicy),
+    writePolicy: (write) => run('writing the fleet policy', (h) => policy.writePolicy(h, write)),
+    listPolicyHistory: (limit) =>
+      run('reading the policy history', (h) => policy.listPolicyHistory(h, limit)),
 
     upsertAgent: (heartbeat) => run('writing a heartbeat', (h) => agents.upsertAgent(h, heartbeat)),
     removeAgent: (instanceId) => run('removing an agent', (h) => agents.removeAgent(h, instanceId)),

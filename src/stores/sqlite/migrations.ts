@@ -75,6 +75,26 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE documents ADD COLUMN queue TEXT NOT NULL DEFAULT 'default';
    CREATE INDEX documents_queue_due ON documents (queue, run_at, id) WHERE status = 'pending';
    CREATE INDEX documents_queue ON documents (queue, id);`,
+  // 6: the fleet policy (src/stores/sqlite/policy.ts), beside the control row and never inside it:
+  // one row, its body as JSON text, and its own history. No row is seeded: none reads as version 0.
+  `CREATE TABLE fleet_policy (
+     id TEXT PRIMARY KEY,
+     version INTEGER NOT NULL,
+     timestamp TEXT NOT NULL,
+     body TEXT NOT NULL
+   );
+   CREATE TABLE fleet_policy_history (
+     version INTEGER PRIMARY KEY,
+     timestamp TEXT NOT NULL,
+     command TEXT NOT NULL,
+     queue TEXT,
+     rate REAL,
+     concurrency INTEGER,
+     reason TEXT,
+     updated_by TEXT NOT NULL,
+     on_behalf_of TEXT,
+     expires_at TEXT
+   );`,
 ];
 
 export function migrate(h: Handle, path: string): void {
