@@ -9,6 +9,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 
 import { EXPIRY_RULE, parseExpiry } from '../control/duration.js';
 import { DOCUMENT_STATUSES } from '../model/documents.js';
+import { MAX_CONCURRENCY_CAP, MAX_RATE, queueNameProblem } from '../model/policy.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { AgentClient } from './agentctl/client.js';
 import {
@@ -27,6 +28,7 @@ import {
 } from './agentctl/commands.js';
 import { CliError, EXIT, type ExitCode } from './agentctl/errors.js';
 import { styleFor } from './agentctl/format.js';
+import { sendPolicyCommand, type ThrottleOptions } from './agentctl/policy.js';
 import { watch } from './agentctl/watch.js';
 
 interface GlobalOptions {
@@ -83,6 +85,24 @@ function expiry(value: string): string {
   // The server's own grammar and range, so that what passes here the server accepts too.
   if (parseExpiry(value) === null) throw new InvalidArgumentError(`${EXPIRY_RULE}.`);
   return value.trim();
+}
+
+function queueName(value: string): string {
+  const problem = queueNameProblem(value);
+  if (problem !== null) throw new InvalidArgumentError(problem);
+  return value;
+}
+
+function numberOrOff(value: string): string {
+  if (value === 'off' || (/^\d+(\.\d+)?$/.test(value) && Number(value) > 0 && Number(value) <= MAX_RATE))
+    return value;
+  throw new InvalidArgumentError(`a number of documents per second above 0 and at most ${MAX_RATE}, or off`);
+}
+
+function wholeOrOff(value: string): string {
+  if (value === 'off' || (/^\d+$/.test(value) && Number(value) >= 1 && Number(value) <= MAX_CONCURRENCY_CAP))
+    return value;
+  throw new InvalidArgumentError(`a whole number from 1 to ${MAX_CONCURRENCY_CAP}, or off`);
 }
 
 function osUser(): string {
@@ -185,10 +205,75 @@ function buildProgram(run: (action: (ctx: Context) => Promise<ExitCode>, command
         ),
       );
     }
-    sub.action((options: CommandOptions, command: Command) =>
-      run((ctx) => sendCommand(ctx, verb, options), command),
+    if (verb !== 'shutdown') {
+      sub.addOption(
+        new Option(
+          '--queue <name>',
+          `${verb} this queue only, across the fleet (agents stay running; a fleet policy command)`,
+        ).argParser(queueName),
+      );
+    }
+    sub.action((options: CommandOptions & { queue?: string }, command: Command) =>
+      run(
+        (ctx) =>
+          options.queue !== undefined && verb !== 'shutdown'
+            ? sendPolicyCommand(ctx, verb, { queue: options.queue }, options)
+            : sendCommand(ctx, verb, options),
+        command,
+      ),
     );
   }
+
+  program
+    .command('throttle')
+    .description(
+      'cap the fleet (or one queue) at a rate, and each agent at a number of slots, without a restart',
+    )
+    .addOption(
+      new Option('--rate <n|off>', 'documents per second for the whole fleet, or off').argParser(numberOrOff),
+    )
+    .addOption(
+      new Option('--concurrency <n|off>', 'slots per agent at most, or off for CONCURRENCY').argParser(
+        wholeOrOff,
+      ),
+    )
+    .addOption(new Option('--queue <name>', 'throttle this queue only (with --rate)').argParser(queueName))
+    .addOption(new Option('--reason <text>', 'why (kept in the history)').argParser(auditText))
+    .addOption(
+      new Option('--by <who>', 'who (kept in the history)')
+        .default(osUser(), 'your OS user name')
+        .argParser(auditText),
+    )
+    .option('--wait', 'answer only once every live agent applied it')
+    .addOption(
+      new Option('--timeout <seconds>', 'how long --wait waits before exit code 3')
+        .default(30)
+        .argParser(seconds(3600)),
+    )
+    .addOption(
+      new Option('--expected-version <n>', 'fail (nothing written) unless the policy version is n').argParser(
+        wholeNumber(0),
+      ),
+    )
+    .addOption(
+      new Option(
+        '--expires-in <duration>',
+        'remove the throttle by itself after: seconds, or 2h, 30m, 90s',
+      ).argParser(expiry),
+    )
+    .action((options: ThrottleOptions, command: Command) =>
+      run((ctx) => {
+        if (options.rate === undefined && options.concurrency === undefined) {
+          throw new CliError('give --rate (a number or off) or --concurrency (a number or off)', EXIT.USAGE);
+        }
+        return sendPolicyCommand(
+          ctx,
+          'throttle',
+          { queue: options.queue, rate: options.rate, concurrency: options.concurrency },
+          options,
+        );
+      }, command),
+    );
 
   program
     .command('watch')

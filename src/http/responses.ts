@@ -236,3 +236,46 @@ export const ThroughputBody = Type.Object({
   ),
   read_at: When('When the registry was read (answers are shared for up to 2 s).'),
 });
+
+// The fleet policy (src/model/policy.ts): GET /api/cluster/policy, control-state's `policy`.
+
+const RuleJson = {
+  reason: Type.Union([Type.String(), Type.Null()]),
+  updated_by: Type.String(),
+  on_behalf_of: Type.Union([Type.String(), Type.Null()]),
+  since_version: Type.Integer({ minimum: 0, description: 'The policy version that set it.' }),
+  expires_at: Nullable(When()),
+};
+
+export const PolicyJson = Type.Object({
+  version: Type.Integer({
+    minimum: 0,
+    description: 'The policy version: +1 per queue pause, resume or throttle.',
+  }),
+  timestamp: When(),
+  paused_queues: Type.Record(Type.String(), Type.Object(RuleJson), { description: 'Paused queues by name.' }),
+  throttle: Type.Union([
+    Type.Object({
+      ...RuleJson,
+      rate: Type.Union([Type.Number(), Type.Null()], { description: 'Documents per second, whole fleet.' }),
+      concurrency: Type.Union([Type.Integer(), Type.Null()], { description: 'Slots per agent at most.' }),
+    }),
+    Type.Null(),
+  ]),
+  queue_rates: Type.Record(Type.String(), Type.Object({ ...RuleJson, rate: Type.Number() }), {
+    description: 'Documents per second per queue, whole fleet.',
+  }),
+});
+
+export const PolicyHistoryJson = Type.Object({
+  version: Type.Integer(),
+  timestamp: When(),
+  command: Type.Enum(['pause', 'resume', 'throttle']),
+  queue: Type.Union([Type.String(), Type.Null()]),
+  rate: Type.Union([Type.Number(), Type.Null()]),
+  concurrency: Type.Union([Type.Integer(), Type.Null()]),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  updated_by: Type.String(),
+  on_behalf_of: Type.Union([Type.String(), Type.Null()]),
+  expires_at: Nullable(When()),
+});

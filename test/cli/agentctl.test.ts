@@ -299,6 +299,50 @@ describe('agentctl against three agent processes (sqlite)', () => {
     assert.deepEqual([latest.command, latest.updated_by], ['running', 'system']);
   });
 
+  it('pause --queue, throttle and resume --queue: written as policy, shown by status, agents stay running', async () => {
+    const agents = await fleet.startMany(2);
+    const url = ['--url', agents[0]!.url];
+    const paused = await agentctl(['pause', '--queue', 'emails', '--reason', 'smtp down', '--wait', ...url]);
+    assert.equal(paused.code, 0, paused.stderr);
+    assert.match(paused.stdout, /^Pause of queue emails issued \(policy version 1\)\.$/m);
+    assert.match(paused.stdout, /queue emails paused by .+ \("smtp down"\)/);
+    assert.match(
+      paused.stdout,
+      /All 2 live agents applied policy version 1 and finished every document of queue emails/,
+    );
+    const throttled = await agentctl(['throttle', '--rate', '30', '--concurrency', '2', '--wait', ...url]);
+    assert.equal(throttled.code, 0, throttled.stderr);
+    assert.match(throttled.stdout, /throttled: 30 documents\/s for the fleet, at most 2 slots per agent/);
+    const status = await agentctl(['status', ...url]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^Policy: +version 2: queue emails paused .+; throttled: 30 documents\/s/m);
+    assert.match(status.stdout, /^Command: +running \(resumed\), version 0$/m);
+    for (const a of agents) assert.equal(await a.state(), 'running');
+
+    const bad = await agentctl(['throttle', '--rate', '0', ...url]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /above 0/);
+    const none = await agentctl(['throttle', ...url]);
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /give --rate/);
+    const badQueue = await agentctl(['pause', '--queue', 'No Spaces', ...url]);
+    assert.equal(badQueue.code, 2);
+    assert.match(badQueue.stderr, /not a valid queue name/);
+
+    const off = await agentctl(['throttle', '--rate', 'off', '--concurrency', 'off', ...url]);
+    assert.equal(off.code, 0, off.stderr);
+    const resumed = await agentctl(['resume', '--queue', 'emails', '--wait', '--json', ...url]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const body = JSON.parse(resumed.stdout) as {
+      policy_version: number;
+      policy: { paused_queues: object; throttle: null };
+    };
+    assert.equal(body.policy_version, 4);
+    assert.deepEqual([body.policy.paused_queues, body.policy.throttle], [{}, null]);
+    const after = await agentctl(['status', ...url]);
+    assert.match(after.stdout, /^Policy: +version 4: no queue paused, no throttle$/m);
+  });
+
   it('--expected-version: a conflict exits 1 with the current version, and writes nothing', async () => {
     const [agent] = await fleet.startMany(1);
     await agent!.post('/api/cluster/pause');

@@ -10,6 +10,7 @@ import type {
   DocumentListAnswer,
   DocumentRow,
   FleetSummary,
+  PolicyView,
 } from './types.js';
 
 export interface Style {
@@ -25,7 +26,7 @@ export function styleFor(stream: NodeJS.WriteStream): Style {
 const CODES = { red: 31, green: 32, yellow: 33, dim: 2, bold: 1 } as const;
 type Paint = keyof typeof CODES;
 
-function paint(style: Style, colour: Paint | undefined, text: string): string {
+export function paint(style: Style, colour: Paint | undefined, text: string): string {
   return style.colour && colour ? `\x1b[${CODES[colour]}m${text}\x1b[0m` : text;
 }
 
@@ -178,6 +179,8 @@ export function statusText(
   if (control.expires_at)
     rows.push(['Expires', `${when(control.expires_at)}: the fleet then resumes by itself`]);
   if (control.watch_mode) rows.push(['Watch mode', `${control.watch_mode} (of the agent answering)`]);
+  const policy = policySummary(style, control.policy);
+  if (policy !== null) rows.push(['Policy', policy]);
   const { summary } = agents;
   const lost = summary.lost > 0 ? paint(style, 'red', `, ${summary.lost} lost`) : '';
   rows.push(
@@ -262,4 +265,43 @@ export function documentText(style: Style, doc: DocumentAnswer, now = Date.now()
     'Payload:',
     payload.replace(/^/gm, '  '),
   ].join('\n');
+}
+
+/** What the policy holds, one line each: paused queues, the fleet throttle, queue rates. */
+export function policyLines(style: Style, policy: PolicyView | undefined): string[] {
+  if (!policy) return [];
+  const lines: string[] = [];
+  const until = (expires: string | null) => (expires ? `, until ${when(expires)}` : '');
+  const why = (reason: string | null) => (reason ? ` ("${reason}")` : '');
+  for (const [queue, rule] of Object.entries(policy.paused_queues)) {
+    lines.push(
+      `${paint(style, 'yellow', `queue ${queue} paused`)} by ${rule.updated_by}${why(rule.reason)}${until(rule.expires_at)}`,
+    );
+  }
+  const t = policy.throttle;
+  if (t) {
+    const parts = [
+      t.rate !== null ? `${t.rate} documents/s for the fleet` : null,
+      t.concurrency !== null ? `at most ${t.concurrency} slots per agent` : null,
+    ];
+    lines.push(
+      `${paint(style, 'yellow', 'throttled')}: ${parts.filter(Boolean).join(', ')} by ${t.updated_by}${why(t.reason)}${until(t.expires_at)}`,
+    );
+  }
+  for (const [queue, rule] of Object.entries(policy.queue_rates)) {
+    lines.push(
+      `${paint(style, 'yellow', `queue ${queue} throttled`)} to ${rule.rate} documents/s by ${rule.updated_by}${why(rule.reason)}${until(rule.expires_at)}`,
+    );
+  }
+  if (policy.policy_error) lines.push(paint(style, 'red', `policy unreadable: ${policy.policy_error}`));
+  return lines;
+}
+
+/** The `Policy:` value of `agentctl status`. */
+export function policySummary(style: Style, policy: PolicyView | undefined): string | null {
+  if (!policy) return null;
+  const lines = policyLines(style, policy);
+  return lines.length === 0
+    ? `version ${policy.version}: no queue paused, no throttle`
+    : `version ${policy.version}: ${lines.join('; ')}`;
 }

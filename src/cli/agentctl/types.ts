@@ -16,6 +16,7 @@ import type {
   FleetAgentJson,
   FleetBody,
   FleetSummaryJson,
+  PolicyJson,
   RetriedAllBody,
   RetriedBody,
 } from '../../http/responses.js';
@@ -29,6 +30,8 @@ export type Command = Static<typeof ControlCommandSchema>;
 /** GET /api/cluster/control-state (with watch_mode), a history entry, the data of `control` events. */
 export type ControlState = Tolerant<Static<typeof ControlStateJson>, 'on_behalf_of' | 'expires_at'> & {
   watch_mode?: Static<typeof WatchModeSchema>;
+  /** The fleet policy beside the command (control-state only; absent from an agent older than queues). */
+  policy?: PolicyView;
 };
 
 export type AgentRow = Tolerant<Static<typeof FleetAgentJson>, 'reported_state' | 'instance_id'>;
@@ -86,3 +89,22 @@ export type DiscardAnswer = Static<typeof DiscardedBody>;
 
 /** The body of every error answer (docs/errors.md), with its details beside the code. */
 export type ErrorAnswer = Static<typeof ErrorBody> & { [field: string]: unknown };
+
+/** GET /api/cluster/policy, and control-state's `policy` (absent from an agent older than queues). */
+export type PolicyView = Static<typeof PolicyJson> & {
+  applied_version?: number;
+  this_agent?: { live_agents: number; share: number; concurrency: number };
+  policy_error?: string;
+};
+
+/** POST /api/cluster/throttle, and pause/resume with --queue. */
+export interface PolicyAnswer {
+  status: string;
+  message: string;
+  command: 'pause' | 'resume' | 'throttle';
+  queue: string | null;
+  policy_version: number;
+  policy: PolicyView;
+  propagation?: { watch_mode: string; expected_delay_seconds: number; agents_registered: number };
+  barrier?: CommandAnswer['barrier'];
+}

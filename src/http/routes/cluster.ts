@@ -10,10 +10,10 @@ import { ErrorBody, errorBody, PullingAgentError } from '../../errors.js';
 import type { ControlCommand } from '../../model/control.js';
 import { controlStateToJson } from '../../model/control.js';
 import { policyToJson } from '../../model/policy.js';
-import { ClusterStatsBody, FleetBody, HistoryBody } from '../responses.js';
+import { ClusterStatsBody, FleetBody, HistoryBody, PolicyJson } from '../responses.js';
 import { AuditQuery, ControlStateJson, DurationText, QueueName, WatchModeSchema } from '../schemas.js';
 import type { App, RouteOptions } from '../types.js';
-import { answerQueueCommand, PolicyJson } from './policy.js';
+import { answerQueueCommand } from './policy.js';
 
 const COMMANDS: { path: string; command: ControlCommand; verb: string; role: Role }[] = [
   { path: 'pause', command: 'pause', verb: 'pause', role: 'operator' },
