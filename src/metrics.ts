@@ -98,6 +98,44 @@ export function createMetrics(agent: Agent): Registry {
     },
   });
   new Gauge({
+    name: `${PREFIX}policy_version_applied`,
+    help: 'The fleet policy version (queue pauses, throttle) this agent applies; -1 before it read one.',
+    registers: [registry],
+    collect() {
+      this.set(agent.policy.policy?.version ?? -1);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}queue_paused`,
+    help: 'Queues paused across the fleet (1 each), by the policy this agent applies.',
+    labelNames: ['queue'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const queue of Object.keys(agent.policy.policy?.paused_queues ?? {})) this.set({ queue }, 1);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}throttle_rate`,
+    help: 'Documents per second the fleet throttle allows the whole fleet (queue="" for every queue), by the policy this agent applies.',
+    labelNames: ['queue'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const policy = agent.policy.policy;
+      if (policy?.throttle?.rate != null) this.set({ queue: '' }, policy.throttle.rate);
+      for (const [queue, rule] of Object.entries(policy?.queue_rates ?? {})) this.set({ queue }, rule.rate);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}throttle_share`,
+    help: "This agent's part of each fleet rate: 1 / the live agents sharing it.",
+    registers: [registry],
+    collect() {
+      this.set(agent.policy.share);
+    },
+  });
+  new Gauge({
     name: `${PREFIX}documents_buffered`,
     help: 'Documents claimed and waiting for a free slot (the prefetch).',
     registers: [registry],
