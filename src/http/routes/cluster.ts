@@ -81,9 +81,9 @@ function namedStragglers(summary: { stragglers: string[]; unconfirmed?: string[]
  * For the group of /api/cluster/* routes (the events stream included): 503 on an agent started
  * with ENABLE_DISTRIBUTED_CONTROL=false. A hook of the group's plugin, so no other route runs it.
  */
-export function clusterGuard(app: App, { agent }: RouteOptions): void {
+export function clusterGuard(app: App, { view }: RouteOptions): void {
   app.addHook('onRequest', async () => {
-    if (!agent.settings.distributedControl) {
+    if (!view.settings.distributedControl) {
       throw new PullingAgentError(
         'PA_DISTRIBUTED_CONTROL_DISABLED',
         'distributed control is disabled on this agent (ENABLE_DISTRIBUTED_CONTROL=false); use /api/agent/* for this agent',
@@ -92,10 +92,10 @@ export function clusterGuard(app: App, { agent }: RouteOptions): void {
   });
 }
 
-export function clusterRoutes(app: App, { agent, security }: RouteOptions): void {
-  const settings = agent.settings;
+export function clusterRoutes(app: App, { plane, view, security }: RouteOptions): void {
+  const settings = view.settings;
 
-  const watchMode = () => agent.watchModeShown;
+  const watchMode = () => view.watchModeShown;
 
   for (const { path, command, verb, role } of COMMANDS) {
     app.post(
@@ -118,7 +118,7 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
         const ifMatch = request.headers['if-match'];
         const expectedVersion =
           query.expected_version ?? (ifMatch ? Number(ifMatch.replaceAll('"', '')) : undefined);
-        const issued = await agent.plane.issue({
+        const issued = await plane.issue({
           command,
           reason: query.reason ?? null,
           actor: request.actor?.name ?? null,
@@ -138,7 +138,7 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
           },
         };
         if (!query.wait) return { status: 'success' as const, ...body };
-        const barrier = await agent.plane.waitFor(state, (query.timeout ?? 30) * 1000);
+        const barrier = await plane.waitFor(state, (query.timeout ?? 30) * 1000);
         if (barrier.complete) return { status: 'success' as const, ...body, barrier };
         const what = command === 'running' ? 'applied it' : 'applied it and drained';
         // The command's fields first, so that the error's status and message are the ones sent.
@@ -182,7 +182,7 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
       },
     },
     async () => {
-      const { state, control_error } = await agent.plane.readControl();
+      const { state, control_error } = await plane.readControl();
       return {
         ...controlStateToJson(state),
         watch_mode: watchMode(),
@@ -201,8 +201,8 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
       },
     },
     async () => {
-      const { state, control_error } = await agent.plane.readControl();
-      const status = agent.controlStatus;
+      const { state, control_error } = await plane.readControl();
+      const status = view.controlStatus;
       return {
         watch_mode: watchMode(),
         polling_interval: settings.controlPollingIntervalMs / 1000,
@@ -232,7 +232,7 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
       },
     },
     async (request) => {
-      const history = await agent.store.listHistory(request.query.limit ?? 50);
+      const history = await view.store.listHistory(request.query.limit ?? 50);
       return { history: history.map(controlStateToJson), count: history.length };
     },
   );
@@ -246,6 +246,6 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
         response: { 200: FleetBody, '5xx': ErrorBody },
       },
     },
-    async () => agent.plane.fleet(),
+    async () => plane.fleet(),
   );
 }
