@@ -4,6 +4,7 @@ export {
   type AgentOptions,
   type AgentSettings,
   type AgentStats,
+  type AgentView,
   createAgent,
   logOnlyHandler,
 } from './agent/agent.js';
@@ -14,7 +15,7 @@ export { type Config, loadConfig, publicConfig, type StoreTarget } from './confi
 export { ControlWatcher } from './control/watcher.js';
 export * from './errors.js';
 export { buildApp } from './http/app.js';
-export type { App } from './http/types.js';
+export type { AgentContext, App, AppOptions } from './http/types.js';
 export { createLogger } from './logging.js';
 export { openStore } from './stores/index.js';
 export type * from './stores/types.js';

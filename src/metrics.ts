@@ -4,8 +4,8 @@
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
-import type { Agent } from './agent/agent.js';
 import { AGENT_STATES } from './agent/lifecycle.js';
+import type { AgentView } from './agent/view.js';
 import { WATCH_MODES } from './model/watch.js';
 
 const PREFIX = 'pulling_agent_';
@@ -25,7 +25,7 @@ function mirroredCounter(registry: Registry, name: string, help: string, read: (
   });
 }
 
-export function createMetrics(agent: Agent): Registry {
+export function createMetrics(agent: AgentView): Registry {
   const registry = new Registry();
   registry.setDefaultLabels({ agent_id: agent.settings.agentId });
   collectDefaultMetrics({ register: registry, prefix: PREFIX });

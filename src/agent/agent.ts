@@ -9,7 +9,7 @@ import { hostname } from 'node:os';
 
 import { type Logger, pino } from 'pino';
 
-import { type Config, loadConfig } from '../config.js';
+import { loadConfig } from '../config.js';
 import { PauseExpiry } from '../control/expiry.js';
 import { heartbeatAgeMs, LOST_AFTER_HEARTBEATS } from '../control/fleet.js';
 import { ControlPlane } from '../control/plane.js';
@@ -25,25 +25,14 @@ import { BacklogReader } from './backlog.js';
 import { Heartbeat } from './heartbeat.js';
 import { type AgentState, isReady, nextState } from './lifecycle.js';
 import { type ControlFileWatch, watchControlFile } from './local-control.js';
-import { type DocumentHandler, type DocumentOutcome, Pipeline, type RuntimeStats } from './pipeline.js';
+import { type DocumentHandler, Pipeline } from './pipeline.js';
 import { PolicyFollower } from './policy.js';
 import { countStoreTimeouts } from './store-timeouts.js';
 import { ClaimGovernor } from './throttle.js';
 import { MinuteCounts } from './throughput.js';
+import type { AgentEvents, AgentParts, AgentSettings, AgentStats, AgentView } from './view.js';
 
-/** The settings that concern the agent itself (the HTTP server's are the CLI's business). */
-export type AgentSettings = Omit<
-  Config,
-  | 'port'
-  | 'host'
-  | 'logLevel'
-  | 'logFormat'
-  | 'handler'
-  | 'apiTokens'
-  | 'metricsAuth'
-  | 'rateLimitCommands'
-  | 'rateLimitDocuments'
->;
+export type { AgentEvents, AgentSettings, AgentStats, AgentView } from './view.js';
 
 export interface AgentOptions extends Partial<AgentSettings> {
   /** The document handler. Default: one that only logs. */
@@ -54,31 +43,12 @@ export interface AgentOptions extends Partial<AgentSettings> {
   logger?: Logger;
 }
 
-export interface AgentStats extends RuntimeStats {
-  startedAt: Date;
-  lastHeartbeatAt: Date | null;
-  /** Store calls that missed their deadline (STORE_TIMEOUT). */
-  storeTimeouts: number;
-  appliedVersion: number;
-  appliedAt: Date | null;
-}
-
-export interface AgentEvents {
-  state: [state: AgentState, previous: AgentState, source: string];
-  /** `initial` for the state adopted at start (it may be days old). */
-  applied: [state: ControlState, initial: boolean];
-  /** A claim returned `count` documents after `seconds`. */
-  claimed: [count: number, seconds: number];
-  /** A handler finished: processed, retried (back to pending) or failed for good. */
-  handled: [outcome: DocumentOutcome, seconds: number];
-}
-
 /** The built-in handler: it only logs what it got. */
 export const logOnlyHandler: DocumentHandler = (doc, { logger }) => {
   logger.info({ document: doc.id }, 'Processed document (built-in handler: logs only)');
 };
 
-export class Agent extends EventEmitter<AgentEvents> {
+export class Agent extends EventEmitter<AgentEvents> implements AgentParts {
   readonly settings: Readonly<AgentSettings>;
   readonly logger: Logger;
   readonly host = hostname();
@@ -109,6 +79,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   readonly #minutes = new MinuteCounts();
   /** Resolves once the agent has stopped for good (after a shutdown or stop()). */
   readonly done: Promise<void>;
+  /** What HTTP and metrics see of this agent (buildApp() takes it with the plane). */
+  readonly view: AgentView;
 
   constructor(options: AgentOptions = {}) {
     super();
@@ -171,6 +143,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       onApplied: (policy, previous) => this.#applyPolicy(policy, previous),
     });
     this.#expiry = new PauseExpiry(() => this.plane, this.logger);
+    this.view = viewOf(this);
     this.done = new Promise<void>((resolve) => {
       this.#resolveDone = resolve;
     });
@@ -530,6 +503,53 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.logger.info(`Agent ${this.settings.agentId} stopped`);
     this.#resolveDone();
   }
+}
+
+/**
+ * A view that reads the agent when asked and forwards its two actions; it holds no state of its
+ * own, and nothing reached through it leads back to the Agent object.
+ */
+function viewOf(agent: Agent): AgentView {
+  return Object.freeze({
+    settings: agent.settings,
+    instanceId: agent.instanceId,
+    backlog: Object.freeze({ readWithin: (ms: number) => agent.backlog.readWithin(ms) }),
+    get state() {
+      return agent.state;
+    },
+    get ready() {
+      return agent.ready;
+    },
+    get readiness() {
+      return agent.readiness;
+    },
+    get batchInFlight() {
+      return agent.batchInFlight;
+    },
+    get runtime() {
+      return agent.runtime;
+    },
+    get watchModeShown() {
+      return agent.watchModeShown;
+    },
+    get policy() {
+      return agent.policy;
+    },
+    get controlStatus() {
+      return agent.controlStatus;
+    },
+    get stats() {
+      return agent.stats;
+    },
+    get store() {
+      return agent.store;
+    },
+    command: (command: ControlCommand, source: string) => agent.command(command, source),
+    notifyDocuments: () => agent.notifyDocuments(),
+    on: <E extends keyof AgentEvents>(event: E, listener: (...args: AgentEvents[E]) => void) => {
+      agent.on(event, listener as never);
+    },
+  });
 }
 
 /** Creates an agent from code; `agent.start()` runs it, `agent.stop()` drains and stops it. */

@@ -89,7 +89,8 @@ async function main(): Promise<number> {
       `Authentication on: ${config.apiTokens.length} token(s) (${config.apiTokens.map((t) => `${t.name}:${t.role}`).join(', ')})`,
     );
   const app = await buildApp({
-    agent,
+    plane: agent.plane,
+    view: agent.view,
     logger,
     publicConfig: publicConfig(config),
     security: {

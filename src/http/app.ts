@@ -26,7 +26,7 @@ import { throughputRoutes } from './routes/throughput.js';
 import { PATTERN_RULES } from './schemas.js';
 import type { App, AppOptions, RouteOptions, SecurityOptions } from './types.js';
 
-export type { App, AppOptions, RouteOptions, SecurityOptions } from './types.js';
+export type { AgentContext, App, AppOptions, AppSettings, RouteOptions, SecurityOptions } from './types.js';
 
 /** Maps anything thrown in a request to a code, status and message that are safe to show. */
 function toHttpError(
@@ -158,7 +158,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
     rateLimitDocuments: 600,
     ...options.security,
   };
-  const routeOptions: RouteOptions = { ...options, security };
+  // Only the plane and the view go further: no route reaches the Agent object.
+  const { agent, plane, view, ...settings } = options;
+  const context = agent ? { plane: agent.plane, view: agent.view } : { plane: plane!, view: view! };
+  const routeOptions: RouteOptions = { ...settings, ...context, security };
   registerAuth(app, security.tokens);
   // Security headers on every answer; the dashboard sets its own stricter policy.
   await app.register(helmet, { contentSecurityPolicy: false, crossOriginEmbedderPolicy: false });
@@ -200,11 +203,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await app.register(async (group) => {
     clusterGuard(group, routeOptions);
     clusterRoutes(group, routeOptions);
-    policyRoutes(group, routeOptions, {
-      plane: routeOptions.agent.plane,
-      applied: () => routeOptions.agent.policy,
-      watchMode: () => routeOptions.agent.watchModeShown,
-    });
+    policyRoutes(group, routeOptions);
     throughputRoutes(group, routeOptions);
     await group.register(fastifySSE, { heartbeatInterval: 15_000 });
     eventRoutes(group, routeOptions);

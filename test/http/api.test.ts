@@ -66,8 +66,13 @@ describe('HTTP API on the embedded store', () => {
     assert.equal(agent.state, 'paused');
 
     const state = (await app.inject('/api/cluster/control-state')).json();
+    // The fleet policy rides beside the seed's fields (nothing paused or throttled here).
     assert.deepEqual(
-      { ...state, timestamp: undefined },
+      [state.policy.version, state.policy.paused_queues, state.policy.throttle],
+      [0, {}, null],
+    );
+    assert.deepEqual(
+      { ...state, timestamp: undefined, policy: undefined },
       {
         command: 'pause',
         version: 1,
@@ -77,6 +82,7 @@ describe('HTTP API on the embedded store', () => {
         expires_at: null,
         watch_mode: 'file_events',
         timestamp: undefined,
+        policy: undefined,
       },
     );
     assert.equal((await app.inject('/readiness')).statusCode, 503);

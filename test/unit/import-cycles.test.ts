@@ -4,10 +4,9 @@
 // is seen the day it is written. Dynamic import() is not counted: it is how a cycle is broken.
 
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+
+import { importGraph, repositoryRoot } from '../helpers/import-graph.js';
 
 /**
  * Cycles known and left on purpose, each as the set of its files and with the issue that owns it.
@@ -18,38 +17,6 @@ import { fileURLToPath } from 'node:url';
  * here with that issue's name rather than fixing it in the stores from this branch.
  */
 const KNOWN_CYCLES: { issue: string; files: string[] }[] = [];
-
-/** The repository root, from dist/test/unit/ when compiled or test/unit/ when run from sources. */
-function repositoryRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!readdirSync(dir).includes('package.json')) dir = dirname(dir);
-  return dir;
-}
-
-function sources(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) return sources(path);
-    return entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts') ? [path] : [];
-  });
-}
-
-/** `import x from './a.js'`, `import type {…} from`, `import './a.js'`, `export * from`, over lines. */
-const STATIC_IMPORT = /^\s*(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\sfrom\s+)?['"](\.{1,2}\/[^'"]+)['"]/gm;
-
-/** File → the files of ours it imports, as paths relative to the root. */
-export function importGraph(root: string): Map<string, string[]> {
-  const graph = new Map<string, string[]>();
-  for (const file of sources(join(root, 'src'))) {
-    const text = readFileSync(file, 'utf8');
-    const targets = new Set<string>();
-    for (const [, specifier] of text.matchAll(STATIC_IMPORT)) {
-      targets.add(relative(root, resolve(dirname(file), specifier!.replace(/\.js$/, '.ts'))));
-    }
-    graph.set(relative(root, file), [...targets].sort());
-  }
-  return graph;
-}
 
 /** The strongly connected components of more than one file (Tarjan), each sorted. */
 export function cycles(graph: Map<string, string[]>): string[][] {

@@ -16,15 +16,15 @@ const AgentStateJson = Type.Object({
   batch_in_flight: Type.Boolean(),
 });
 
-export function agentRoutes(app: App, { agent, security }: RouteOptions): void {
-  const view = () => ({
-    state: agent.state,
+export function agentRoutes(app: App, { view, security }: RouteOptions): void {
+  const stateJson = () => ({
+    state: view.state,
     timestamp: new Date().toISOString(),
-    agent_id: agent.settings.agentId,
-    instance_id: agent.instanceId,
-    ready: agent.ready,
-    applied_version: agent.controlStatus?.appliedVersion ?? -1,
-    batch_in_flight: agent.batchInFlight,
+    agent_id: view.settings.agentId,
+    instance_id: view.instanceId,
+    ready: view.ready,
+    applied_version: view.controlStatus?.appliedVersion ?? -1,
+    batch_in_flight: view.batchInFlight,
   });
 
   app.get(
@@ -33,13 +33,13 @@ export function agentRoutes(app: App, { agent, security }: RouteOptions): void {
       config: { role: 'viewer' },
       schema: { summary: "This agent's state", response: { 200: AgentStateJson } },
     },
-    async () => view(),
+    async () => stateJson(),
   );
 
   const actions = [
-    ['pause', 'operator', () => agent.pause('api')],
-    ['resume', 'operator', () => agent.resume('api')],
-    ['shutdown', 'admin', () => agent.shutdown('api')],
+    ['pause', 'operator', () => view.command('pause', 'api')],
+    ['resume', 'operator', () => view.command('running', 'api')],
+    ['shutdown', 'admin', () => view.command('shutdown', 'api')],
   ] as const;
   for (const [name, role, act] of actions) {
     app.post(
@@ -58,14 +58,18 @@ export function agentRoutes(app: App, { agent, security }: RouteOptions): void {
         },
       },
       async () => {
-        if (agent.state === 'stopping' && name !== 'shutdown') {
+        if (view.state === 'stopping' && name !== 'shutdown') {
           throw new PullingAgentError(
             'PA_AGENT_STOPPING',
-            `agent ${agent.settings.agentId} is shutting down; ${name} has no effect`,
+            `agent ${view.settings.agentId} is shutting down; ${name} has no effect`,
           );
         }
         act();
-        return { status: 'success' as const, message: `Agent ${agent.settings.agentId}: ${name}`, ...view() };
+        return {
+          status: 'success' as const,
+          message: `Agent ${view.settings.agentId}: ${name}`,
+          ...stateJson(),
+        };
       },
     );
   }

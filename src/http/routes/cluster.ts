@@ -92,9 +92,9 @@ function namedStragglers(summary: { stragglers: string[]; unconfirmed?: string[]
  * For the group of /api/cluster/* routes (the events stream included): 503 on an agent started
  * with ENABLE_DISTRIBUTED_CONTROL=false. A hook of the group's plugin, so no other route runs it.
  */
-export function clusterGuard(app: App, { agent }: RouteOptions): void {
+export function clusterGuard(app: App, { view }: RouteOptions): void {
   app.addHook('onRequest', async () => {
-    if (!agent.settings.distributedControl) {
+    if (!view.settings.distributedControl) {
       throw new PullingAgentError(
         'PA_DISTRIBUTED_CONTROL_DISABLED',
         'distributed control is disabled on this agent (ENABLE_DISTRIBUTED_CONTROL=false); use /api/agent/* for this agent',
@@ -103,10 +103,10 @@ export function clusterGuard(app: App, { agent }: RouteOptions): void {
   });
 }
 
-export function clusterRoutes(app: App, { agent, security }: RouteOptions): void {
-  const settings = agent.settings;
+export function clusterRoutes(app: App, { plane, view, security }: RouteOptions): void {
+  const settings = view.settings;
 
-  const watchMode = () => agent.watchModeShown;
+  const watchMode = () => view.watchModeShown;
 
   for (const { path, command, verb, role } of COMMANDS) {
     app.post(
@@ -132,7 +132,7 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
           query.expected_version ?? (ifMatch ? Number(ifMatch.replaceAll('"', '')) : undefined);
         if (query.queue !== undefined) {
           return answerQueueCommand(
-            agent.plane,
+            plane,
             command === 'pause' ? 'pause' : 'resume',
             {
               ...query,
@@ -144,7 +144,7 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
             watchMode,
           );
         }
-        const issued = await agent.plane.issue({
+        const issued = await plane.issue({
           command,
           reason: query.reason ?? null,
           actor: request.actor?.name ?? null,
@@ -164,7 +164,7 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
           },
         };
         if (!query.wait) return { status: 'success' as const, ...body };
-        const barrier = await agent.plane.waitFor(state, (query.timeout ?? 30) * 1000);
+        const barrier = await plane.waitFor(state, (query.timeout ?? 30) * 1000);
         if (barrier.complete) return { status: 'success' as const, ...body, barrier };
         const what = command === 'running' ? 'applied it' : 'applied it and drained';
         // The command's fields first, so that the error's status and message are the ones sent.
@@ -215,8 +215,8 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
     },
     async () => {
       const [{ state, control_error }, { policy, policy_error }] = await Promise.all([
-        agent.plane.readControl(),
-        agent.plane.readPolicy(),
+        plane.readControl(),
+        plane.readPolicy(),
       ]);
       return {
         ...controlStateToJson(state),
@@ -237,8 +237,8 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
       },
     },
     async () => {
-      const { state, control_error } = await agent.plane.readControl();
-      const status = agent.controlStatus;
+      const { state, control_error } = await plane.readControl();
+      const status = view.controlStatus;
       return {
         watch_mode: watchMode(),
         polling_interval: settings.controlPollingIntervalMs / 1000,
@@ -268,7 +268,7 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
       },
     },
     async (request) => {
-      const history = await agent.store.listHistory(request.query.limit ?? 50);
+      const history = await view.store.listHistory(request.query.limit ?? 50);
       return { history: history.map(controlStateToJson), count: history.length };
     },
   );
@@ -282,6 +282,6 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
         response: { 200: FleetBody, '5xx': ErrorBody },
       },
     },
-    async () => agent.plane.fleet(),
+    async () => plane.fleet(),
   );
 }

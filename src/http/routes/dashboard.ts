@@ -9,7 +9,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 
 import { errorBody } from '../../errors.js';
-import type { App, AppOptions } from '../types.js';
+import type { App, RouteOptions } from '../types.js';
 
 /** The only files served, with their content types: anything else is a 404, so no path escapes. */
 const FILES: Record<string, string> = {
@@ -58,7 +58,7 @@ function readAssets(): Map<string, Asset> | string {
   return `the dashboard's files are missing (looked in ${tried.join(' and ')})`;
 }
 
-export function dashboardRoutes(app: App, _options: AppOptions): void {
+export function dashboardRoutes(app: App, _options: RouteOptions): void {
   const assets = readAssets();
   if (typeof assets === 'string') app.log.warn(`Dashboard unavailable: ${assets}`);
 

@@ -161,7 +161,7 @@ function actorOf(request: FastifyRequest): string {
   return request.actor?.name ?? given ?? 'api';
 }
 
-export function documentRoutes(app: App, { agent, security }: RouteOptions): void {
+export function documentRoutes(app: App, { view, security }: RouteOptions): void {
   const rateLimit = { max: security.rateLimitDocuments, timeWindow: 60_000 };
   // Parsed before Fastify's own validation, so that every problem is told in words.
   const parsed = new WeakMap<FastifyRequest, EnqueueRequest>();
@@ -191,13 +191,13 @@ export function documentRoutes(app: App, { agent, security }: RouteOptions): voi
       let ids: string[];
       let duplicates: string[] = [];
       if (input.plain) {
-        ids = await agent.store.insertDocuments(input.documents.map((d) => d.payload));
+        ids = await view.store.insertDocuments(input.documents.map((d) => d.payload));
       } else {
-        const stored = await agent.store.enqueueDocuments(input.documents);
+        const stored = await view.store.enqueueDocuments(input.documents);
         ids = stored.map((s) => s.id);
         duplicates = stored.filter((s) => s.duplicate).map((s) => s.id);
       }
-      agent.notifyDocuments();
+      view.notifyDocuments();
       return reply.status(201).send({ status: 'success' as const, count: ids.length, ids, duplicates });
     },
   );
@@ -215,8 +215,8 @@ export function documentRoutes(app: App, { agent, security }: RouteOptions): voi
     async (request) => {
       const { status, limit = LIST_LIMIT_DEFAULT, cursor } = request.query as Static<typeof ListQuery>;
       const [counts, page] = await Promise.all([
-        agent.store.countDocuments(),
-        agent.store
+        view.store.countDocuments(),
+        view.store
           .listDocuments({ ...(status ? { status } : {}), limit, after: cursor ?? null })
           .catch((error: unknown) => {
             // A store that cannot read the cursor says so with a 4xx; a TypeError or a RangeError
@@ -249,7 +249,7 @@ export function documentRoutes(app: App, { agent, security }: RouteOptions): voi
       },
     },
     async (request) => {
-      const doc = await agent.store.getDocument(request.params.id);
+      const doc = await view.store.getDocument(request.params.id);
       if (!doc) throw new PullingAgentError('PA_NOT_FOUND', `no document ${request.params.id}`);
       return documentJson(doc);
     },
@@ -276,17 +276,17 @@ export function documentRoutes(app: App, { agent, security }: RouteOptions): voi
               { document_status: doc.status },
             )
           : new PullingAgentError('PA_NOT_FOUND', `no document ${id}`);
-      const doc = await agent.store.getDocument(id);
+      const doc = await view.store.getDocument(id);
       if (doc?.status !== 'failed') throw notFailed(doc);
-      const count = await agent.store.retryDocuments({ ids: [id] });
-      const now = await agent.store.getDocument(id);
+      const count = await view.store.retryDocuments({ ids: [id] });
+      const now = await view.store.getDocument(id);
       // Retried or discarded by someone else in between: say what it is now.
       if (count === 0 || !now) throw notFailed(now);
       request.log.info(
         { action: 'retry', document: id, actor: actorOf(request), attempts: now.attempts },
         `Document ${id} retried by ${actorOf(request)}`,
       );
-      agent.notifyDocuments();
+      view.notifyDocuments();
       return { status: 'success' as const, count, document: documentJson(now) };
     },
   );
@@ -309,12 +309,12 @@ export function documentRoutes(app: App, { agent, security }: RouteOptions): voi
           `query parameter status must be failed (only failed documents can be retried in bulk); got ${JSON.stringify(status)}`,
         );
       }
-      const count = await agent.store.retryDocuments({ status: 'failed' });
+      const count = await view.store.retryDocuments({ status: 'failed' });
       request.log.info(
         { action: 'retry_all_failed', count, actor: actorOf(request) },
         `${count} failed document(s) retried by ${actorOf(request)}`,
       );
-      if (count > 0) agent.notifyDocuments();
+      if (count > 0) view.notifyDocuments();
       return { status: 'success' as const, count };
     },
   );
@@ -332,7 +332,7 @@ export function documentRoutes(app: App, { agent, security }: RouteOptions): voi
     },
     async (request) => {
       const { id } = request.params;
-      const outcome = await agent.store.deleteDocument(id);
+      const outcome = await view.store.deleteDocument(id);
       if (outcome === 'not_found') throw new PullingAgentError('PA_NOT_FOUND', `no document ${id}`);
       if (outcome === 'processing') {
         throw new PullingAgentError(

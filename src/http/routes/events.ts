@@ -9,13 +9,13 @@ import { FleetObserver } from '../../control/observer.js';
 import { describeError, PullingAgentError } from '../../errors.js';
 import type { App, RouteOptions } from '../types.js';
 
-export function eventRoutes(app: App, { agent }: RouteOptions): void {
+export function eventRoutes(app: App, { view }: RouteOptions): void {
   const observer = new FleetObserver({
-    store: () => agent.store,
-    heartbeatIntervalMs: agent.settings.heartbeatIntervalMs,
-    leaseMs: agent.settings.leaseTimeoutMs,
+    store: () => view.store,
+    heartbeatIntervalMs: view.settings.heartbeatIntervalMs,
+    leaseMs: view.settings.leaseTimeoutMs,
     // Cached by the agent (one store read per 5 s at most), however many streams are open.
-    backlog: () => agent.backlog.readWithin(500),
+    backlog: () => view.backlog.readWithin(500),
     onError: (error) => app.log.warn(`Events stream: cannot read the fleet: ${describeError(error)}`),
   });
   // Open streams would hold app.close() (and so an agent's exit) for ever: end them first.

@@ -170,21 +170,8 @@ export function answerQueueCommand(
   return answerPolicyCommand(plane, { command, queue: query.queue }, query, actor, reply, watchMode);
 }
 
-export interface PolicyRouteContext {
-  plane: ControlPlane;
-  /** This agent's view of the policy it applies. */
-  applied(): {
-    policy: FleetPolicy | null;
-    policy_error: string | null;
-    share: number;
-    live_agents: number;
-    concurrency: number;
-  };
-  watchMode(): string;
-}
-
-export function policyRoutes(app: App, { security }: RouteOptions, context: PolicyRouteContext): void {
-  const { plane } = context;
+export function policyRoutes(app: App, { plane, view, security }: RouteOptions): void {
+  const watchMode = () => view.watchModeShown;
   app.post(
     '/api/cluster/throttle',
     {
@@ -209,14 +196,7 @@ export function policyRoutes(app: App, { security }: RouteOptions, context: Poli
         ...(rate !== undefined && { rate }),
         ...(concurrency !== undefined && { concurrency }),
       };
-      return answerPolicyCommand(
-        plane,
-        throttle,
-        query,
-        request.actor?.name ?? null,
-        reply,
-        context.watchMode,
-      );
+      return answerPolicyCommand(plane, throttle, query, request.actor?.name ?? null, reply, watchMode);
     },
   );
 
@@ -258,7 +238,7 @@ export function policyRoutes(app: App, { security }: RouteOptions, context: Poli
     },
     async () => {
       const { policy, policy_error } = await plane.readPolicy();
-      const here = context.applied();
+      const here = view.policy;
       return {
         ...policyToJson(policy),
         applied_version: here.policy?.version ?? -1,

@@ -22,7 +22,7 @@ const StoreStatusBody = Type.Object(
   { additionalProperties: true },
 );
 
-export function statusRoutes(app: App, { agent, publicConfig, security }: RouteOptions): void {
+export function statusRoutes(app: App, { view, publicConfig, security }: RouteOptions): void {
   // The kubelet's probes carry no token; Prometheus scrapes without one unless METRICS_AUTH=true.
   const open: { role: Role | null } = { role: null };
   const viewer: { role: Role | null } = { role: 'viewer' };
@@ -36,7 +36,7 @@ export function statusRoutes(app: App, { agent, publicConfig, security }: RouteO
         response: { 200: HealthBody },
       },
     },
-    async () => ({ status: 'ok' as const, state: agent.state, timestamp: new Date().toISOString() }),
+    async () => ({ status: 'ok' as const, state: view.state, timestamp: new Date().toISOString() }),
   );
 
   app.get(
@@ -49,10 +49,10 @@ export function statusRoutes(app: App, { agent, publicConfig, security }: RouteO
       },
     },
     async (_request, reply) => {
-      const { ready, reason } = agent.readiness;
+      const { ready, reason } = view.readiness;
       return reply.status(ready ? 200 : 503).send({
         ready,
-        state: agent.state,
+        state: view.state,
         timestamp: new Date().toISOString(),
         ...(reason !== null && { reason }),
       });
@@ -61,10 +61,10 @@ export function statusRoutes(app: App, { agent, publicConfig, security }: RouteO
 
   const statsSchema = { summary: "This agent's counters", response: { 200: AgentStatsBody } };
   app.get('/api/stats', { config: viewer, schema: statsSchema }, async () => {
-    const s = agent.stats;
+    const s = view.stats;
     return {
-      agent_id: agent.settings.agentId,
-      state: agent.state,
+      agent_id: view.settings.agentId,
+      state: view.state,
       version: SOFTWARE_VERSION,
       uptime_seconds: Math.round((Date.now() - s.startedAt.getTime()) / 1000),
       started_at: s.startedAt.toISOString(),
@@ -77,7 +77,7 @@ export function statusRoutes(app: App, { agent, publicConfig, security }: RouteO
       handler_errors: s.handlerErrors,
       store_errors: s.storeErrors,
       leases_lapsed: s.leasesLapsed,
-      batch_in_flight: agent.batchInFlight,
+      batch_in_flight: view.batchInFlight,
       last_batch_at: s.lastBatchAt?.toISOString() ?? null,
       last_heartbeat: s.lastHeartbeatAt?.toISOString() ?? null,
       applied_version: s.appliedVersion,
@@ -85,7 +85,7 @@ export function statusRoutes(app: App, { agent, publicConfig, security }: RouteO
     };
   });
 
-  const metrics = createMetrics(agent);
+  const metrics = createMetrics(view);
   app.get(
     '/metrics',
     {
@@ -110,16 +110,16 @@ export function statusRoutes(app: App, { agent, publicConfig, security }: RouteO
   );
 
   const storeStatus = async (_request: unknown, reply: FastifyReply) => {
-    const base = { store: agent.settings.store.kind, description: safeDescription() };
-    const control = agent.controlStatus;
+    const base = { store: view.settings.store.kind, description: safeDescription() };
+    const control = view.controlStatus;
     try {
-      const latency = await agent.store.ping();
+      const latency = await view.store.ping();
       return reply.send({
         ...base,
         status: 'connected',
         reachable: true,
         latency_ms: Math.round(latency * 100) / 100,
-        watch_mode: control ? agent.watchModeShown : null,
+        watch_mode: control ? view.watchModeShown : null,
         control_error: control?.lastError ?? null,
       });
     } catch (error) {
@@ -129,14 +129,14 @@ export function statusRoutes(app: App, { agent, publicConfig, security }: RouteO
         reachable: false,
         latency_ms: null,
         error: describeError(error),
-        watch_mode: control ? agent.watchModeShown : null,
+        watch_mode: control ? view.watchModeShown : null,
         control_error: control?.lastError ?? null,
       });
     }
   };
   const safeDescription = () => {
     try {
-      return agent.store.description;
+      return view.store.description;
     } catch {
       return null;
     }

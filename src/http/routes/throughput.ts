@@ -62,13 +62,13 @@ export function summarize(records: AgentRecord[], heartbeatIntervalMs: number, n
   };
 }
 
-export function throughputRoutes(app: App, { agent }: RouteOptions): void {
+export function throughputRoutes(app: App, { view }: RouteOptions): void {
   let last: { at: number; answer: Promise<Throughput> } | null = null;
   const read = () => {
     if (last && Date.now() - last.at < SHARED_MS) return last.answer;
-    const answer = agent.store
+    const answer = view.store
       .listAgents()
-      .then((records) => summarize(records, agent.settings.heartbeatIntervalMs));
+      .then((records) => summarize(records, view.settings.heartbeatIntervalMs));
     last = { at: Date.now(), answer };
     // A failed read is not shared: the next caller asks again.
     answer.catch(() => {
