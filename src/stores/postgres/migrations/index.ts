@@ -6,6 +6,7 @@ import initial from './001-initial.js';
 import commandDetails from './002-command-details.js';
 import claimTokens from './003-claim-tokens.js';
 import dueTimes from './004-due-times.js';
+import fleetPolicy from './006-fleet-policy.js';
 
 export interface Migration {
   version: number;
@@ -18,4 +19,6 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 2, name: 'command details', sql: commandDetails },
   { version: 3, name: 'claim tokens and instance ids', sql: claimTokens },
   { version: 4, name: 'due times, retry baselines and deduplication keys', sql: dueTimes },
+  // 5 is the documents' queues (merged from its own branch).
+  { version: 6, name: 'fleet policy and its history', sql: fleetPolicy },
 ];
