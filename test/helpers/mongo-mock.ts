@@ -66,6 +66,8 @@ export class ScriptedMongoServer {
   readonly #server: MockServer;
   /** The `$changeStream` stage options of every aggregate received, in order. */
   readonly changeStreamRequests: Doc[] = [];
+  /** The stages after `$changeStream` of every aggregate received (the filter), in order. */
+  readonly changeStreamFilters: Doc[][] = [];
   /** Every command name received, in order. */
   readonly commands: string[] = [];
   #aggregateFaults: (ScriptedError | 'no-answer')[] = [];
@@ -131,6 +133,15 @@ export class ScriptedMongoServer {
     return this.#push({ operationType: 'update', documentKey: { _id: 'global_control' } });
   }
 
+  /** An update of the fleet policy document that set its version, as MongoDB reports a `$set`. */
+  pushPolicyUpdate(version: number): Doc {
+    return this.#push({
+      operationType: 'update',
+      documentKey: { _id: 'fleet_policy' },
+      updateDescription: { updatedFields: { version }, removedFields: [] },
+    });
+  }
+
   /** The collection was dropped: `drop`, then `invalidate`, after which the cursor is dead. */
   pushDropAndInvalidate(): void {
     this.#push({ operationType: 'drop' });
@@ -193,6 +204,7 @@ export class ScriptedMongoServer {
     if (stage === undefined)
       return request.reply({ ok: 0, code: 2, errmsg: 'scripted server: not a change stream' });
     this.changeStreamRequests.push(stage);
+    this.changeStreamFilters.push(pipeline.slice(1));
     const fault = this.#aggregateFaults.shift() ?? this.#refuseAllAggregates;
     if (fault === 'no-answer') return;
     if (fault) return request.reply({ ok: 0, ...fault });

@@ -48,3 +48,36 @@ export async function manualBump(url: string, database: string): Promise<void> {
       .updateOne({ _id: 'global_control' }, { $inc: { version: 1 } });
   });
 }
+
+/** The conformance suite's hand edits of the fleet policy, in the MongoDB layout (src/stores/mongodb/policy.ts). */
+export function policyRawWrites(url: string, database: string) {
+  /** The model's map by queue name as the document keeps it: an array of entries naming their queue. */
+  const asList = (map: unknown) =>
+    Object.entries((map ?? {}) as Record<string, object>).map(([queue, rule]) => ({ queue, ...rule }));
+  return {
+    async setRawPolicy(version: number, body: Record<string, unknown>): Promise<void> {
+      await withDb(url, database, async (db) => {
+        await db.collection<{ _id: string }>('agent_control').updateOne(
+          { _id: 'fleet_policy' },
+          {
+            $set: {
+              ...body,
+              version,
+              paused_queues: asList(body.paused_queues),
+              queue_rates: asList(body.queue_rates),
+            },
+            $currentDate: { timestamp: true },
+          },
+          { upsert: true },
+        );
+      });
+    },
+    async addRawPolicyHistory(entry: Record<string, unknown>): Promise<void> {
+      await withDb(url, database, async (db) => {
+        await db
+          .collection<{ _id: string }>('agent_policy_history')
+          .insertOne({ _id: `policy:${String(entry.version)}`, ...entry });
+      });
+    },
+  };
+}

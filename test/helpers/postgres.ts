@@ -100,3 +100,26 @@ export function usePostgresSchema() {
     },
   };
 }
+
+/** The conformance suite's hand edits of the fleet policy (migration 6's tables), with raw SQL. */
+export function policyRawWrites(url: string, schema: string) {
+  return {
+    async setRawPolicy(version: number, body: Record<string, unknown>): Promise<void> {
+      await rawQuery(
+        url,
+        `INSERT INTO "${schema}".fleet_policy (id, version, body) VALUES ('fleet_policy', $1, $2::jsonb)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version, timestamp = clock_timestamp(),
+           body = excluded.body`,
+        [String(version), JSON.stringify(body)],
+      );
+    },
+    async addRawPolicyHistory(entry: Record<string, unknown>): Promise<void> {
+      await rawQuery(
+        url,
+        `INSERT INTO "${schema}".fleet_policy_history (version, timestamp, command, queue, updated_by)
+         VALUES ($1, $2, $3, $4, $5)`,
+        [entry.version, entry.timestamp, entry.command, entry.queue, entry.updated_by],
+      );
+    },
+  };
+}

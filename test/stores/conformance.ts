@@ -17,8 +17,9 @@ import {
 import { waitFor } from '../helpers/wait.js';
 import { describeFailures } from './conformance-failures.js';
 import { describeQueues } from './conformance-queues.js';
+import { describePolicy, type PolicyRawWrites } from './conformance-policy.js';
 
-export interface StoreHarness {
+export interface StoreHarness extends PolicyRawWrites {
   /** A new, initialised connection to this harness's database (like another pod). */
   open(): Promise<Store>;
   /** The seed's manual wake-up, done with the raw driver: version + 1, nothing else. */
@@ -310,6 +311,35 @@ export function describeStore(
         assert.deepEqual(await b.listAgents(), []);
       });
 
+      it('keeps the fleet policy fields of a heartbeat, and reads a row without them', async () => {
+        await a.upsertAgent(
+          heartbeat('agent-new', {
+            applied_policy_version: 3,
+            queues_in_flight: ['emails', 'default'],
+            clock_offset_ms: -12.5,
+          }),
+        );
+        await b.upsertAgent(heartbeat('agent-old'));
+        const [fresh, old] = await b.listAgents();
+        assert.deepEqual(
+          [fresh!.agent_id, fresh!.applied_policy_version, fresh!.queues_in_flight, fresh!.clock_offset_ms],
+          ['agent-new', 3, ['emails', 'default'], -12.5],
+        );
+        assert.deepEqual(
+          [old!.agent_id, old!.applied_policy_version, old!.queues_in_flight, old!.clock_offset_ms],
+          ['agent-old', undefined, undefined, undefined],
+        );
+        // Nothing in flight is an empty list, not an absent one; a later heartbeat replaces them.
+        await a.upsertAgent(
+          heartbeat('agent-new', { applied_policy_version: 4, queues_in_flight: [], clock_offset_ms: 0 }),
+        );
+        const [again] = await b.listAgents();
+        assert.deepEqual(
+          [again!.applied_policy_version, again!.queues_in_flight, again!.clock_offset_ms],
+          [4, [], 0],
+        );
+      });
+
       it('keys rows by instance id: two processes sharing one agent_id are both listed', async () => {
         // Listed by agent_id then instance_id, whatever order they were written in.
         await a.upsertAgent(heartbeat('shared', { instance_id: 'shared/2', state: 'paused' }));
@@ -548,6 +578,7 @@ export function describeStore(
 
     describeFailures(() => ({ a, b }));
     describeQueues(() => ({ a, b }));
+    describePolicy(() => ({ a, b, raw: harness }));
 
     it('answers ping with a latency', async () => {
       const ms = await a.ping();

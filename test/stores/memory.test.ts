@@ -16,6 +16,12 @@ describeStore('memory (the unit tests’ fake)', async () => {
     async setVersion(version: number) {
       shared.setVersion(version);
     },
+    async setRawPolicy(version: number, body: Record<string, unknown>) {
+      shared.setRawPolicy({ ...body, version, timestamp: new Date().toISOString() });
+    },
+    async addRawPolicyHistory(entry: Record<string, unknown>) {
+      shared.addRawPolicyHistory(entry);
+    },
     async cleanup() {},
   };
 });

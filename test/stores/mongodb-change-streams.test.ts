@@ -159,6 +159,25 @@ describe('MongoDB change streams (scripted wire-protocol server, real driver)', 
     assert.equal(server.changeStreamRequests.length, 1);
   });
 
+  it('watches the fleet policy document too, and calls onPolicy with the version it wrote', async () => {
+    const policies: ({ version: number } | undefined)[] = [];
+    watch = await store.watchControl({ ...calls.handlers, onPolicy: (v) => void policies.push(v) });
+    // The server filters the events: both documents' ids are in the filter it was sent.
+    assert.match(JSON.stringify(server.changeStreamFilters[0]), /"global_control","fleet_policy"/);
+    server.pushPolicyUpdate(4);
+    await waitFor(() => policies.length === 1, { what: 'onPolicy for the policy event' });
+    assert.deepEqual(policies, [{ version: 4 }]);
+    assert.equal(calls.wakes, 0, 'a policy event is not a control wake-up');
+    server.pushControlUpdate();
+    await waitFor(() => calls.wakes === 1, { what: 'a wake-up for the control event' });
+    assert.equal(policies.length, 1, 'a control event is not a policy change');
+    // After a gap (the stream resumed), either may have changed: both are told, the policy without a version.
+    server.dropConnectionOnNextGetMore();
+    await waitFor(() => policies.length >= 2, { what: 'onPolicy after the resume' });
+    assert.equal(policies[1], undefined);
+    assert.deepEqual(calls.errors, []);
+  });
+
   // Errors the driver resumes by itself (verified below with the bare driver too): it reopens with
   // the last token, and the store wakes the caller because events may have been missed meanwhile.
   const resumable = [

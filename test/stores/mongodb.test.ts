@@ -10,6 +10,7 @@ import {
   freshDatabase,
   manualBump,
   MONGODB_TEST_URI,
+  policyRawWrites,
   setVersion,
 } from '../helpers/mongodb.js';
 import { unavailable } from '../helpers/targets.js';
@@ -26,6 +27,7 @@ function harness(url: string): () => Promise<StoreHarness> {
       },
       manualBump: () => manualBump(url, database),
       setVersion: (version: number) => setVersion(url, database, version),
+      ...policyRawWrites(url, database),
       cleanup: () => dropDatabase(url, database),
     };
   };

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { beforeEach, describe, it } from 'node:test';
 
+import pg from 'pg';
 import { pino } from 'pino';
 
 import { ControlWatcher } from '../../src/control/watcher.js';
@@ -121,6 +122,52 @@ describe('postgres LISTEN/NOTIFY watch', { skip }, () => {
     );
     assert.equal(counts.wakes, 20);
     assert.ok(latencies[10]! < 1_000);
+  });
+
+  it('announces a policy write with onPolicy and its version, in a payload no agent reads as a control version', async () => {
+    const [s, writer] = [store(), store()];
+    await s.init();
+    await writer.init();
+    const policies: ({ version: number } | undefined)[] = [];
+    const counts = { wakes: 0, errors: [] as Error[] };
+    const w = await s.watchControl({
+      onWake: () => counts.wakes++,
+      onPolicy: (announced) => policies.push(announced),
+      onError: (error) => counts.errors.push(error),
+    });
+    // What an agent of the previous version hears on the same channel: the raw payload.
+    const raw = new pg.Client({ connectionString: url });
+    await raw.connect();
+    const payloads: string[] = [];
+    raw.on('notification', (m) => payloads.push(m.payload ?? ''));
+    try {
+      await raw.query(`LISTEN "${schema}:control"`);
+      const body = { paused_queues: {}, throttle: null, queue_rates: {} };
+      const entry = {
+        command: 'pause' as const,
+        queue: 'emails',
+        rate: null,
+        concurrency: null,
+        reason: null,
+        updated_by: 't',
+        on_behalf_of: null,
+        expires_at: null,
+      };
+      await writer.writePolicy({ expectedVersion: 0, body, entry });
+      await writer.writePolicy({ expectedVersion: 1, body, entry });
+      await waitFor(() => policies.length === 2, { what: 'onPolicy for two policy writes' });
+      assert.deepEqual(policies, [{ version: 1 }, { version: 2 }]);
+      assert.equal(counts.wakes, 0, 'a policy write is not a control wake-up');
+      await waitFor(() => payloads.length === 2, { what: 'the raw payloads' });
+      assert.deepEqual(payloads, ['policy:1', 'policy:2']);
+      // The previous version's parse of this channel: a number is a control version, anything
+      // else only wakes. A policy payload is never a number.
+      assert.ok(payloads.every((p) => !Number.isSafeInteger(Number(p))));
+      assert.deepEqual(counts.errors, []);
+    } finally {
+      await raw.end();
+      await w.close();
+    }
   });
 
   it('calls onDocuments when documents are inserted, by the store or by hand', async () => {

@@ -6,6 +6,7 @@ import { beforeEach, describe, it } from 'node:test';
 
 import { PullingAgentError } from '../../src/errors.js';
 import { SCHEMA_VERSION } from '../../src/stores/postgres/index.js';
+import { MIGRATIONS } from '../../src/stores/postgres/migrations/index.js';
 import { POSTGRES_HOW_TO, POSTGRES_URL, rawQuery, usePostgresSchema } from '../helpers/postgres.js';
 import { unavailable } from '../helpers/targets.js';
 
@@ -28,7 +29,7 @@ describe('postgres migrations', { skip }, () => {
     );
     assert.deepEqual(
       applied.map((m) => m.version),
-      Array.from({ length: SCHEMA_VERSION }, (_, i) => i + 1),
+      MIGRATIONS.map((m) => m.version),
     );
     assert.equal((await stores[3]!.readControl()).version, 0);
     const rows = await rawQuery(url, `SELECT * FROM "${schema}".agent_control`);

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 
 import { WatchUnavailableError } from '../../src/errors.js';
 import { createPostgresStore } from '../../src/stores/postgres/index.js';
-import { dropSchema, freshSchema, rawQuery } from '../helpers/postgres.js';
+import { dropSchema, freshSchema, policyRawWrites, rawQuery } from '../helpers/postgres.js';
 import { unavailable } from '../helpers/targets.js';
 import { describeStore } from './conformance.js';
 
@@ -43,6 +43,7 @@ describeStore(
           `UPDATE "${schema}".agent_control SET version = ${BigInt(version)} WHERE id = 'global_control'`,
         );
       },
+      ...policyRawWrites(url, schema),
       async cleanup() {
         await dropSchema(url, schema);
       },

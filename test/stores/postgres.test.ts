@@ -2,7 +2,14 @@
 // the server at PA_TEST_POSTGRES_URL and drops it afterwards.
 
 import { createPostgresStore } from '../../src/stores/postgres/index.js';
-import { dropSchema, freshSchema, POSTGRES_HOW_TO, POSTGRES_URL, rawQuery } from '../helpers/postgres.js';
+import {
+  dropSchema,
+  freshSchema,
+  policyRawWrites,
+  POSTGRES_HOW_TO,
+  POSTGRES_URL,
+  rawQuery,
+} from '../helpers/postgres.js';
 import { unavailable } from '../helpers/targets.js';
 import { describeStore } from './conformance.js';
 
@@ -31,6 +38,7 @@ describeStore(
           `UPDATE "${schema}".agent_control SET version = ${BigInt(version)} WHERE id = 'global_control'`,
         );
       },
+      ...policyRawWrites(url, schema),
       async cleanup() {
         await dropSchema(url, schema);
       },

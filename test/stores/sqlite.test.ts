@@ -29,6 +29,24 @@ describeStore('sqlite', async () => {
       db.prepare(`UPDATE agent_control SET version = ? WHERE id = 'global_control'`).run(BigInt(version));
       db.close();
     },
+    async setRawPolicy(version: number, body: Record<string, unknown>) {
+      const db = new Database(path);
+      db.prepare(
+        `INSERT INTO fleet_policy (id, version, timestamp, body)
+         VALUES ('fleet_policy', ?, strftime('%Y-%m-%dT%H:%M:%fZ','now'), ?)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version, timestamp = excluded.timestamp,
+           body = excluded.body`,
+      ).run(BigInt(version), JSON.stringify(body));
+      db.close();
+    },
+    async addRawPolicyHistory(entry: Record<string, unknown>) {
+      const db = new Database(path);
+      db.prepare(
+        `INSERT INTO fleet_policy_history (version, timestamp, command, queue, updated_by)
+         VALUES (?, ?, ?, ?, ?)`,
+      ).run(entry.version, entry.timestamp, entry.command, entry.queue, entry.updated_by);
+      db.close();
+    },
     async cleanup() {
       rmSync(dir, { recursive: true, force: true });
     },

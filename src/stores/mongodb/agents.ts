@@ -12,6 +12,7 @@ import { isDuplicateKey, type LooseDocument } from './connection.js';
 import { ensureIndexes } from './indexes.js';
 
 export const REGISTRY_COLLECTION = 'agent_registry';
+const OPTIONAL_FIELDS = ['applied_policy_version', 'queues_in_flight', 'clock_offset_ms'] as const;
 
 export async function ensureRegistry(registry: Collection<LooseDocument>): Promise<void> {
   await ensureIndexes(registry, [{ key: { heartbeat_at: 1 }, name: 'pa_by_heartbeat' }]);
@@ -22,10 +23,19 @@ export async function upsertAgent(
   heartbeat: AgentHeartbeat,
   maxTimeMS?: number,
 ): Promise<void> {
+  // The optional fields an agent may not send (an older one never does): removed when absent, so
+  // that a row never keeps a value its agent stopped reporting.
+  const absent = OPTIONAL_FIELDS.filter((field) => heartbeat[field] === undefined);
+  const set = Object.fromEntries(Object.entries(heartbeat).filter(([, value]) => value !== undefined));
   const write = () =>
     registry.updateOne(
       { _id: heartbeat.instance_id },
-      { $set: { ...heartbeat }, $currentDate: { heartbeat_at: true } },
+      {
+        $set: set,
+        $currentDate: { heartbeat_at: true },
+        // An empty $unset is an error on some servers.
+        ...(absent.length > 0 && { $unset: Object.fromEntries(absent.map((field) => [field, ''])) }),
+      },
       { upsert: true, ...(maxTimeMS !== undefined && { maxTimeMS }) },
     );
   try {
@@ -67,6 +77,13 @@ function toRecord(doc: Document): AgentRecord | null {
     started_at: startedAt,
     counters,
     ...(recent ? { recent } : {}),
+    ...(typeof doc.applied_policy_version === 'number' && {
+      applied_policy_version: doc.applied_policy_version,
+    }),
+    ...(Array.isArray(doc.queues_in_flight) && {
+      queues_in_flight: doc.queues_in_flight.filter((q): q is string => typeof q === 'string'),
+    }),
+    ...(typeof doc.clock_offset_ms === 'number' && { clock_offset_ms: doc.clock_offset_ms }),
     heartbeat_at: heartbeatAt,
   };
 }

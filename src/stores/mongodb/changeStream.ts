@@ -1,6 +1,8 @@
 // The event-driven control watch: a change stream on agent_control filtered to the control
-// document. Every event only wakes the caller, who re-reads the version; so does every resume, so
-// that a command written while the stream was down is read, never lost.
+// document and the fleet policy document. An event of the control document only wakes the caller,
+// who re-reads the version; one of the policy document calls onPolicy with the version it wrote
+// when the event carries it. Every resume does both, so that a command or a policy written while
+// the stream was down is read, never lost.
 //
 // Resuming is layered. The driver resumes by itself, with the last resume token, after a network
 // error or a getMore error that the server labels ResumableChangeStreamError (or CursorNotFound);
@@ -23,6 +25,7 @@ import {
 
 import { describeError, StoreUnavailableError, WatchUnavailableError } from '../../errors.js';
 import { CONTROL_ID } from '../../model/control.js';
+import { POLICY_ID } from '../../model/policy.js';
 import type { ControlWatch, WatchHandlers } from '../types.js';
 import { isUnreachable, type LooseDocument } from './connection.js';
 
@@ -44,7 +47,7 @@ const PIPELINE: Document[] = [
   {
     $match: {
       $or: [
-        { 'documentKey._id': CONTROL_ID },
+        { 'documentKey._id': { $in: [CONTROL_ID, POLICY_ID] } },
         { operationType: { $in: ['drop', 'rename', 'dropDatabase', 'invalidate'] } },
       ],
     },
@@ -152,6 +155,37 @@ class ControlChangeStream implements ControlWatch {
     }
   }
 
+  /** The policy document changed (or may have, after a gap: then no version). */
+  #policy(version?: number): void {
+    if (this.#stopped) return;
+    try {
+      this.#handlers.onPolicy?.(version === undefined ? undefined : { version });
+    } catch {
+      // As for #wake.
+    }
+  }
+
+  /** After a gap in the stream: either document may have changed. */
+  #wakeAll(): void {
+    this.#wake();
+    this.#policy();
+  }
+
+  /** Routes one change event by the document it is about. */
+  #dispatch(change: ChangeStreamDocument): void {
+    const c = change as {
+      documentKey?: { _id?: unknown };
+      fullDocument?: { version?: unknown } | null;
+      updateDescription?: { updatedFields?: { version?: unknown } };
+    };
+    // drop, rename, dropDatabase: about the collection, so about both documents.
+    if (c.documentKey === undefined) return this.#wakeAll();
+    if (c.documentKey._id !== POLICY_ID) return this.#wake();
+    const raw = c.updateDescription?.updatedFields?.version ?? c.fullDocument?.version;
+    const version = typeof raw === 'object' && raw !== null ? Number(raw.toString()) : Number(raw);
+    this.#policy(raw !== undefined && Number.isSafeInteger(version) && version >= 0 ? version : undefined);
+  }
+
   /**
    * Opens a stream and waits for the server's answer to its aggregate (watch() alone sends
    * nothing). The answer shows as the stream's first `resumeTokenChanged`: every server the driver
@@ -176,7 +210,7 @@ class ControlChangeStream implements ControlWatch {
     // costs one read of the version; one too few could cost a command.
     let live = false;
     stream.on('close', () => {
-      if (live) this.#wake();
+      if (live) this.#wakeAll();
     });
     const next = stream.next();
     next.catch(() => undefined); // awaited by the loop; this only keeps an early failure handled
@@ -211,7 +245,7 @@ class ControlChangeStream implements ControlWatch {
         const reopened = await this.#reopen(error);
         if (reopened === null) return;
         ({ stream, next } = reopened);
-        this.#wake();
+        this.#wakeAll();
         continue;
       }
       if (this.#stopped) return;
@@ -221,11 +255,12 @@ class ControlChangeStream implements ControlWatch {
         const reopened = await this.#reopen(null);
         if (reopened === null) return;
         ({ stream, next } = reopened);
+        this.#wakeAll();
       } else {
         next = stream.next();
         next.catch(() => undefined);
+        this.#dispatch(change);
       }
-      this.#wake();
     }
   }
 

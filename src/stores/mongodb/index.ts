@@ -22,12 +22,14 @@ import {
 } from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
+import * as policy from './policy.js';
 import * as records from './records.js';
 
 export { REGISTRY_COLLECTION } from './agents.js';
 export { CHANGE_STREAMS_DESCRIPTION } from './changeStream.js';
 export { CONTROL_COLLECTION } from './control.js';
 export { CLAIMS_COLLECTION } from './documents.js';
+export { POLICY_HISTORY_COLLECTION } from './policy.js';
 
 export interface MongoStoreOptions {
   /** mongodb:// or mongodb+srv:// URL; its query options (e.g. replicaSet, authSource) apply. */
@@ -52,6 +54,7 @@ function describeUrl(url: string): string {
 interface Handles {
   control: Collection<LooseDocument>;
   registry: Collection<LooseDocument>;
+  policy: policy.PolicyCollections;
   docs: documents.DocumentCollections;
   clock: ServerClock;
 }
@@ -63,6 +66,7 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     control.CONTROL_COLLECTION,
     agents.REGISTRY_COLLECTION,
     documents.CLAIMS_COLLECTION,
+    policy.POLICY_HISTORY_COLLECTION,
   ]);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const maxTimeMS = Math.max(1, Math.round(timeoutMs));
@@ -80,9 +84,15 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     if (handles) return handles;
     const db = (await connection.client()).db(database);
     const clock = new ServerClock(db);
+    const controlCollection = db.collection<LooseDocument>(control.CONTROL_COLLECTION);
     handles = {
-      control: db.collection<LooseDocument>(control.CONTROL_COLLECTION),
+      control: controlCollection,
       registry: db.collection<LooseDocument>(agents.REGISTRY_COLLECTION),
+      policy: {
+        control: controlCollection,
+        history: db.collection<LooseDocument>(policy.POLICY_HISTORY_COLLECTION),
+        clock,
+      },
       docs: {
         documents: db.collection<LooseDocument>(collectionName),
         claims: db.collection<LooseDocument>(documents.CLAIMS_COLLECTION),
@@ -119,6 +129,7 @@ export function createMongoStore(options: MongoStoreOptions): Store {
       run('initialising the database', async (h) => {
         await h.clock.sample();
         await control.ensureControl(h.control);
+        await policy.ensurePolicy(h.policy.history);
         await agents.ensureRegistry(h.registry);
         await documents.ensureDocuments(h.docs);
       }),
@@ -161,6 +172,11 @@ export function createMongoStore(options: MongoStoreOptions): Store {
         },
       };
     },
+
+    readPolicy: () => run('reading the fleet policy', (h) => policy.readPolicy(h.control, maxTimeMS)),
+    writePolicy: (write) => run('writing the fleet policy', (h) => policy.writePolicy(h.policy, write)),
+    listPolicyHistory: (limit) =>
+      run('reading the policy history', (h) => policy.listPolicyHistory(h.policy.history, limit, maxTimeMS)),
 
     upsertAgent: (heartbeat) =>
       run('writing a heartbeat', (h) => agents.upsertAgent(h.registry, heartbeat, maxTimeMS)),

@@ -20,6 +20,10 @@ interface AgentRow {
   counters: Record<string, number>;
   heartbeat_at: Date;
   heartbeat_age_ms: number;
+  /** Migration 6; null in a row an older agent wrote. */
+  applied_policy_version: string | null;
+  queues_in_flight: string[] | null;
+  clock_offset_ms: number | null;
 }
 
 // The minutes of the last hour (AgentHeartbeat.recent) ride in the counters jsonb as numbers,
@@ -59,12 +63,15 @@ function splitCounters(stored: Record<string, number>): Pick<AgentRecord, 'count
 export async function upsertAgent(db: Queryable, n: Names, h: AgentHeartbeat): Promise<void> {
   await db.query(
     `INSERT INTO ${n.agents} (instance_id, agent_id, host, software_version, state, applied_version, applied_at,
-       batch_in_flight, watch_mode, started_at, counters, heartbeat_at)
-     VALUES ($11, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp())
+       batch_in_flight, watch_mode, started_at, counters, heartbeat_at, applied_policy_version,
+       queues_in_flight, clock_offset_ms)
+     VALUES ($11, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp(), $12, $13, $14)
      ON CONFLICT (instance_id) DO UPDATE SET agent_id = excluded.agent_id, host = excluded.host, software_version = excluded.software_version,
        state = excluded.state, applied_version = excluded.applied_version, applied_at = excluded.applied_at,
        batch_in_flight = excluded.batch_in_flight, watch_mode = excluded.watch_mode,
-       started_at = excluded.started_at, counters = excluded.counters, heartbeat_at = excluded.heartbeat_at`,
+       started_at = excluded.started_at, counters = excluded.counters, heartbeat_at = excluded.heartbeat_at,
+       applied_policy_version = excluded.applied_policy_version,
+       queues_in_flight = excluded.queues_in_flight, clock_offset_ms = excluded.clock_offset_ms`,
     [
       h.agent_id,
       h.host,
@@ -77,6 +84,9 @@ export async function upsertAgent(db: Queryable, n: Names, h: AgentHeartbeat): P
       h.started_at,
       countersJson(h),
       h.instance_id,
+      h.applied_policy_version ?? null,
+      h.queues_in_flight ?? null,
+      h.clock_offset_ms ?? null,
     ],
   );
 }
@@ -103,6 +113,9 @@ export async function listAgents(db: Queryable, n: Names): Promise<AgentRecord[]
     watch_mode: r.watch_mode as WatchMode,
     started_at: r.started_at,
     ...splitCounters(r.counters),
+    ...(r.applied_policy_version !== null && { applied_policy_version: Number(r.applied_policy_version) }),
+    ...(r.queues_in_flight !== null && { queues_in_flight: r.queues_in_flight }),
+    ...(r.clock_offset_ms !== null && { clock_offset_ms: r.clock_offset_ms }),
     heartbeat_at: r.heartbeat_at,
     heartbeat_age_ms: Math.max(0, Number(r.heartbeat_age_ms)),
   }));

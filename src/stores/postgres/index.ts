@@ -18,6 +18,7 @@ import { guard } from './driver-errors.js';
 import { FEATURE, openControlWatch } from './listen.js';
 import { migrate } from './migrate.js';
 import { makeNames } from './names.js';
+import * as policy from './policy.js';
 import * as records from './records.js';
 
 export { SCHEMA_VERSION } from './migrate.js';
@@ -131,6 +132,11 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         },
       };
     },
+
+    readPolicy: () => guard('reading the fleet policy', () => policy.readPolicy(db, names)),
+    writePolicy: (write) => guard('writing the fleet policy', () => policy.writePolicy(db, names, write)),
+    listPolicyHistory: (limit) =>
+      guard('reading the policy history', () => policy.listPolicyHistory(db, names, limit)),
 
     upsertAgent: (heartbeat) => guard('writing a heartbeat', () => agents.upsertAgent(db, names, heartbeat)),
     removeAgent: (instanceId) => guard('removing an agent', () => agents.removeAgent(db, names, instanceId)),

@@ -17,6 +17,8 @@ export const FEATURE = 'PostgreSQL LISTEN/NOTIFY';
 const DESCRIPTION = 'PostgreSQL LISTEN/NOTIFY (event-driven, real-time)';
 /** Payloads of test notifications; every listener ignores them, so a probe wakes nobody. */
 const PROBE_PREFIX = 'probe:';
+/** Payloads of the fleet policy's notifications: `policy:<version>`. */
+export const POLICY_PREFIX = 'policy:';
 const PGBOUNCER_REASON =
   'the listen connection did not receive its own test notification within %s ms; the likely cause is ' +
   'PgBouncer (or another pooler) in transaction pooling mode between the agent and PostgreSQL, where ' +
@@ -77,6 +79,13 @@ export async function openControlWatch(
     if (message.channel === names.controlChannel) {
       if (message.payload?.startsWith(PROBE_PREFIX)) {
         if (message.payload === probeToken) probeArrived();
+      } else if (message.payload?.startsWith(POLICY_PREFIX)) {
+        // The fleet policy's trigger (migration 6). An older agent reads this payload as no
+        // number, so it only wakes and reads the control version; nothing is misread as one.
+        if (state !== 'open') return;
+        const digits = message.payload.slice(POLICY_PREFIX.length);
+        const version = /^\d+$/.test(digits) ? Number(digits) : NaN;
+        handlers.onPolicy?.(Number.isSafeInteger(version) ? { version } : undefined);
       } else if (state === 'open') {
         // The trigger sends the row's new version; anything else (a hand-made NOTIFY) just wakes.
         const version = Number(message.payload);

@@ -18,6 +18,9 @@ export interface Names {
   agents: string;
   documents: string;
   migrations: string;
+  /** The fleet policy row and its history (migration 6). */
+  policy: string;
+  policyHistory: string;
   /** The documents' id sequence (bigserial), as a regclass literal's text. */
   documentsIdSequence: string;
   /** Unquoted channel names (pg_notify takes them as text; LISTEN gets them quoted). */
@@ -49,6 +52,8 @@ export function makeNames(schema: string): Names {
     agents: table('agents'),
     documents: table('documents'),
     migrations: table('schema_migrations'),
+    policy: table('fleet_policy'),
+    policyHistory: table('fleet_policy_history'),
     documentsIdSequence: table('documents_id_seq'),
     controlChannel: channel(schema, 'control'),
     documentsChannel: channel(schema, 'documents'),

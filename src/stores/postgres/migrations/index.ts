@@ -7,6 +7,7 @@ import commandDetails from './002-command-details.js';
 import claimTokens from './003-claim-tokens.js';
 import dueTimes from './004-due-times.js';
 import queues from './005-queues.js';
+import fleetPolicy from './006-fleet-policy.js';
 
 export interface Migration {
   version: number;
@@ -20,4 +21,5 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 3, name: 'claim tokens and instance ids', sql: claimTokens },
   { version: 4, name: 'due times, retry baselines and deduplication keys', sql: dueTimes },
   { version: 5, name: 'queues', sql: queues },
+  { version: 6, name: 'fleet policy and its history', sql: fleetPolicy },
 ];
