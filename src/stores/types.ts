@@ -252,7 +252,12 @@ export interface Store {
    * document is ever held by two claims. `claimed_by` records `owner.agentId`. Documents whose
    * lease expired are not claimed here: recoverExpiredLeases counts their attempt first.
    */
-  claimBatch(owner: ClaimOwner, limit: number, leaseMs: number, filter?: ClaimFilter): Promise<ClaimedDocument[]>;
+  claimBatch(
+    owner: ClaimOwner,
+    limit: number,
+    leaseMs: number,
+    filter?: ClaimFilter,
+  ): Promise<ClaimedDocument[]>;
   /** Extends the leases of documents these claims still hold; resolves with how many. */
   extendLeases(held: HeldDocument[], leaseMs: number): Promise<number>;
   /** Marks documents these claims still hold as processed; ignores the rest; resolves with how many. */

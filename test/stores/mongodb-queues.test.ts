@@ -12,7 +12,14 @@ import { openStore } from '../../src/stores/index.js';
 import { createMongoStore } from '../../src/stores/mongodb/index.js';
 import type { ClaimFilter, Store } from '../../src/stores/types.js';
 import { owner } from '../helpers/claims.js';
-import { dropDatabase, FERRETDB_HOW_TO, FERRETDB_URL, freshDatabase, MONGODB_TEST_URI, withDb } from '../helpers/mongodb.js';
+import {
+  dropDatabase,
+  FERRETDB_HOW_TO,
+  FERRETDB_URL,
+  freshDatabase,
+  MONGODB_TEST_URI,
+  withDb,
+} from '../helpers/mongodb.js';
 import { unavailable } from '../helpers/targets.js';
 
 describe('MongoDB QUEUE_FIELD (no server needed)', () => {
