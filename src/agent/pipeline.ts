@@ -14,7 +14,7 @@
 import type { Logger } from 'pino';
 
 import { describeError } from '../errors.js';
-import type { ClaimedDocument, ClaimOwner, HeldDocument, Store } from '../stores/types.js';
+import type { ClaimedDocument, ClaimFilter, ClaimOwner, HeldDocument, Store } from '../stores/types.js';
 import { type Holding, LeaseKeeper } from './leases.js';
 import { OutcomeRecorder } from './recorder.js';
 import { type BackoffSettings, DEFAULT_BACKOFF, retryDelayMs } from './retry.js';
@@ -72,6 +72,11 @@ export interface PipelineOptions {
   leaseMs: number;
   /** Wait after an empty claim, unless new documents wake the pipeline first. */
   pollIntervalMs: number;
+  /**
+   * Which queues the next claim takes from, asked before every claim (QUEUES today; the queues
+   * paused across the fleet can be excluded through it). Every queue when absent.
+   */
+  claimFilter?: () => ClaimFilter;
   completionWindowMs?: number;
   logger: Logger;
   stats: RuntimeStats;
@@ -276,12 +281,15 @@ export class Pipeline {
   }
 
   async #claim(wanted: number): Promise<void> {
-    const { store, owner, leaseMs, stats, logger } = this.#o;
+    const { store, owner, leaseMs, stats, logger, claimFilter } = this.#o;
     const sent = performance.now();
     this.#wokenWhileClaiming = false;
     let documents: ClaimedDocument[];
     try {
-      documents = await traceClaim(store.kind, wanted, () => store.claimBatch(owner, wanted, leaseMs));
+      const filter = claimFilter?.();
+      documents = await traceClaim(store.kind, wanted, () =>
+        store.claimBatch(owner, wanted, leaseMs, filter),
+      );
       stats.claims++;
       this.#claimBackoffMs = 0;
     } catch (error) {

@@ -281,6 +281,36 @@ describe('the continuous pipeline', () => {
     assert.equal(store.rows[0]?.status === 'processed' || store.rows[0]?.status === 'processing', true);
   });
 
+  it('asks for its claim filter before every claim, and claims only what it lets through', async () => {
+    const store = createMemoryStore();
+    const seen: unknown[] = [];
+    await store.enqueueDocuments([
+      { payload: 'e1', queue: 'emails' },
+      { payload: 'r1', queue: 'reports' },
+      { payload: 'd1' },
+    ]);
+    let filter: { only?: string[]; exclude?: string[] } = { only: ['emails'] };
+    let asked = 0;
+    const p = pipeline(store, {
+      handler: (doc) => void seen.push(doc.payload),
+      pollIntervalMs: 600_000,
+      claimFilter: () => {
+        asked++;
+        return filter;
+      },
+    });
+    p.start();
+    await waitFor(() => seen.length === 1, { what: 'the emails document' });
+    assert.deepEqual(seen, ['e1']);
+    // The filter changes between claims (a queue paused, say): the next claim follows it.
+    filter = { exclude: ['reports'] };
+    p.wake({ count: 1 });
+    await waitFor(() => seen.length === 2, { what: 'the default document' });
+    assert.deepEqual(seen, ['e1', 'd1']);
+    assert.equal(store.rows.find((r) => r.payload === 'r1')?.status, 'pending');
+    assert.equal(asked, store.calls.filter((c) => c.op === 'claimBatch').length);
+  });
+
   it('lowers and raises its slots at runtime', async () => {
     const store = createMemoryStore();
     const g = gates();
