@@ -11,6 +11,7 @@ import { type Static, Type } from 'typebox';
 import type { BackoffSettings } from './agent/retry.js';
 import { type ApiToken, AUTH_OFF_WARNING, loadApiTokens } from './auth/tokens.js';
 import { ConfigError } from './errors.js';
+import { queueNameProblem } from './model/policy.js';
 import { redactUrl } from './redact.js';
 import type { StoreTarget } from './stores/target.js';
 
@@ -47,6 +48,16 @@ export const ENV_SCHEMA = Type.Object({
     minLength: 1,
     description: 'MongoDB collection of documents to pull.',
   }),
+  QUEUE_FIELD: Type.String({
+    default: 'queue',
+    pattern: '^[A-Za-z_][A-Za-z0-9_]{0,63}$',
+    description: 'MongoDB: the field of each document that names its queue (a plain top-level name).',
+  }),
+  QUEUES: Type.Optional(
+    Type.String({
+      description: 'The queues this agent claims from, comma-separated (unset = every queue).',
+    }),
+  ),
   PG_SCHEMA: Type.String({
     default: 'pulling_agent',
     pattern: '^[a-z_][a-z0-9_]{0,62}$',
@@ -181,8 +192,6 @@ export interface Config {
   pollIntervalMs: number;
   batchSize: number;
   concurrency: number;
-  /** QUEUES: the queues this agent serves; null = every queue. */
-  queues?: readonly string[] | null;
   prefetch: number | 'auto';
   maxRetries: number;
   retryBackoff: Readonly<BackoffSettings>;
@@ -193,6 +202,8 @@ export interface Config {
   storeTimeoutMs: number;
   agentRetentionMs: number;
   agentId: string;
+  /** QUEUES: the queues this agent claims from, in the order given; null = every queue. */
+  queues: readonly string[] | null;
   handler: string | undefined;
   controlFile: string;
   logLevel: string;
@@ -245,12 +256,31 @@ function parseStore(env: Env): { target?: StoreTarget; problem?: string } {
   if (/^postgres(ql)?:\/\//.test(url)) return { target: { kind: 'postgres', url, schema: env.PG_SCHEMA } };
   if (/^mongodb(\+srv)?:\/\//.test(url)) {
     return {
-      target: { kind: 'mongodb', url, database: env.MONGODB_DATABASE, collection: env.MONGODB_COLLECTION },
+      target: {
+        kind: 'mongodb',
+        url,
+        database: env.MONGODB_DATABASE,
+        collection: env.MONGODB_COLLECTION,
+        queueField: env.QUEUE_FIELD,
+      },
     };
   }
   return {
     problem: `${source}=${redactUrl(url)}: must start with sqlite:, postgres://, postgresql://, mongodb:// or mongodb+srv://`,
   };
+}
+
+/** QUEUES as a list of valid names, or the problem naming the first bad one. */
+function parseQueues(value: string | undefined): { queues: string[] | null; problem?: string } {
+  if (value === undefined) return { queues: null };
+  const queues: string[] = [];
+  for (const item of value.split(',')) {
+    const name = item.trim();
+    const problem = queueNameProblem(name);
+    if (problem !== null) return { queues: null, problem: `QUEUES=${JSON.stringify(value)}: ${problem}` };
+    if (!queues.includes(name)) queues.push(name);
+  }
+  return { queues };
 }
 
 /** Reads and validates the environment; throws one ConfigError listing every problem. */
@@ -287,6 +317,8 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Readon
   const env = raw as Env;
   const store = parseStore(env);
   if (store.problem) problems.push(store.problem);
+  const queues = parseQueues(env.QUEUES);
+  if (queues.problem) problems.push(queues.problem);
   const tokens = loadApiTokens(env.API_TOKENS, env.API_TOKENS_FILE);
   problems.push(...tokens.problems);
   if (problems.length > 0) throw new ConfigError(problems);
@@ -315,6 +347,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Readon
     storeTimeoutMs: env.STORE_TIMEOUT * 1000,
     agentRetentionMs: env.AGENT_RETENTION * 1000,
     agentId: env.AGENT_ID ?? hostname(),
+    queues: queues.queues === null ? null : Object.freeze(queues.queues),
     handler: env.HANDLER,
     controlFile: env.CONTROL_FILE,
     logLevel: env.LOG_LEVEL,

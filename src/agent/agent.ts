@@ -14,9 +14,10 @@ import { PauseExpiry } from '../control/expiry.js';
 import { heartbeatAgeMs, LOST_AFTER_HEARTBEATS } from '../control/fleet.js';
 import { ControlPlane } from '../control/plane.js';
 import { ControlWatcher, type ControlWatcherStatus } from '../control/watcher.js';
-import { describeError, PullingAgentError } from '../errors.js';
+import { ConfigError, describeError, PullingAgentError } from '../errors.js';
 import type { ControlCommand, ControlState } from '../model/control.js';
 import type { FleetPolicy } from '../model/policy.js';
+import { queueNameProblem } from '../model/policy.js';
 import type { WatchMode } from '../model/watch.js';
 import { openStore } from '../stores/index.js';
 import type { AgentHeartbeat, Store } from '../stores/types.js';
@@ -98,6 +99,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentParts {
       ...defaults
     } = loadConfig({});
     this.settings = Object.freeze({ ...defaults, ...overrides });
+    // QUEUES is checked by loadConfig; a library caller's list is checked here, as clearly.
+    const badQueue = this.settings.queues?.map(queueNameProblem).find((p) => p !== null);
+    if (badQueue) throw new ConfigError([`queues: ${badQueue}`]);
     this.logger = (logger ?? pino({ level: 'silent' })).child({ agent: this.settings.agentId });
     this.#store = storeInstance ?? null;
     this.#handler = handler ?? logOnlyHandler;

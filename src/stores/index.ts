@@ -28,6 +28,7 @@ export async function openStore(target: StoreTarget, options: OpenStoreOptions =
         url: target.url,
         database: target.database,
         collection: target.collection,
+        ...(target.queueField !== undefined ? { queueField: target.queueField } : {}),
         ...timeout,
       });
     }

@@ -3,4 +3,11 @@
 export type StoreTarget =
   | { kind: 'sqlite'; path: string }
   | { kind: 'postgres'; url: string; schema: string }
-  | { kind: 'mongodb'; url: string; database: string | undefined; collection: string };
+  | {
+      kind: 'mongodb';
+      url: string;
+      database: string | undefined;
+      collection: string;
+      /** QUEUE_FIELD; `queue` when absent. */
+      queueField?: string;
+    };

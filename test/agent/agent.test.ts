@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import type { HandlerContext } from '../../src/agent/pipeline.js';
+import { ConfigError } from '../../src/errors.js';
 import type { ClaimedDocument } from '../../src/stores/types.js';
 import { type Sandbox, sandbox } from '../helpers/agents.js';
 import { waitFor } from '../helpers/wait.js';
@@ -44,6 +45,27 @@ describe('one agent', () => {
     });
     assert.deepEqual(seen, [{ n: 1 }, { n: 2 }, { n: 3 }]);
     assert.equal(agent.stats.documentsProcessed, 3);
+  });
+
+  it('claims only the queues of QUEUES, and refuses a bad queue name before it starts', async () => {
+    const seen: unknown[] = [];
+    const agent = box.agent({ handler: (doc) => void seen.push(doc.payload), queues: ['emails', 'reports'] });
+    await box.store.enqueueDocuments([
+      { payload: 'e', queue: 'emails' },
+      { payload: 'd' },
+      { payload: 'r', queue: 'reports' },
+    ]);
+    await agent.start();
+    await waitFor(async () => (await box.store.countDocuments()).processed === 2, { what: 'two processed' });
+    assert.deepEqual([...seen].sort(), ['e', 'r']);
+    assert.equal(
+      (await box.store.listDocuments({ limit: 10, queue: 'default' })).documents[0]?.status,
+      'pending',
+    );
+    assert.throws(
+      () => box.agent({ queues: ['emails', 'Bad Name'] }),
+      (e: unknown) => e instanceof ConfigError && /"Bad Name" is not a valid queue name/.test(e.message),
+    );
   });
 
   it('on pause lets the running document finish and releases the rest of the batch at once', async () => {

@@ -13,6 +13,8 @@ import {
   type PipelineOptions,
   type RuntimeStats,
 } from '../../src/agent/pipeline.js';
+import { ClaimGovernor } from '../../src/agent/throttle.js';
+import { emptyPolicy } from '../../src/model/policy.js';
 import { createMemoryStore, type MemoryStore } from '../helpers/memory-store.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -279,6 +281,36 @@ describe('the continuous pipeline', () => {
     p.wake({ count: 1 });
     await waitFor(() => seen.length === 1, { what: 'the woken pipeline to run the new document' });
     assert.equal(store.rows[0]?.status === 'processed' || store.rows[0]?.status === 'processing', true);
+  });
+
+  it('claims through its governor: paused queues stay pending, a resume is claimed after a nudge', async () => {
+    const store = createMemoryStore();
+    const seen: unknown[] = [];
+    await store.enqueueDocuments([
+      { payload: 'e1', queue: 'emails' },
+      { payload: 'r1', queue: 'reports' },
+      { payload: 'd1' },
+    ]);
+    const rule = { reason: null, updated_by: 't', on_behalf_of: null, since_version: 1, expires_at: null };
+    const governor = new ClaimGovernor(null);
+    const at = new Date('2026-12-01T00:00:00Z');
+    governor.apply({ ...emptyPolicy(at), version: 1, paused_queues: { reports: rule, default: rule } }, 1);
+    const p = pipeline(store, {
+      handler: (doc) => void seen.push(doc.payload),
+      pollIntervalMs: 600_000,
+      governor,
+    });
+    p.start();
+    await waitFor(() => seen.length === 1, { what: 'the emails document' });
+    assert.deepEqual(seen, ['e1']);
+    // The default queue resumed: the next claim follows the policy at once.
+    governor.apply({ ...emptyPolicy(at), version: 2, paused_queues: { reports: rule } }, 1);
+    p.nudge();
+    await waitFor(() => seen.length === 2, { what: 'the default document' });
+    assert.deepEqual(seen, ['e1', 'd1']);
+    assert.equal(store.rows.find((r) => r.payload === 'r1')?.status, 'pending');
+    assert.deepEqual(p.queuesInFlight(), []);
+    await p.close();
   });
 
   it('lowers and raises its slots at runtime', async () => {

@@ -16,8 +16,8 @@ import {
 } from '../../src/stores/types.js';
 import { waitFor } from '../helpers/wait.js';
 import { describeFailures } from './conformance-failures.js';
-import { describeQueues } from './conformance-queues.js';
 import { describePolicy, type PolicyRawWrites } from './conformance-policy.js';
+import { describeQueues } from './conformance-queues.js';
 
 export interface StoreHarness extends PolicyRawWrites {
   /** A new, initialised connection to this harness's database (like another pod). */

@@ -26,8 +26,10 @@ import { randomUUID } from 'node:crypto';
 import { type Collection, type Document, type Filter, MongoBulkWriteError, ObjectId } from 'mongodb';
 
 import { PullingAgentError } from '../../errors.js';
+import { queuesOf, reduceFilter } from '../queues.js';
 import {
   type ClaimedDocument,
+  type ClaimFilter,
   type ClaimOwner,
   type DocumentStatus,
   type EnqueuedDocument,
@@ -39,6 +41,7 @@ import {
 import type { ServerClock } from './clock.js';
 import type { DocId, LooseDocument } from './connection.js';
 import { ensureIndexes } from './indexes.js';
+import { claimCondition, queueOfDocument } from './queues.js';
 
 export const CLAIMS_COLLECTION = 'agent_claims';
 /**
@@ -57,7 +60,7 @@ const MAX_CLAIM_ROUNDS = 10;
 const MARKER_TTL_MS = 60 * 60_000;
 const MARKER_CLEANUP_EVERY_MS = 10 * 60_000;
 /** Fields the agents keep on a user's document; the rest of it is the payload. */
-const BOOKKEEPING = [
+export const BOOKKEEPING = [
   '_id',
   'status',
   'attempts',
@@ -80,10 +83,15 @@ export interface DocumentCollections {
   documents: Collection<LooseDocument>;
   claims: Collection<LooseDocument>;
   clock: ServerClock;
+  /** QUEUE_FIELD: the field of each document that names its queue (src/stores/mongodb/queues.ts). */
+  queueField: string;
 }
 
-export async function ensureDocuments({ documents, claims }: DocumentCollections): Promise<void> {
+export async function ensureDocuments({ documents, claims, queueField }: DocumentCollections): Promise<void> {
   await ensureIndexes(documents, [
+    // Named after the field, so that another QUEUE_FIELD gets an index of its own.
+    { key: { status: 1, [queueField]: 1, run_at: 1, _id: 1 }, name: `pa_status_${queueField}_due` },
+    { key: { [queueField]: 1, _id: 1 }, name: `pa_${queueField}_id` },
     { key: { status: 1, _id: 1 }, name: 'pa_status_id' },
     { key: { status: 1, run_at: 1, _id: 1 }, name: 'pa_status_due' },
     { key: { dedup_key: 1 }, name: 'pa_dedup_key', sparse: true },
@@ -182,11 +190,12 @@ export async function insertDocuments(
  * against anything stored before the request's lookup, a key is stored once.
  */
 export async function enqueueDocuments(
-  { documents, clock }: DocumentCollections,
+  { documents, clock, queueField }: DocumentCollections,
   items: NewDocument[],
 ): Promise<EnqueuedDocument[]> {
   if (items.length === 0) return [];
   // Checked before anything is written, so that a bad document in a batch stores none of them.
+  const queues = queuesOf(items);
   items.forEach((item, index) => assertStorable(item.payload, `document ${index}`, 0));
   const keys = [...new Set(items.flatMap((item) => (item.key == null ? [] : [item.key])))];
   const holders = new Map<string, string>();
@@ -204,7 +213,7 @@ export async function enqueueDocuments(
   }
   const now = await clock.now();
   const docs: LooseDocument[] = [];
-  const answers = items.map((item): EnqueuedDocument => {
+  const answers = items.map((item, index): EnqueuedDocument => {
     const key = item.key ?? null;
     const holder = key === null ? undefined : holders.get(key);
     if (holder !== undefined) return { id: holder, duplicate: true };
@@ -213,6 +222,7 @@ export async function enqueueDocuments(
     docs.push({
       _id,
       status: 'pending',
+      [queueField]: queues[index],
       payload: item.payload === undefined ? null : item.payload,
       attempts: 0,
       attempt_base: 0,
@@ -346,9 +356,14 @@ export async function claimBatch(
   owner: ClaimOwner,
   limit: number,
   leaseMs: number,
+  filter?: ClaimFilter,
 ): Promise<ClaimedDocument[]> {
-  const { documents, claims, clock } = collections;
-  if (limit <= 0) return [];
+  const { documents, claims, clock, queueField } = collections;
+  const reduced = reduceFilter(filter);
+  if (limit <= 0 || reduced === 'none') return [];
+  // Without a filter, the query of before; with one, the queue condition beside it (the index
+  // pa_status_<field>_due serves it).
+  const ofQueues = reduced === null ? null : claimCondition(queueField, reduced);
   const { agentId } = owner;
   const token = randomUUID();
   let wanted = Math.floor(limit);
@@ -359,11 +374,16 @@ export async function claimBatch(
     const began = performance.now();
     const now = await clock.now();
     const requested = wanted;
+    const due: Document = {
+      ...claimable(now),
+      _id: passed.length > 0 ? { ...ADDRESSABLE_ID, $nin: passed } : ADDRESSABLE_ID,
+    };
     const candidates = await documents
-      .find(
-        { ...claimable(now), _id: passed.length > 0 ? { ...ADDRESSABLE_ID, $nin: passed } : ADDRESSABLE_ID },
-        { projection: { _id: 1, claim_seq: 1 }, sort: { run_at: 1, _id: 1 }, limit: wanted },
-      )
+      .find((ofQueues === null ? due : { $and: [due, ofQueues] }) as Filter<LooseDocument>, {
+        projection: { _id: 1, claim_seq: 1 },
+        sort: { run_at: 1, _id: 1 },
+        limit: wanted,
+      })
       .toArray();
     if (candidates.length === 0) break;
     const { won, lost } = await placeMarkers(
@@ -406,7 +426,16 @@ export async function claimBatch(
   await cleanupMarkers(claims, await clock.now());
   return claimed.flatMap((doc): ClaimedDocument[] => {
     const id = idToString(doc._id);
-    return id === null ? [] : [{ id, token, payload: payloadOf(doc), attempts: attemptsOf(doc) }];
+    if (id === null) return [];
+    return [
+      {
+        id,
+        token,
+        payload: payloadOf(doc),
+        queue: queueOfDocument(doc, queueField),
+        attempts: attemptsOf(doc),
+      },
+    ];
   });
 }
 

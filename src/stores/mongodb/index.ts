@@ -23,6 +23,7 @@ import {
 import * as control from './control.js';
 import * as documents from './documents.js';
 import * as policy from './policy.js';
+import { checkQueueField, DEFAULT_QUEUE_FIELD } from './queues.js';
 import * as records from './records.js';
 
 export { REGISTRY_COLLECTION } from './agents.js';
@@ -38,6 +39,8 @@ export interface MongoStoreOptions {
   database?: string | undefined;
   /** MONGODB_COLLECTION: the documents to pull. Default `documents`. */
   collection?: string;
+  /** QUEUE_FIELD: the field of each document that names its queue. Default `queue`. */
+  queueField?: string;
   /** Extra driver options (tests shorten timeouts). */
   clientOptions?: MongoClientOptions;
   changeStream?: ChangeStreamOptions;
@@ -68,6 +71,8 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     documents.CLAIMS_COLLECTION,
     policy.POLICY_HISTORY_COLLECTION,
   ]);
+  const queueField = options.queueField ?? DEFAULT_QUEUE_FIELD;
+  checkQueueField(queueField, [...documents.BOOKKEEPING, 'payload']);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const maxTimeMS = Math.max(1, Math.round(timeoutMs));
   const connection = new MongoConnection(options.url, options.clientOptions, timeoutMs);
@@ -97,6 +102,7 @@ export function createMongoStore(options: MongoStoreOptions): Store {
         documents: db.collection<LooseDocument>(collectionName),
         claims: db.collection<LooseDocument>(documents.CLAIMS_COLLECTION),
         clock,
+        queueField,
       },
       clock,
     };
@@ -187,8 +193,8 @@ export function createMongoStore(options: MongoStoreOptions): Store {
 
     insertDocuments: (payloads) =>
       run('inserting documents', (h) => documents.insertDocuments(h.docs, payloads)),
-    claimBatch: (owner, limit, leaseMs) =>
-      run('claiming documents', (h) => documents.claimBatch(h.docs, owner, limit, leaseMs)),
+    claimBatch: (owner, limit, leaseMs, filter) =>
+      run('claiming documents', (h) => documents.claimBatch(h.docs, owner, limit, leaseMs, filter)),
     extendLeases: (held, leaseMs) =>
       serialHeld('extending leases', (h) => documents.extendLeases(h.docs, held, leaseMs)),
     completeDocuments: (held) =>
@@ -206,6 +212,7 @@ export function createMongoStore(options: MongoStoreOptions): Store {
       ),
     getDocument: (id) => run('reading a document', (h) => records.getDocument(h.docs, id)),
     countDocuments: () => run('counting documents', (h) => records.countDocuments(h.docs)),
+    countQueues: () => run('counting documents per queue', (h) => records.countQueues(h.docs)),
     listDocuments: (query) => run('listing documents', (h) => records.listDocuments(h.docs, query)),
     retryDocuments: (target) => run('retrying documents', (h) => records.retryDocuments(h.docs, target)),
     deleteDocument: (id) => run('deleting a document', (h) => records.deleteDocument(h.docs, id)),

@@ -6,12 +6,15 @@
 import { type Document, type Filter, ObjectId } from 'mongodb';
 
 import { PullingAgentError } from '../../errors.js';
+import { isQueueName } from '../../model/policy.js';
+import { emptyCounts, groupQueueCounts } from '../queues.js';
 import type {
   DocumentCounts,
   DocumentPage,
   DocumentQuery,
   DocumentRecord,
   DocumentStatus,
+  QueueCounts,
 } from '../types.js';
 import type { DocId, LooseDocument } from './connection.js';
 import {
@@ -24,6 +27,7 @@ import {
   idToString,
   payloadOf,
 } from './documents.js';
+import { queueCondition, queueOfDocument } from './queues.js';
 
 const STORED_STATUSES = ['pending', 'processing', 'processed', 'failed'];
 
@@ -31,7 +35,7 @@ function toDateOrNull(value: unknown): Date | null {
   return value instanceof Date ? value : null;
 }
 
-function toRecord(doc: Document, now: Date, fallbackId = ''): DocumentRecord {
+function toRecord(doc: Document, now: Date, queueField: string, fallbackId = ''): DocumentRecord {
   const created =
     toDateOrNull(doc.created_at) ?? (doc._id instanceof ObjectId ? doc._id.getTimestamp() : new Date(0));
   const runAt = toDateOrNull(doc.run_at);
@@ -39,6 +43,7 @@ function toRecord(doc: Document, now: Date, fallbackId = ''): DocumentRecord {
   return {
     id: idToString(doc._id) ?? fallbackId,
     status: pending && runAt !== null && runAt > now ? 'scheduled' : (doc.status as DocumentStatus),
+    queue: queueOfDocument(doc, queueField),
     payload: payloadOf(doc),
     attempts: attemptsOf(doc),
     claimed_by: typeof doc.claimed_by === 'string' ? doc.claimed_by : null,
@@ -53,15 +58,15 @@ function toRecord(doc: Document, now: Date, fallbackId = ''): DocumentRecord {
 }
 
 export async function getDocument(
-  { documents, clock }: DocumentCollections,
+  { documents, clock, queueField }: DocumentCollections,
   id: string,
 ): Promise<DocumentRecord | null> {
   const doc = await documents.findOne({ _id: anyOf([id]) });
-  return doc === null ? null : toRecord(doc, await clock.now(), id);
+  return doc === null ? null : toRecord(doc, await clock.now(), queueField, id);
 }
 
 export async function countDocuments({ documents, clock }: DocumentCollections): Promise<DocumentCounts> {
-  const counts: DocumentCounts = { pending: 0, scheduled: 0, processing: 0, processed: 0, failed: 0 };
+  const counts: DocumentCounts = emptyCounts();
   const now = await clock.now();
   const [groups, scheduled] = await Promise.all([
     documents
@@ -78,6 +83,44 @@ export async function countDocuments({ documents, clock }: DocumentCollections):
   counts.scheduled = scheduled;
   counts.pending -= scheduled;
   return counts;
+}
+
+/**
+ * Grouped by (queue field, status) in one aggregation, with the scheduled ones (pending and due
+ * later) grouped by queue beside it, as countDocuments does: FerretDB's $group takes field paths,
+ * not the comparison a `scheduled` key would need. Values that are not queue names count as
+ * `default`, as they are claimed.
+ */
+export async function countQueues({
+  documents,
+  clock,
+  queueField,
+}: DocumentCollections): Promise<QueueCounts[]> {
+  const now = await clock.now();
+  const field = `$${queueField}`;
+  const [groups, scheduled] = await Promise.all([
+    documents
+      .aggregate<{ _id: { queue?: unknown; status?: unknown }; n: number }>([
+        { $match: { status: { $in: STORED_STATUSES } } },
+        { $group: { _id: { queue: field, status: '$status' }, n: { $sum: 1 } } },
+      ])
+      .toArray(),
+    documents
+      .aggregate<{ _id: unknown; n: number }>([
+        { $match: { status: 'pending', run_at: { $gt: now } } },
+        { $group: { _id: field, n: { $sum: 1 } } },
+      ])
+      .toArray(),
+  ]);
+  const queueOf = (value: unknown) => (isQueueName(value) ? value : 'default');
+  return groupQueueCounts([
+    ...groups.map((g) => ({ queue: queueOf(g._id.queue), status: String(g._id.status), n: Number(g.n) })),
+    // Moved from pending to scheduled.
+    ...scheduled.flatMap((g) => [
+      { queue: queueOf(g._id), status: 'scheduled', n: Number(g.n) },
+      { queue: queueOf(g._id), status: 'pending', n: -Number(g.n) },
+    ]),
+  ]);
 }
 
 function cursorOf(id: unknown): string | null {
@@ -119,12 +162,13 @@ function statusFilter(status: DocumentStatus | undefined, now: Date): Document {
 }
 
 export async function listDocuments(
-  { documents, clock }: DocumentCollections,
+  { documents, clock, queueField }: DocumentCollections,
   query: DocumentQuery,
 ): Promise<DocumentPage> {
   const limit = Math.max(0, Math.floor(query.limit));
   const now = await clock.now();
   const conditions = [statusFilter(query.status, now), { _id: ADDRESSABLE_ID }];
+  if (query.queue !== undefined) conditions.push(queueCondition(queueField, query.queue));
   if (query.after != null) conditions.push(afterCursor(query.after));
   const docs = await documents
     .find({ $and: conditions } as Filter<LooseDocument>, { sort: { _id: 1 }, limit: limit + 1 })
@@ -132,7 +176,7 @@ export async function listDocuments(
   const page = docs.slice(0, limit);
   const last = page.at(-1);
   return {
-    documents: page.map((doc) => toRecord(doc, now)),
+    documents: page.map((doc) => toRecord(doc, now, queueField)),
     next: docs.length > limit && last ? cursorOf(last._id) : null,
   };
 }
