@@ -24,7 +24,11 @@ export interface PolicyFollowerOptions {
   governor: ClaimGovernor;
   logger: Logger;
   instanceId: string;
-  /** How often to re-read without an announcement, and to recount live agents under a rate. */
+  /** Whether the store pushes changes to this agent now (else the policy is polled). */
+  eventDriven(): boolean;
+  /** How often to read it while nothing pushes (CONTROL_POLLING_INTERVAL). */
+  pollMs: number;
+  /** How often to read it anyway while changes are pushed (CONTROL_RECONCILE_INTERVAL; 0 = never). */
   reconcileMs: number;
   heartbeatIntervalMs: number;
   timeoutMs: number;
@@ -38,6 +42,8 @@ export class PolicyFollower {
   #current: FleetPolicy | null = null;
   #error: string | null = null;
   #live = 1;
+  /** performance.now() of the last read that answered. */
+  #readAt = 0;
   #again = false;
   #tick: NodeJS.Timeout | null = null;
   #expiry: NodeJS.Timeout | null = null;
@@ -68,7 +74,9 @@ export class PolicyFollower {
   async start(): Promise<void> {
     await this.refresh();
     if (this.#current === null) this.#apply(emptyPolicy());
-    const every = Math.max(100, this.#o.reconcileMs);
+    // A tick every heartbeat: it reads the policy when a read is due, and recounts the live
+    // agents while a rate is set (their number divides it).
+    const every = Math.max(100, Math.min(this.#o.heartbeatIntervalMs, this.#o.pollMs));
     this.#tick = setInterval(() => void this.#reconcile(), every);
     this.#tick.unref?.();
   }
@@ -90,6 +98,7 @@ export class PolicyFollower {
     }
     try {
       const policy = await this.#read.run(() => this.#o.store().readPolicy());
+      this.#readAt = performance.now();
       if (this.#error !== null) this.#o.logger.info('[Distributed Control] Fleet policy readable again');
       this.#error = null;
       this.accept(policy);
@@ -143,7 +152,11 @@ export class PolicyFollower {
 
   async #reconcile(): Promise<void> {
     if (this.#stopped) return;
-    await this.refresh();
+    const since = performance.now() - this.#readAt;
+    const due = this.#o.eventDriven()
+      ? this.#o.reconcileMs > 0 && since >= this.#o.reconcileMs
+      : since >= this.#o.pollMs * (0.9 + Math.random() * 0.2);
+    if (due || this.#error !== null) await this.refresh();
     if (this.#o.governor.limited) await this.#countLive();
   }
 
