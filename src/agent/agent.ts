@@ -21,6 +21,7 @@ import { openStore } from '../stores/index.js';
 import type { AgentHeartbeat, Store } from '../stores/types.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { BacklogReader } from './backlog.js';
+import { ClockOffset } from './clock-offset.js';
 import { Heartbeat } from './heartbeat.js';
 import { type AgentState, isReady, nextState } from './lifecycle.js';
 import { type ControlFileWatch, watchControlFile } from './local-control.js';
@@ -87,6 +88,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   #adopted = false;
   #watcher: ControlWatcher | null = null;
   #heartbeat: Heartbeat | null = null;
+  /** This process's clock against the store's (registry field clock_offset_ms). */
+  readonly clock: ClockOffset;
   #controlFile: ControlFileWatch | null = null;
   #pipeline: Pipeline | null = null;
   #shutdownTimer: NodeJS.Timeout | null = null;
@@ -149,7 +152,16 @@ export class Agent extends EventEmitter<AgentEvents> {
       watchMode: () => this.#watcher?.status.watchMode ?? 'polling',
       applied: () => this.#watcher?.current ?? null,
     });
-    this.#expiry = new PauseExpiry(() => this.plane, this.logger);
+    this.clock = new ClockOffset(
+      () => this.store,
+      this.logger,
+      Math.min(this.settings.storeTimeoutMs, this.settings.heartbeatIntervalMs),
+    );
+    this.#expiry = new PauseExpiry(
+      () => this.plane,
+      this.logger,
+      () => this.clock.storeNow(),
+    );
     this.done = new Promise<void>((resolve) => {
       this.#resolveDone = resolve;
     });
@@ -280,6 +292,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       logger: this.logger,
       onError: () => this.#stats.storeErrors++,
       timeoutMs: Math.min(s.storeTimeoutMs, s.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS),
+      // Measured after each beat, carried by the next: a beat never waits for it.
+      onWritten: () => void this.clock.measure(),
     });
     this.#pipeline = new Pipeline({
       store: this.store,
@@ -302,6 +316,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       // A drain barrier may be waiting for this agent: report at once that nothing is held.
       onDrained: () => void this.#heartbeat?.beat(),
     });
+    // The first measurement (and its warning, if any) before the first heartbeat carries it.
+    await this.clock.measure();
+    if (this.#exiting) return;
     this.#heartbeat.start();
     void this.#warnIfNameShared();
     if (this.#state === 'running') this.#pipeline.start();
@@ -369,6 +386,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         errors: this.#stats.handlerErrors + this.#stats.storeErrors,
       },
       recent: this.#minutes.recent(),
+      ...(this.clock.offsetMs === undefined ? {} : { clock_offset_ms: this.clock.offsetMs }),
     };
   }
 

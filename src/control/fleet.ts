@@ -21,6 +21,8 @@ export interface FleetAgent {
   started_at: string;
   heartbeat_at: string;
   heartbeat_age_seconds: number;
+  /** The agent's clock minus the store's, as it measured (AgentRecord.clock_offset_ms). */
+  clock_offset_ms?: number;
   counters: Record<string, number>;
 }
 
@@ -102,6 +104,7 @@ export function describeFleet(
       started_at: r.started_at.toISOString(),
       heartbeat_at: r.heartbeat_at.toISOString(),
       heartbeat_age_seconds: Math.round(age / 100) / 10,
+      ...(typeof r.clock_offset_ms === 'number' ? { clock_offset_ms: r.clock_offset_ms } : {}),
       counters: r.counters,
     };
   });

@@ -83,6 +83,12 @@ export const FleetAgentJson = Type.Object(
     started_at: When(),
     heartbeat_at: When(),
     heartbeat_age_seconds: Type.Number(),
+    clock_offset_ms: Type.Optional(
+      Type.Number({
+        description:
+          "The agent's clock minus the store's, in ms, as the agent measured it (positive: ahead); more than 5000 either way is flagged. Absent when not measured.",
+      }),
+    ),
     counters: Type.Object({}, { additionalProperties: Type.Number() }),
   },
   { additionalProperties: true },

@@ -59,7 +59,7 @@ const PauseQuery = Type.Object(
 const OtherCommandQuery = Type.Object(COMMON_QUERY, { additionalProperties: false });
 
 /** When a pause with `expires_in` ends; null without it (other commands do not accept it). */
-function expiryOf(expiresIn: string | undefined): Date | null {
+function expiryOf(expiresIn: string | undefined, now: number): Date | null {
   if (expiresIn === undefined) return null;
   const ms = parseExpiry(expiresIn);
   if (ms === null) {
@@ -68,7 +68,7 @@ function expiryOf(expiresIn: string | undefined): Date | null {
       `query parameter expires_in ${EXPIRY_RULE}, not ${JSON.stringify(expiresIn)}`,
     );
   }
-  return new Date(Date.now() + ms);
+  return new Date(now + ms);
 }
 
 /** The stragglers, a lost one with why it counts (its leases may still run). */
@@ -124,7 +124,7 @@ export function clusterRoutes(app: App, { agent, security }: RouteOptions): void
           actor: request.actor?.name ?? null,
           requestedBy: query.updated_by,
           expectedVersion,
-          expiresAt: expiryOf(query.expires_in),
+          expiresAt: expiryOf(query.expires_in, agent.clock.storeNow()),
         });
         const { state } = issued;
         const body = {

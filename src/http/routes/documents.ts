@@ -183,11 +183,15 @@ export function documentRoutes(app: App, { agent, security }: RouteOptions): voi
         },
       },
       preValidation: async (request) => {
-        parsed.set(request, parseEnqueueRequest(request.body, request.query as Record<string, unknown>));
+        parsed.set(
+          request,
+          parseEnqueueRequest(request.body, request.query as Record<string, unknown>, agent.clock.storeNow()),
+        );
       },
     },
     async (request, reply) => {
-      const input = parsed.get(request) ?? parseEnqueueRequest(request.body, request.query);
+      const input =
+        parsed.get(request) ?? parseEnqueueRequest(request.body, request.query, agent.clock.storeNow());
       let ids: string[];
       let duplicates: string[] = [];
       if (input.plain) {

@@ -10,7 +10,7 @@ import * as agents from './agents.js';
 import { SqliteConnection } from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
-import { MIGRATIONS, migrate } from './migrations.js';
+import { migrate, MIGRATIONS } from './migrations.js';
 import * as records from './records.js';
 import { openFileWatch } from './watch.js';
 
