@@ -32,6 +32,8 @@ export interface PolicyFollowerOptions {
   reconcileMs: number;
   heartbeatIntervalMs: number;
   timeoutMs: number;
+  /** Now by the store's clock (expiries are store times). */
+  now(): number;
   /** A newer policy was applied (previous is null at start). */
   onApplied(policy: FleetPolicy, previous: FleetPolicy | null): void;
 }
@@ -184,7 +186,7 @@ export class PolicyFollower {
     this.#expiry = null;
     const next = expiringRules(policy)[0];
     if (!next || this.#stopped) return;
-    const wait = next.expires_at.getTime() - Date.now() + Math.random() * 250;
+    const wait = next.expires_at.getTime() - this.#o.now() + Math.random() * 250;
     this.#expiry = setTimeout(
       () => {
         this.#expiry = null;

@@ -100,11 +100,11 @@ describe('agentctl against three agent processes (sqlite)', () => {
     const table = await agentctl(['agents', ...url]);
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trim().split('\n');
-    assert.match(lines[0]!, /^AGENT +STATE +APPLIED +HEARTBEAT +BATCH +WATCH +HOST$/);
+    assert.match(lines[0]!, /^AGENT +STATE +APPLIED +HEARTBEAT +BATCH +CLOCK +WATCH +HOST$/);
     for (const id of ['agent-1', 'agent-2', 'agent-3']) {
       const row = lines.find((line) => line.startsWith(`${id} `));
       assert.ok(row, `${id} missing from:\n${table.stdout}`);
-      assert.match(row, /^agent-\d +paused +1 +\d+\.\d s +- +file_events +\S+$/);
+      assert.match(row, /^agent-\d +paused +1 +\d+\.\d s +- +\+0\.0 s +file_events +\S+$/);
       // Columns line up: the STATE column starts at the same place on every line.
       assert.equal(row.indexOf('paused'), lines[0]!.indexOf('STATE'));
     }

@@ -90,12 +90,23 @@ export function commandWord(command: Command): string {
   return command === 'running' ? 'running (resumed)' : command;
 }
 
+/** More than this off the store's clock, an agent's offset is shown as a warning (src/agent/clock-offset.ts). */
+const CLOCK_WARN_MS = 5_000;
+
+/** The agent's clock against the store's: `+0.0 s`, `+120.0 s (off)` in yellow past 5 s; `-` unmeasured. */
+export function clockCell(row: Pick<AgentRow, 'clock_offset_ms'>): Cell {
+  const ms = row.clock_offset_ms;
+  if (typeof ms !== 'number') return { text: '-' };
+  const text = `${ms >= 0 ? '+' : '-'}${(Math.abs(ms) / 1000).toFixed(1)} s`;
+  return Math.abs(ms) > CLOCK_WARN_MS ? { text: `${text} (off)`, colour: 'yellow' } : { text };
+}
+
 function batchCell(row: AgentRow, desired: Command): Cell {
   if (!row.batch_in_flight) return { text: '-' };
   return desired === 'running' ? { text: 'in flight' } : { text: 'draining', colour: 'yellow' };
 }
 
-/** The agents table: id, state, applied version, heartbeat age, batch, watch mode, host. */
+/** The agents table: id, state, applied version, heartbeat age, batch, clock offset, watch mode, host. */
 export function agentsTable(
   style: Style,
   view: Pick<AgentsView, 'agents' | 'desired'>,
@@ -123,12 +134,13 @@ export function agentsTable(
           : String(row.applied_version),
         `${(row.heartbeat_age_seconds + ageOffsetSeconds).toFixed(1)} s`,
         batchCell(row, view.desired.command),
+        clockCell(row),
         row.watch_mode,
         row.host,
       ];
     });
   if (rows.length === 0) return paint(style, 'dim', '(no agent in the registry)');
-  return table(style, ['AGENT', 'STATE', 'APPLIED', 'HEARTBEAT', 'BATCH', 'WATCH', 'HOST'], rows);
+  return table(style, ['AGENT', 'STATE', 'APPLIED', 'HEARTBEAT', 'BATCH', 'CLOCK', 'WATCH', 'HOST'], rows);
 }
 
 /** "3 agents (3 live, 0 lost): 3/3 applied version 8 (pause), 3/3 drained; stragglers: none". */
