@@ -5,6 +5,7 @@ import { Type } from 'typebox';
 
 import { DURATION_PATTERN, EXPIRY_RULE } from '../control/duration.js';
 import { CONTROL_COMMANDS } from '../model/control.js';
+import { QUEUE_NAME_PATTERN, QUEUE_NAME_RULE } from '../model/policy.js';
 import { WATCH_MODES } from '../model/watch.js';
 
 /** Printable text: no control characters (a log or a terminal must not be fooled by a reason). */
@@ -17,7 +18,14 @@ export const AuditText = (description: string) =>
  * What a value failing a pattern is told, by pattern: a rule in words with examples rather than a
  * regular expression (read by the error handler in app.ts).
  */
-export const PATTERN_RULES: ReadonlyMap<string, string> = new Map([[DURATION_PATTERN, EXPIRY_RULE]]);
+export const PATTERN_RULES: ReadonlyMap<string, string> = new Map([
+  [DURATION_PATTERN, EXPIRY_RULE],
+  [QUEUE_NAME_PATTERN.source, `must be a queue name: ${QUEUE_NAME_RULE}`],
+]);
+
+/** A queue's name (src/model/policy.ts). */
+export const QueueName = (description: string) =>
+  Type.String({ pattern: QUEUE_NAME_PATTERN.source, maxLength: 64, description });
 
 /** A duration in the grammar of src/control/duration.ts (`90`, `90s`, `2h`, `1h30m`, `2H`). */
 export const DurationText = (description: string) =>
