@@ -16,6 +16,7 @@ import type {
   FleetAgentJson,
   FleetBody,
   FleetSummaryJson,
+  QueueListBody,
   RetriedAllBody,
   RetriedBody,
 } from '../../http/responses.js';
@@ -66,7 +67,7 @@ export type CommandAnswer = ControlState & {
 
 export type EnqueueAnswer = Tolerant<Static<typeof EnqueuedBody>, 'duplicates'>;
 
-type DocumentNewer = 'updated_at' | 'run_at' | 'key';
+type DocumentNewer = 'updated_at' | 'run_at' | 'key' | 'queue';
 
 /** A row of GET /api/documents. */
 export type DocumentRow = Tolerant<Static<typeof DocumentSummaryJson>, DocumentNewer>;
@@ -79,6 +80,9 @@ export type DocumentListAnswer = Partial<Omit<Static<typeof DocumentListBody>, '
 
 /** GET /api/documents/{id}. */
 export type DocumentAnswer = Tolerant<Static<typeof DocumentBody>, DocumentNewer>;
+
+/** GET /api/queues (an agent older than queues answers 404). */
+export type QueueListAnswer = Static<typeof QueueListBody>;
 
 export type RetryAnswer = Static<typeof RetriedBody>;
 export type RetryAllAnswer = Static<typeof RetriedAllBody>;
