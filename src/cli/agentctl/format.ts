@@ -11,6 +11,7 @@ import type {
   DocumentRow,
   FleetSummary,
   PolicyView,
+  QueueListAnswer,
 } from './types.js';
 
 export interface Style {
@@ -244,11 +245,20 @@ export function documentsTable(style: Style, documents: DocumentRow[], now = Dat
   const rows = documents.map((d) => [
     d.id,
     { text: d.status, colour: STATE_COLOUR[d.status] },
+    d.queue ?? 'default',
     String(d.attempts),
     d.updated_at ? when(d.updated_at, now) : when(d.created_at, now),
     d.error ? truncate(d.error, 60) : '-',
   ]);
-  return table(style, ['ID', 'STATUS', 'ATTEMPTS', 'UPDATED', 'ERROR'], rows);
+  return table(style, ['ID', 'STATUS', 'QUEUE', 'ATTEMPTS', 'UPDATED', 'ERROR'], rows);
+}
+
+/** `agentctl queues`: one row per queue with its counts. */
+export function queuesTable(style: Style, queues: QueueListAnswer['queues']): string {
+  if (queues.length === 0) return paint(style, 'dim', '(no queue: no document stored yet)');
+  const statuses = ['pending', 'scheduled', 'processing', 'processed', 'failed'] as const;
+  const rows = queues.map((q) => [q.queue, ...statuses.map((s) => String(q.counts[s] ?? 0))]);
+  return table(style, ['QUEUE', ...statuses.map((s) => s.toUpperCase())], rows);
 }
 
 /** `agentctl documents show`: every field, then the payload as indented JSON. */
@@ -257,6 +267,7 @@ export function documentText(style: Style, doc: DocumentAnswer, now = Date.now()
   const rows: [string, string][] = [
     ['Id', doc.id],
     ['Status', paint(style, STATE_COLOUR[doc.status], doc.status)],
+    ['Queue', doc.queue ?? 'default'],
     ['Attempts', String(doc.attempts)],
     ['Error', doc.error ?? '-'],
     ['Due', doc.run_at ? at(doc.run_at) : '-'],
