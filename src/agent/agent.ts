@@ -407,7 +407,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentParts {
   }
 
   #applyPolicy(policy: FleetPolicy, previous: FleetPolicy | null): void {
-    const paused = Object.keys(policy.paused_queues).filter((q) => !(q in (previous?.paused_queues ?? {})));
+    // Own keys only: a queue may be named like an Object.prototype key (`constructor`).
+    const paused = Object.keys(policy.paused_queues).filter(
+      (q) => !Object.hasOwn(previous?.paused_queues ?? {}, q),
+    );
     this.#pipeline?.releaseQueues(paused);
     this.#pipeline?.setConcurrency(this.#effectiveConcurrency());
     this.#pipeline?.nudge();
