@@ -17,6 +17,8 @@ import type { Store } from '../stores/types.js';
 import type { ClaimGovernor } from './throttle.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The agents that share a fleet rate: those that claim, or will again at a resume. */
+const SHARING_STATES = new Set(['running', 'paused']);
 
 export interface PolicyFollowerOptions {
   store: () => Store;
@@ -160,14 +162,19 @@ export class PolicyFollower {
     if (this.#o.governor.limited) await this.#countLive();
   }
 
-  /** The fleet's rates are divided among the live agents that are running. */
+  /**
+   * The fleet's rates are divided among the live agents that are running or paused. Paused ones
+   * count: under a global pause every agent would otherwise count itself alone, and the resume
+   * would let each take the whole rate until its next tick.
+   */
   async #countLive(): Promise<void> {
     try {
       const lostAfterMs = this.#o.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS;
       const records = await this.#o.store().listAgents();
       const live = records.filter(
         (r) =>
-          r.instance_id === this.#o.instanceId || (heartbeatAgeMs(r) <= lostAfterMs && r.state === 'running'),
+          r.instance_id === this.#o.instanceId ||
+          (heartbeatAgeMs(r) <= lostAfterMs && SHARING_STATES.has(r.state)),
       );
       const n = Math.max(1, live.length + (live.some((r) => r.instance_id === this.#o.instanceId) ? 0 : 1));
       if (n !== this.#live) {
