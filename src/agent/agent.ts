@@ -271,8 +271,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentParts {
         onPolicy: (announced) => void this.#policy.refresh(announced),
       });
       await this.#watcher.start();
-      // Adopted before anything is claimed: a new agent never runs a paused queue or ignores a throttle.
-      await this.#policy.start();
+      // Adopted before anything is claimed: a new agent never runs a paused queue or ignores a
+      // throttle, so a store that cannot answer for the policy holds the start, as for init.
+      await this.#retry('reading the fleet policy', () => this.#policy.start());
     } else {
       this.logger.info(
         '[Distributed Control] Disabled (ENABLE_DISTRIBUTED_CONTROL=false): local control only',

@@ -72,9 +72,26 @@ export class PolicyFollower {
     return this.#live;
   }
 
-  /** Adopts the stored policy (empty when unreadable: the agent still starts, and says why). */
+  /**
+   * Adopts the stored policy before the agent's first claim. A store that does not answer fails
+   * the start (the agent retries it, as it retries opening the store), so that a new agent never
+   * claims a paused queue for want of a read; a malformed policy does not (there is nothing to
+   * wait for): the agent starts with none, and says why.
+   */
   async start(): Promise<void> {
-    await this.refresh();
+    const read = await this.#read
+      .run(() => this.#o.store().readPolicy())
+      .catch((error: unknown) => {
+        if (error instanceof InvalidPolicyError) return error;
+        throw error;
+      });
+    if (read instanceof InvalidPolicyError) {
+      this.#o.logger.error(`[Distributed Control] ${read.message}; starting with no fleet policy applied`);
+      this.#error = read.message;
+    } else {
+      this.#readAt = performance.now();
+      this.accept(read);
+    }
     if (this.#current === null) this.#apply(emptyPolicy());
     // A tick every heartbeat: it reads the policy when a read is due, and recounts the live
     // agents while a rate is set (their number divides it).
