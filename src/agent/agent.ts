@@ -284,8 +284,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentParts {
         onPolicy: (announced) => void this.#policy.refresh(announced),
       });
       await this.#watcher.start();
-      // Adopted before anything is claimed: a new agent never runs a paused queue or ignores a throttle.
-      await this.#policy.start();
+      // Adopted before anything is claimed: a new agent never runs a paused queue or ignores a
+      // throttle, so a store that cannot answer for the policy holds the start, as for init.
+      await this.#retry('reading the fleet policy', () => this.#policy.start());
     } else {
       this.logger.info(
         '[Distributed Control] Disabled (ENABLE_DISTRIBUTED_CONTROL=false): local control only',
@@ -426,7 +427,10 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentParts {
   }
 
   #applyPolicy(policy: FleetPolicy, previous: FleetPolicy | null): void {
-    const paused = Object.keys(policy.paused_queues).filter((q) => !(q in (previous?.paused_queues ?? {})));
+    // Own keys only: a queue may be named like an Object.prototype key (`constructor`).
+    const paused = Object.keys(policy.paused_queues).filter(
+      (q) => !Object.hasOwn(previous?.paused_queues ?? {}, q),
+    );
     this.#pipeline?.releaseQueues(paused);
     this.#pipeline?.setConcurrency(this.#effectiveConcurrency());
     this.#pipeline?.nudge();

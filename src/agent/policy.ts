@@ -17,6 +17,8 @@ import type { Store } from '../stores/types.js';
 import type { ClaimGovernor } from './throttle.js';
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** The agents that share a fleet rate: those that claim, or will again at a resume. */
+const SHARING_STATES = new Set(['running', 'paused']);
 
 export interface PolicyFollowerOptions {
   store: () => Store;
@@ -72,9 +74,26 @@ export class PolicyFollower {
     return this.#live;
   }
 
-  /** Adopts the stored policy (empty when unreadable: the agent still starts, and says why). */
+  /**
+   * Adopts the stored policy before the agent's first claim. A store that does not answer fails
+   * the start (the agent retries it, as it retries opening the store), so that a new agent never
+   * claims a paused queue for want of a read; a malformed policy does not (there is nothing to
+   * wait for): the agent starts with none, and says why.
+   */
   async start(): Promise<void> {
-    await this.refresh();
+    const read = await this.#read
+      .run(() => this.#o.store().readPolicy())
+      .catch((error: unknown) => {
+        if (error instanceof InvalidPolicyError) return error;
+        throw error;
+      });
+    if (read instanceof InvalidPolicyError) {
+      this.#o.logger.error(`[Distributed Control] ${read.message}; starting with no fleet policy applied`);
+      this.#error = read.message;
+    } else {
+      this.#readAt = performance.now();
+      this.accept(read);
+    }
     if (this.#current === null) this.#apply(emptyPolicy());
     // A tick every heartbeat: it reads the policy when a read is due, and recounts the live
     // agents while a rate is set (their number divides it).
@@ -162,14 +181,19 @@ export class PolicyFollower {
     if (this.#o.governor.limited) await this.#countLive();
   }
 
-  /** The fleet's rates are divided among the live agents that are running. */
+  /**
+   * The fleet's rates are divided among the live agents that are running or paused. Paused ones
+   * count: under a global pause every agent would otherwise count itself alone, and the resume
+   * would let each take the whole rate until its next tick.
+   */
   async #countLive(): Promise<void> {
     try {
       const lostAfterMs = this.#o.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS;
       const records = await this.#o.store().listAgents();
       const live = records.filter(
         (r) =>
-          r.instance_id === this.#o.instanceId || (heartbeatAgeMs(r) <= lostAfterMs && r.state === 'running'),
+          r.instance_id === this.#o.instanceId ||
+          (heartbeatAgeMs(r) <= lostAfterMs && SHARING_STATES.has(r.state)),
       );
       const n = Math.max(1, live.length + (live.some((r) => r.instance_id === this.#o.instanceId) ? 0 : 1));
       if (n !== this.#live) {

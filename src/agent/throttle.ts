@@ -9,6 +9,8 @@ import type { ClaimFilter } from '../stores/types.js';
 
 /** A bucket holds at most this many seconds of its rate (and at least one document). */
 const BURST_SECONDS = 0.25;
+/** setTimeout's limit: a longer wait would fire after 1 ms (a tiny rate would spin the pipeline). */
+const MAX_WAIT_MS = 2 ** 31 - 1;
 
 export class TokenBucket {
   #rate: number;
@@ -54,7 +56,8 @@ export class TokenBucket {
   /** Milliseconds until one whole token is there. */
   msUntilOne(): number {
     this.#refill();
-    return this.#tokens >= 1 ? 0 : Math.ceil(((1 - this.#tokens) / this.#rate) * 1000);
+    if (this.#tokens >= 1) return 0;
+    return Math.min(MAX_WAIT_MS, Math.ceil(((1 - this.#tokens) / this.#rate) * 1000));
   }
 
   #refill(): void {
@@ -121,7 +124,8 @@ export class ClaimGovernor {
     const fleetRate = policy.throttle?.rate ?? null;
     this.#fleet = this.#follow(this.#fleet, fleetRate);
     for (const name of [...this.#queues.keys()]) {
-      if (!(name in policy.queue_rates)) this.#queues.delete(name);
+      // Own keys only: a queue may be named like an Object.prototype key (`constructor`).
+      if (!Object.hasOwn(policy.queue_rates, name)) this.#queues.delete(name);
     }
     for (const [name, rule] of Object.entries(policy.queue_rates)) {
       const bucket = this.#follow(this.#queues.get(name) ?? null, rule.rate);

@@ -156,8 +156,7 @@ export class ControlPlane {
     };
     let policy: FleetPolicy | null = null;
     for (let attempt = 1; policy === null; attempt++) {
-      // A malformed stored policy fails here (InvalidPolicyError): it is repaired by hand first.
-      const current = await store.readPolicy();
+      const current = await this.#policyToChange(store, command.expectedVersion);
       if (command.expectedVersion !== undefined && command.expectedVersion !== current.version) {
         throw new VersionConflictError(command.expectedVersion, current.version, 'policy');
       }
@@ -191,6 +190,25 @@ export class ControlPlane {
         ? Number(((this.#o.controlPollingIntervalMs * 1.1) / 1000).toFixed(3))
         : 1,
     };
+  }
+
+  /**
+   * The policy a command changes: the stored one; while that is malformed (edited by hand), the one
+   * this agent still applies, at the version the caller names, so that a command with
+   * expected_version equal to the stored version repairs it (the store checks only the version).
+   * Without expected_version a malformed policy is refused (InvalidPolicyError): the caller could
+   * not know what it writes over.
+   */
+  async #policyToChange(store: Store, expectedVersion: number | undefined): Promise<FleetPolicy> {
+    try {
+      return await store.readPolicy();
+    } catch (error) {
+      if (!(error instanceof InvalidPolicyError) || expectedVersion === undefined) throw error;
+      this.#o.logger.warn(
+        `[Distributed Control] ${error.message}; writing over it at version ${expectedVersion}, on the policy this agent applies`,
+      );
+      return { ...(this.#o.appliedPolicy?.() ?? emptyPolicy()), version: expectedVersion };
+    }
   }
 
   /** The policy barrier: every live agent applies `target.version` (and holds none of a paused queue). */

@@ -121,14 +121,6 @@ export interface PolicyWrite {
   entry: Omit<PolicyHistoryEntry, 'version' | 'timestamp'>;
 }
 
-/** What a policy command writes: the whole new body and its history entry, by compare-and-set. */
-export interface PolicyWrite {
-  /** Write only when the current policy version is this one, else VersionConflictError(…, 'policy'). */
-  expectedVersion: number;
-  body: PolicyBody;
-  entry: Omit<PolicyHistoryEntry, 'version' | 'timestamp'>;
-}
-
 export interface EnqueuedDocument {
   id: string;
   /** True when nothing was stored because an unfinished document already held the key. */

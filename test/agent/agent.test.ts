@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+
+import Database from 'better-sqlite3';
+import { pino } from 'pino';
 
 import type { HandlerContext } from '../../src/agent/pipeline.js';
 import { ConfigError } from '../../src/errors.js';
@@ -117,6 +121,59 @@ describe('one agent', () => {
     assert.equal(doc?.attempts, 3);
     assert.equal(doc?.error, 'cannot parse invoice');
     assert.equal(agent.stats.documentsFailed, 1);
+  });
+
+  it('adopts a paused queue before pulling anything, even when its first policy read fails', async () => {
+    await box.store.writePolicy({
+      expectedVersion: 0,
+      body: {
+        paused_queues: {
+          emails: { reason: null, updated_by: 'ops', on_behalf_of: null, since_version: 1, expires_at: null },
+        },
+        throttle: null,
+        queue_rates: {},
+      },
+      entry: {
+        command: 'pause',
+        queue: 'emails',
+        rate: null,
+        concurrency: null,
+        reason: null,
+        updated_by: 'ops',
+        on_behalf_of: null,
+        expires_at: null,
+      },
+    });
+    const [email] = await box.store.enqueueDocuments([{ payload: 'e', queue: 'emails' }]);
+    // The policy table goes away after the store was initialised: the first read fails (not a
+    // malformed policy, a store that cannot answer for it), as a timeout would.
+    const raw = new Database(box.dbPath);
+    raw.exec('ALTER TABLE fleet_policy RENAME TO fleet_policy_away');
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) });
+    const { started, handler, release } = gatedHandler();
+    const agent = box.agent({ handler, logger: pino({ level: 'warn' }, sink) });
+    try {
+      const starting = agent.start();
+      // Either the start gave up on the policy (and pulled), or it tries the read again.
+      await Promise.race([
+        starting,
+        waitFor(() => lines.filter((l) => /reading the fleet policy/.test(l)).length >= 2, {
+          what: 'the agent to try the policy read again',
+        }),
+      ]);
+      raw.exec('ALTER TABLE fleet_policy_away RENAME TO fleet_policy');
+      await starting;
+      const [other] = await box.store.enqueueDocuments([{ payload: 'd' }]);
+      await waitFor(() => started.includes(other!.id) || started.includes(email!.id), {
+        what: 'a document to start',
+      });
+      assert.ok(!started.includes(email!.id), 'a document of the paused queue started');
+      assert.ok(agent.policy.policy?.paused_queues.emails, 'the agent does not apply the pause');
+    } finally {
+      release();
+      raw.close();
+    }
   });
 
   it('adopts a paused cluster before pulling anything', async () => {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 
+import Database from 'better-sqlite3';
 import { pino } from 'pino';
 
 import type { Agent } from '../../src/agent/agent.js';
@@ -245,5 +246,159 @@ describe('queues and the throttle over HTTP (two agents, SQLite)', () => {
     await waitFor(() => reports.every((id) => finished.has(id)), {
       what: 'the reports to run after the resume',
     });
+  });
+});
+
+describe('queues and the throttle over HTTP: edges an adversary tries (SQLite)', () => {
+  let box: Sandbox;
+  let agents: Agent[];
+  let app: App;
+
+  const post = async (url: string, headers: Record<string, string> = {}) => {
+    const response = await app.inject({ method: 'POST', url, headers });
+    return {
+      status: response.statusCode,
+      body: response.json() as Record<string, unknown> & { message: string; error?: string },
+    };
+  };
+  const policyVersion = async () => (await box.store.readPolicy()).version;
+  const noStack = (body: unknown, what: string) =>
+    assert.ok(!/\bat .+:\d+:\d+/.test(JSON.stringify(body)), `stack trace for ${what}`);
+
+  before(async () => {
+    box = await sandbox();
+    agents = [box.agent({ heartbeatIntervalMs: 200 }), box.agent({ heartbeatIntervalMs: 200 })];
+    await Promise.all(agents.map((a) => a.start()));
+    app = await buildApp({
+      agent: agents[0]!,
+      logger: pino({ level: 'silent' }),
+      publicConfig: publicConfig(loadConfig({})),
+    });
+  });
+  after(async () => {
+    await app.close();
+    await box.cleanup();
+  });
+
+  it('a throttle honours If-Match like every other command: a stale one is 409 and writes nothing', async () => {
+    assert.equal((await post('/api/cluster/throttle?rate=50')).status, 200);
+    const v = await policyVersion();
+    const stale = await post('/api/cluster/throttle?rate=5', { 'if-match': `"${v + 3}"` });
+    assert.equal(stale.status, 409, stale.body.message);
+    assert.equal(await policyVersion(), v, 'a throttle with a stale If-Match was written');
+    assert.equal((await box.store.readPolicy()).throttle?.rate, 50);
+    const queued = await post('/api/cluster/pause?queue=emails', { 'if-match': `${v + 3}` });
+    assert.equal(queued.status, 409, queued.body.message);
+    const ok = await post('/api/cluster/throttle?rate=off', { 'if-match': `"${v}"` });
+    assert.equal(ok.status, 200, ok.body.message);
+  });
+
+  it('takes each parameter up to its edge and refuses one step beyond, naming it, writing nothing', async () => {
+    const good = [
+      `/api/cluster/pause?queue=${'q'.repeat(64)}`,
+      '/api/cluster/pause?queue=a.b:c_d-e&expires_in=30d',
+      '/api/cluster/throttle?rate=100000&expires_in=2592000',
+      '/api/cluster/throttle?rate=0.001',
+      '/api/cluster/throttle?concurrency=10000',
+      '/api/cluster/throttle?queue=nodocs&rate=3',
+    ];
+    for (const url of good) {
+      const { status, body } = await post(url);
+      assert.equal(status, 200, `${url}: ${body.message}`);
+    }
+    const v = await policyVersion();
+    const bad: [string, RegExp][] = [
+      [`/api/cluster/pause?queue=${'q'.repeat(65)}`, /queue/],
+      ['/api/cluster/pause?queue=Emails', /queue name/],
+      [`/api/cluster/pause?queue=${encodeURIComponent('émails')}`, /queue name/],
+      ['/api/cluster/pause?queue=', /queue/],
+      ['/api/cluster/pause?queue=emails&expires_in=2592001', /expires_in/],
+      ['/api/cluster/throttle?rate=1&expires_in=30d1s', /expires_in/],
+      ['/api/cluster/throttle?rate=1e-9', /rate/],
+      ['/api/cluster/throttle?rate=1.5e3', /rate/],
+      ['/api/cluster/throttle?rate=-5', /rate/],
+      ['/api/cluster/throttle?rate=100000.5', /at most 100000/],
+      ['/api/cluster/throttle?concurrency=10001', /concurrency must be a whole number from 1 to 10000/],
+      ['/api/cluster/throttle?concurrency=2.5', /concurrency/],
+      ['/api/cluster/throttle?rate=1&bogus=1', /bogus/],
+    ];
+    for (const [url, message] of bad) {
+      const { status, body } = await post(url);
+      assert.equal(status, 400, `${url}: ${body.message}`);
+      assert.match(body.message, message, url);
+      noStack(body, url);
+    }
+    assert.equal(await policyVersion(), v, 'a refused request wrote a policy');
+    for (const queue of ['q'.repeat(64), 'a.b:c_d-e']) {
+      assert.equal((await post(`/api/cluster/resume?queue=${queue}`)).status, 200);
+    }
+  });
+
+  it('a policy edited by hand into garbage: agents keep theirs and say so, the API answers clearly, and a command at the stored version repairs it', async () => {
+    assert.equal((await post('/api/cluster/pause?queue=keepme&wait=true')).status, 200);
+    // Edited as an operator would: the version moves with the body, so the agents read it.
+    const v = (await policyVersion()) + 1;
+    const raw = new Database(box.dbPath);
+    try {
+      raw
+        .prepare(`UPDATE fleet_policy SET body = ?, version = version + 1 WHERE id = 'fleet_policy'`)
+        .run(JSON.stringify({ paused_queues: { emails: 'yes' }, throttle: { rate: -1 } }));
+    } finally {
+      raw.close();
+    }
+    const shown = await app.inject({ url: '/api/cluster/policy' });
+    assert.equal(shown.statusCode, 200, shown.body);
+    const view = shown.json() as { policy_error?: string; paused_queues: object; version: number };
+    assert.match(view.policy_error ?? '', /paused_queues\.emails is not an object/);
+    assert.ok('keepme' in view.paused_queues, 'the policy shown is the one the agent still applies');
+    await waitFor(() => agents.every((a) => a.policy.policy_error !== null), {
+      what: 'every agent to notice the malformed policy',
+    });
+    for (const a of agents) assert.ok(a.policy.policy?.paused_queues.keepme, 'an agent dropped its policy');
+
+    const blind = await post('/api/cluster/throttle?rate=5');
+    assert.match(blind.body.message, /malformed: paused_queues\.emails is not an object/);
+    noStack(blind.body, 'a command over a malformed policy');
+
+    const repaired = await post(`/api/cluster/pause?queue=emails&expected_version=${v}&reason=repair`);
+    assert.equal(repaired.status, 200, repaired.body.message);
+    const policy = await box.store.readPolicy();
+    assert.equal(policy.version, v + 1);
+    assert.deepEqual(Object.keys(policy.paused_queues).sort(), ['emails', 'keepme']);
+    await waitFor(
+      () => agents.every((a) => a.policy.policy_error === null && a.policy.policy?.version === v + 1),
+      {
+        what: 'every agent to apply the repaired policy',
+      },
+    );
+    assert.equal((await post('/api/cluster/resume?queue=emails')).status, 200);
+    assert.equal((await post('/api/cluster/resume?queue=keepme')).status, 200);
+  });
+
+  it('a global pause does not make each agent take the whole fleet rate: after the resume each still takes 1/N', async () => {
+    assert.equal((await post('/api/cluster/throttle?rate=40&wait=true')).status, 200);
+    await waitFor(() => agents.every((a) => a.policy.live_agents === 2), {
+      what: 'each agent to count two sharing the rate',
+    });
+    assert.equal((await post('/api/cluster/pause?wait=true')).status, 200);
+    // Let every agent's tick recount while the fleet is paused: a tick runs at least once per
+    // heartbeat, so three more heartbeats of each agent cover one.
+    const beats = async () =>
+      new Map((await box.store.listAgents()).map((r) => [r.instance_id, r.heartbeat_at.getTime()]));
+    const first = await beats();
+    for (let i = 0; i < 3; i++) {
+      const seen = await beats();
+      await waitFor(async () => [...(await beats())].every(([id, at]) => at > (seen.get(id) ?? 0)), {
+        what: 'every agent to write another heartbeat',
+      });
+    }
+    assert.ok(first.size === 2);
+    assert.equal((await post('/api/cluster/resume?wait=true')).status, 200);
+    assert.deepEqual(
+      agents.map((a) => a.policy.share),
+      [0.5, 0.5],
+      'right after a global resume each agent took more than its share of the fleet rate',
+    );
+    assert.equal((await post('/api/cluster/throttle?rate=off&wait=true')).status, 200);
   });
 });

@@ -114,6 +114,28 @@ describe('ClaimGovernor', () => {
     );
   });
 
+  it('a queue named like an Object.prototype key ("constructor") loses its rate when the rate is removed', () => {
+    const g = new ClaimGovernor(null, () => 0);
+    g.apply(policy({ queue_rates: { constructor: { ...rule, rate: 2 } } }), 1);
+    assert.equal(g.limited, true);
+    g.apply(policy({ version: 2, queue_rates: {} }), 1);
+    assert.equal(g.limited, false, 'the bucket of queue "constructor" outlived its rate');
+    assert.deepEqual(g.plan(10), { claims: [{ limit: 10, buckets: [] }], waitMs: null });
+  });
+
+  it("never asks to wait beyond setTimeout's limit, whatever the rate (Node would fire after 1 ms)", () => {
+    const now = 0;
+    const g = new ClaimGovernor(null, () => now);
+    // The smallest rates the API takes: `rate=0.0000000000001` is 16 characters, within its pattern.
+    for (const rate of [1e-13, 1e-7, 0.001]) {
+      g.apply(policy({ throttle: { ...rule, rate, concurrency: null } }), 3);
+      g.plan(1); // the one document its bucket holds
+      const { claims, waitMs } = g.plan(1);
+      assert.deepEqual(claims, []);
+      assert.ok(waitMs !== null && waitMs >= 1 && waitMs <= 2 ** 31 - 1, `rate ${rate}: waitMs ${waitMs}`);
+    }
+  });
+
   it('reports the concurrency cap of the fleet throttle', () => {
     const g = new ClaimGovernor(null);
     g.apply(policy({ throttle: { ...rule, rate: null, concurrency: 3 } }), 2);

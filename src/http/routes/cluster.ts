@@ -13,7 +13,7 @@ import { policyToJson } from '../../model/policy.js';
 import { ClusterStatsBody, FleetBody, HistoryBody, PolicyJson } from '../responses.js';
 import { AuditQuery, ControlStateJson, DurationText, QueueName, WatchModeSchema } from '../schemas.js';
 import type { App, RouteOptions } from '../types.js';
-import { answerQueueCommand } from './policy.js';
+import { answerQueueCommand, expectedVersionOf, IfMatchHeaders } from './policy.js';
 
 const COMMANDS: { path: string; command: ControlCommand; verb: string; role: Role }[] = [
   { path: 'pause', command: 'pause', verb: 'pause', role: 'operator' },
@@ -117,7 +117,7 @@ export function clusterRoutes(app: App, { plane, view, security }: RouteOptions)
           summary: `${verb[0]!.toUpperCase()}${verb.slice(1)} every agent of the cluster`,
           querystring:
             command === 'pause' ? PauseQuery : command === 'running' ? ResumeQuery : OtherCommandQuery,
-          headers: Type.Object({ 'if-match': Type.Optional(Type.String({ pattern: '^"?\\d{1,15}"?$' })) }),
+          headers: IfMatchHeaders,
           response: {
             200: Type.Object({ status: Type.Literal('success') }, { additionalProperties: true }),
             '4xx': ErrorBody,
@@ -127,9 +127,7 @@ export function clusterRoutes(app: App, { plane, view, security }: RouteOptions)
       },
       async (request, reply) => {
         const query = request.query as Static<typeof PauseQuery>;
-        const ifMatch = request.headers['if-match'];
-        const expectedVersion =
-          query.expected_version ?? (ifMatch ? Number(ifMatch.replaceAll('"', '')) : undefined);
+        const expectedVersion = expectedVersionOf(query, request.headers['if-match']);
         if (query.queue !== undefined) {
           return answerQueueCommand(
             plane,

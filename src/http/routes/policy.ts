@@ -68,6 +68,19 @@ export const ThrottleQuery = Type.Object(
   { additionalProperties: false },
 );
 
+/** `If-Match: N` (or `"N"`): compare-and-set like expected_version, on every command. */
+export const IfMatchHeaders = Type.Object({
+  'if-match': Type.Optional(Type.String({ pattern: '^"?\\d{1,15}"?$' })),
+});
+
+/** expected_version, else the If-Match header's version, else undefined. */
+export function expectedVersionOf(
+  query: { expected_version?: number | undefined },
+  ifMatch: string | undefined,
+): number | undefined {
+  return query.expected_version ?? (ifMatch ? Number(ifMatch.replaceAll('"', '')) : undefined);
+}
+
 type QueueCommandQuery = Static<typeof AuditQuery> & {
   queue: string;
   expected_version?: number;
@@ -182,6 +195,7 @@ export function policyRoutes(app: App, { plane, view, security }: RouteOptions):
       schema: {
         summary: 'Cap the fleet (or one queue) at a rate, and each agent at a number of slots',
         querystring: ThrottleQuery,
+        headers: IfMatchHeaders,
         response: {
           200: Type.Object({ status: Type.Literal('success') }, { additionalProperties: true }),
           '4xx': ErrorBody,
@@ -190,7 +204,11 @@ export function policyRoutes(app: App, { plane, view, security }: RouteOptions):
       },
     },
     async (request, reply) => {
-      const query = request.query;
+      const expectedVersion = expectedVersionOf(request.query, request.headers['if-match']);
+      const query = {
+        ...request.query,
+        ...(expectedVersion !== undefined && { expected_version: expectedVersion }),
+      };
       const rate = numberOrOff(query.rate);
       const concurrency = numberOrOff(query.concurrency);
       const throttle: PolicyRequest = {
@@ -226,7 +244,8 @@ export function policyRoutes(app: App, { plane, view, security }: RouteOptions):
               }),
               this_agent: Type.Object({
                 live_agents: Type.Integer({
-                  description: "Live running agents sharing the fleet's rates, as this agent last counted.",
+                  description:
+                    "Live running or paused agents sharing the fleet's rates, as this agent last counted.",
                 }),
                 share: Type.Number({
                   description: 'The part of each fleet rate this agent takes (1 / live agents).',
