@@ -166,6 +166,22 @@ export function createMetrics(agent: AgentView): Registry {
       for (const [status, n] of Object.entries(backlog.counts)) this.set({ status }, n);
     },
   });
+  // Beside the gauge above, whose labels stay as they were: the same counts per queue.
+  new Gauge({
+    name: `${PREFIX}queue_documents`,
+    help: 'Documents in the store by queue and status (as pulling_agent_documents); read at most every 5 s.',
+    labelNames: ['queue', 'status'],
+    registers: [registry],
+    async collect() {
+      const backlog = await agent.backlog.readWithin(2_000);
+      if (!backlog) return;
+      // A queue whose documents are all gone leaves the gauge rather than stay at its last count.
+      this.reset();
+      for (const { queue, counts } of backlog.queues) {
+        for (const [status, n] of Object.entries(counts)) this.set({ queue, status }, n);
+      }
+    },
+  });
   new Gauge({
     name: `${PREFIX}oldest_pending_age_seconds`,
     help: 'Seconds since the oldest due pending document was stored (0 when none waits); read at most every 5 s.',

@@ -1,13 +1,15 @@
-// How much is waiting: the documents by status and the age of the oldest one that is due, read
+// How much is waiting: the documents by status (in all and per queue) and the age of the oldest one that is due, read
 // from the store at most once per interval however often metrics are scraped or screens refresh
 // (concurrent readers share one read), so that a fleet's dashboards cost the store a few queries,
 // not one per scrape per agent.
 
 import type { DocumentCounts } from '../model/documents.js';
-import type { Store } from '../stores/types.js';
+import type { QueueCounts, Store } from '../stores/types.js';
 
 export interface Backlog {
   counts: DocumentCounts;
+  /** The counts of each queue that has documents, by name. */
+  queues: QueueCounts[];
   /** Seconds since the oldest due pending document was stored (0 when none is waiting). */
   oldest_pending_age_seconds: number;
   /** When the store was read. */
@@ -58,14 +60,20 @@ export class BacklogReader {
 
   async #readNow(): Promise<Backlog> {
     const store = this.store();
-    const [counts, oldest] = await Promise.all([
+    const [counts, queues, oldest] = await Promise.all([
       store.countDocuments(),
+      store.countQueues(),
       store.listDocuments({ status: 'pending', limit: 1 }),
     ]);
     const first = oldest.documents[0];
     const readAt = new Date();
     const age = first ? Math.max(0, (readAt.getTime() - first.created_at.getTime()) / 1000) : 0;
-    this.#last = { counts, oldest_pending_age_seconds: Math.round(age * 10) / 10, read_at: readAt };
+    this.#last = {
+      counts,
+      queues,
+      oldest_pending_age_seconds: Math.round(age * 10) / 10,
+      read_at: readAt,
+    };
     return this.#last;
   }
 }

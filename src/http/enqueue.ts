@@ -5,6 +5,7 @@
 
 import { parseDuration } from '../control/duration.js';
 import { PullingAgentError } from '../errors.js';
+import { queueNameProblem } from '../model/policy.js';
 import type { NewDocument } from '../stores/types.js';
 
 export const MAX_DOCUMENTS_PER_REQUEST = 10_000;
@@ -18,11 +19,11 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:
 export const RUN_AT_RULE =
   'must be an ISO 8601 time with a zone, such as 2026-01-11T10:30:00Z, at most 1 year ahead';
 export const DELAY_RULE = 'must be a duration such as 30s, 15m, 2h or 1d (0 s to 365 d)';
-const ENVELOPE_FIELDS = new Set(['payload', 'run_at', 'delay', 'key']);
+const ENVELOPE_FIELDS = new Set(['payload', 'run_at', 'delay', 'key', 'queue']);
 
 export interface EnqueueRequest {
   documents: NewDocument[];
-  /** No document has a due time or key: the seed's plain insert does. */
+  /** No document has a due time, a key or a queue: the seed's plain insert does. */
   plain: boolean;
 }
 
@@ -56,13 +57,27 @@ function checkKey(where: string, key: unknown): string | null {
   return key;
 }
 
-/** The documents to store, with their due times and keys; throws a 400 naming the first problem. */
+function checkQueue(where: string, queue: unknown): string | undefined {
+  if (queue === undefined || queue === null) return undefined;
+  const problem = queueNameProblem(queue);
+  if (problem !== null) throw bad(`${where}: ${problem}`);
+  return queue as string;
+}
+
+/** Absent when not given, so that a document without a queue stays as the store defaults it. */
+const withQueue = (queue: string | undefined) => (queue === undefined ? {} : { queue });
+
+/**
+ * The documents to store, with their due times, keys and queues; throws a 400 naming the first
+ * problem.
+ */
 export function parseEnqueueRequest(
   body: unknown,
-  query: { run_at?: unknown; delay?: unknown },
+  query: { run_at?: unknown; delay?: unknown; queue?: unknown },
   now = Date.now(),
 ): EnqueueRequest {
   const shared = dueAt('query parameter', query, now);
+  const sharedQueue = checkQueue('query parameter queue', query.queue);
   const list = Array.isArray(body)
     ? body
     : typeof body === 'object' && body !== null && 'documents' in body
@@ -79,27 +94,38 @@ export function parseEnqueueRequest(
     throw bad(`body must hold 1 to ${MAX_DOCUMENTS_PER_REQUEST} documents (got ${list.length})`);
 
   if (Array.isArray(body)) {
-    return { documents: body.map((payload) => ({ payload, runAt: shared })), plain: shared === null };
+    return {
+      documents: body.map((payload) => ({ payload, runAt: shared, ...withQueue(sharedQueue) })),
+      plain: shared === null && sharedQueue === undefined,
+    };
   }
   const extra = Object.keys(body as object).filter((field) => field !== 'documents');
   if (extra.length > 0) throw bad(`body property ${extra[0]} is not accepted here (only documents)`);
-  let plain = shared === null;
+  let plain = shared === null && sharedQueue === undefined;
   const documents = list.map((entry, index): NewDocument => {
     const where = `body documents[${index}]`;
     if (typeof entry !== 'object' || entry === null || Array.isArray(entry))
       throw bad(`${where} must be an object {"payload": …}`);
     const unknown = Object.keys(entry).find((field) => !ENVELOPE_FIELDS.has(field));
     if (unknown !== undefined)
-      throw bad(`${where} property ${unknown} is not accepted here (payload, run_at, delay, key)`);
+      throw bad(`${where} property ${unknown} is not accepted here (payload, run_at, delay, key, queue)`);
     if (!('payload' in entry)) throw bad(`${where} has no payload`);
-    const e = entry as { payload: unknown; run_at?: unknown; delay?: unknown; key?: unknown };
+    const e = entry as {
+      payload: unknown;
+      run_at?: unknown;
+      delay?: unknown;
+      key?: unknown;
+      queue?: unknown;
+    };
     // null is as good as absent: the query's option (or due now) applies.
     const options = { run_at: e.run_at ?? undefined, delay: e.delay ?? undefined };
     const own = options.run_at !== undefined || options.delay !== undefined;
     const runAt = own ? dueAt(where, options, now) : shared;
     const key = checkKey(where, e.key);
-    if (own || key !== null) plain = false;
-    return { payload: e.payload, runAt, key };
+    // Its own queue wins over the query's.
+    const queue = checkQueue(`${where} queue`, e.queue) ?? sharedQueue;
+    if (own || key !== null || queue !== undefined) plain = false;
+    return { payload: e.payload, runAt, key, ...withQueue(queue) };
   });
   return { documents, plain };
 }

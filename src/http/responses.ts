@@ -148,6 +148,7 @@ const documentFields = {
   status: Type.Enum([...DOCUMENT_STATUSES], {
     description: '`scheduled`: pending but not due yet (run_at is later).',
   }),
+  queue: Type.String({ description: 'Its queue (`default` unless it was stored with one).' }),
   attempts: Type.Integer({ description: 'Failed attempts so far, all of them (a manual retry keeps them).' }),
   claimed_by: Nullable(Type.String()),
   error: Nullable(Type.String({ description: "The last failed attempt's error." })),
@@ -161,9 +162,21 @@ const documentFields = {
 /** One row of GET /api/documents. */
 export const DocumentSummaryJson = Type.Object(documentFields, { additionalProperties: true });
 
+/** GET /api/queues: every queue that has documents, by name, with its counts. */
+export const QueueListBody = Type.Object({
+  queues: Type.Array(
+    Type.Object({ queue: Type.String(), counts: CountsJson }, { additionalProperties: false }),
+    { description: 'Every queue that has documents, by name.' },
+  ),
+  count: Type.Integer({ description: 'How many queues.' }),
+});
+
 /** GET /api/documents: the counts (as before), then a page of documents. */
 export const DocumentListBody = Type.Object({
-  counts: CountsJson,
+  counts: Type.Object(CountsJson.properties, {
+    additionalProperties: true,
+    description: "Every document's, or with `queue` that queue's.",
+  }),
   documents: Type.Array(DocumentSummaryJson, { description: 'In id order; without their payloads.' }),
   next_cursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page; null at the end.' })),
 });

@@ -8,6 +8,7 @@ import { type Static, Type } from 'typebox';
 import { DURATION_PATTERN } from '../../control/duration.js';
 import { ErrorBody, PullingAgentError } from '../../errors.js';
 import { DOCUMENT_STATUSES } from '../../model/documents.js';
+import { emptyCounts } from '../../stores/queues.js';
 import { type DocumentRecord } from '../../stores/types.js';
 import {
   type EnqueueRequest,
@@ -20,10 +21,11 @@ import {
   DocumentBody,
   DocumentListBody,
   EnqueuedBody,
+  QueueListBody,
   RetriedAllBody,
   RetriedBody,
 } from '../responses.js';
-import { AuditText } from '../schemas.js';
+import { AuditText, QueueName } from '../schemas.js';
 import type { App, RouteOptions } from '../types.js';
 
 export { MAX_DOCUMENTS_PER_REQUEST } from '../enqueue.js';
@@ -57,6 +59,9 @@ const EnqueueQuery = Type.Object(
           'Due after this long, for every document of the request: 30s, 15m, 2h, 1d (at most 365 d).',
       }),
     ),
+    queue: Type.Optional(
+      QueueName("The queue of every document of the request; a document's own queue wins."),
+    ),
   },
   { additionalProperties: false },
 );
@@ -88,6 +93,7 @@ const EnqueueBody = Type.Union([
                   'Deduplication key: while a document with it is unfinished, another is not stored.',
               }),
             ),
+            queue: Type.Optional(Type.Union([QueueName('Its own queue; wins over the query.'), Type.Null()])),
           },
           { additionalProperties: false },
         ),
@@ -103,6 +109,7 @@ const ListQuery = Type.Object(
     status: Type.Optional(
       Type.Enum([...DOCUMENT_STATUSES], { description: 'Only this status; all by default.' }),
     ),
+    queue: Type.Optional(QueueName("Only this queue's documents (and its counts); every queue by default.")),
     limit: Type.Optional(
       Type.Integer({
         minimum: 1,
@@ -140,6 +147,7 @@ function summaryJson(doc: DocumentRecord) {
   return {
     id: doc.id,
     status: doc.status,
+    queue: doc.queue,
     attempts: doc.attempts,
     claimed_by: doc.claimed_by,
     error: doc.error,
@@ -165,6 +173,9 @@ export function documentRoutes(app: App, { view, security }: RouteOptions): void
   const rateLimit = { max: security.rateLimitDocuments, timeWindow: 60_000 };
   // Parsed before Fastify's own validation, so that every problem is told in words.
   const parsed = new WeakMap<FastifyRequest, EnqueueRequest>();
+  /** One queue's counts (zeros for a queue without documents: queues come with their documents). */
+  const countsOfQueue = async (queue: string) =>
+    (await view.store.countQueues()).find((q) => q.queue === queue)?.counts ?? emptyCounts();
 
   app.post(
     '/api/documents',
@@ -173,7 +184,7 @@ export function documentRoutes(app: App, { view, security }: RouteOptions): void
       schema: {
         summary: 'Store documents as pending (or scheduled); answers with their ids in order',
         description:
-          'A JSON array of documents, or {"documents": [{payload, run_at, delay, key}]} for per-document options.',
+          'A JSON array of documents, or {"documents": [{payload, run_at, delay, key, queue}]} for per-document options.',
         querystring: EnqueueQuery,
         body: EnqueueBody,
         response: {
@@ -213,11 +224,16 @@ export function documentRoutes(app: App, { view, security }: RouteOptions): void
       },
     },
     async (request) => {
-      const { status, limit = LIST_LIMIT_DEFAULT, cursor } = request.query as Static<typeof ListQuery>;
+      const { status, queue, limit = LIST_LIMIT_DEFAULT, cursor } = request.query as Static<typeof ListQuery>;
       const [counts, page] = await Promise.all([
-        view.store.countDocuments(),
+        queue === undefined ? view.store.countDocuments() : countsOfQueue(queue),
         view.store
-          .listDocuments({ ...(status ? { status } : {}), limit, after: cursor ?? null })
+          .listDocuments({
+            ...(status ? { status } : {}),
+            ...(queue !== undefined ? { queue } : {}),
+            limit,
+            after: cursor ?? null,
+          })
           .catch((error: unknown) => {
             // A store that cannot read the cursor says so with a 4xx; a TypeError or a RangeError
             // from decoding it is the cursor's fault too, not the store's.
@@ -235,6 +251,21 @@ export function documentRoutes(app: App, { view, security }: RouteOptions): void
           }),
       ]);
       return { counts, documents: page.documents.map(summaryJson), next_cursor: page.next };
+    },
+  );
+
+  app.get(
+    '/api/queues',
+    {
+      config: { role: 'viewer' },
+      schema: {
+        summary: 'Every queue that has documents, by name, with how many are in each status',
+        response: { 200: QueueListBody },
+      },
+    },
+    async () => {
+      const queues = await view.store.countQueues();
+      return { queues, count: queues.length };
     },
   );
 
