@@ -341,6 +341,10 @@ describe(
       );
       await waitForTexts(page, '.backlog [data-status="pending"] strong', ['28']);
       assert.match(await textOf(page, '#backlog-note'), /the cluster is paused: nothing is claimed/);
+      // The screenshot's scene: a paused queue, a queue's rate and the fleet throttle (set above).
+      assert.equal(await textOf(page, '#queues tr[data-queue="emails"] td.state .badge'), 'paused');
+      assert.equal(await textOf(page, '#queues tr[data-queue="reports"] td.rate'), '2/s');
+      assert.match(await textOf(page, '#throttle'), /^30\/s for the fleet/);
       await page.mouse.move(0, 0);
       const screenshot = process.env.UPDATE_SCREENSHOT
         ? join(ROOT, 'docs/dashboard.png')
