@@ -23,6 +23,7 @@ import { openStore } from '../stores/index.js';
 import type { AgentHeartbeat, Store } from '../stores/types.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { BacklogReader } from './backlog.js';
+import { ClockOffset } from './clock-offset.js';
 import { Heartbeat } from './heartbeat.js';
 import { type AgentState, isReady, nextState } from './lifecycle.js';
 import { type ControlFileWatch, watchControlFile } from './local-control.js';
@@ -61,6 +62,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentParts {
   #adopted = false;
   #watcher: ControlWatcher | null = null;
   #heartbeat: Heartbeat | null = null;
+  /** This process's clock against the store's (registry field clock_offset_ms). */
+  readonly clock: ClockOffset;
   #controlFile: ControlFileWatch | null = null;
   #pipeline: Pipeline | null = null;
   #shutdownTimer: NodeJS.Timeout | null = null;
@@ -141,12 +144,24 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentParts {
       governor: this.#governor,
       logger: this.logger,
       instanceId: this.instanceId,
-      reconcileMs: Math.min(this.settings.controlPollingIntervalMs, this.settings.heartbeatIntervalMs),
+      eventDriven: () => (this.#watcher?.status.watchMode ?? 'polling') !== 'polling',
+      pollMs: this.settings.controlPollingIntervalMs,
+      reconcileMs: this.settings.controlReconcileIntervalMs,
       heartbeatIntervalMs: this.settings.heartbeatIntervalMs,
       timeoutMs: this.settings.storeTimeoutMs,
       onApplied: (policy, previous) => this.#applyPolicy(policy, previous),
+      now: () => this.clock.storeNow(),
     });
-    this.#expiry = new PauseExpiry(() => this.plane, this.logger);
+    this.clock = new ClockOffset(
+      () => this.store,
+      this.logger,
+      Math.min(this.settings.storeTimeoutMs, this.settings.heartbeatIntervalMs),
+    );
+    this.#expiry = new PauseExpiry(
+      () => this.plane,
+      this.logger,
+      () => this.clock.storeNow(),
+    );
     this.view = viewOf(this);
     this.done = new Promise<void>((resolve) => {
       this.#resolveDone = resolve;
@@ -297,6 +312,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentParts {
       logger: this.logger,
       onError: () => this.#stats.storeErrors++,
       timeoutMs: Math.min(s.storeTimeoutMs, s.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS),
+      // Measured after each beat, carried by the next: a beat never waits for it.
+      onWritten: () => void this.clock.measure(),
     });
     this.#pipeline = new Pipeline({
       store: this.store,
@@ -326,6 +343,9 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentParts {
         }
       },
     });
+    // The first measurement (and its warning, if any) before the first heartbeat carries it.
+    await this.clock.measure();
+    if (this.#exiting) return;
     this.#heartbeat.start();
     void this.#warnIfNameShared();
     if (this.#state === 'running') this.#pipeline.start();
@@ -395,6 +415,7 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentParts {
       recent: this.#minutes.recent(),
       ...(this.#policy.current && { applied_policy_version: this.#policy.current.version }),
       queues_in_flight: this.#pipeline?.queuesInFlight() ?? [],
+      ...(this.clock.offsetMs === undefined ? {} : { clock_offset_ms: this.clock.offsetMs }),
     };
   }
 
@@ -550,6 +571,7 @@ function viewOf(agent: Agent): AgentView {
     },
     command: (command: ControlCommand, source: string) => agent.command(command, source),
     notifyDocuments: () => agent.notifyDocuments(),
+    storeNow: () => agent.clock.storeNow(),
     on: <E extends keyof AgentEvents>(event: E, listener: (...args: AgentEvents[E]) => void) => {
       agent.on(event, listener as never);
     },

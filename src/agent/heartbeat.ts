@@ -16,6 +16,8 @@ export interface HeartbeatOptions {
   snapshot(): AgentHeartbeat;
   logger: Logger;
   onError(): void;
+  /** After each heartbeat written (the agent measures its clock then). */
+  onWritten?(): void;
   /**
    * The deadline of one write (STORE_TIMEOUT); default the interval. A write that has not answered
    * by then fails, and the next beat is skipped while it is still unsettled.
@@ -83,6 +85,7 @@ export class Heartbeat {
     try {
       await this.#write1.run(() => store.upsertAgent(this.#o.snapshot()));
       this.#lastAt = new Date();
+      this.#o.onWritten?.();
       if (this.#failing) logger.info('Heartbeat written again');
       this.#failing = false;
       if (++this.#beats % PRUNE_EVERY === 0) {

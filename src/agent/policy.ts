@@ -24,10 +24,16 @@ export interface PolicyFollowerOptions {
   governor: ClaimGovernor;
   logger: Logger;
   instanceId: string;
-  /** How often to re-read without an announcement, and to recount live agents under a rate. */
+  /** Whether the store pushes changes to this agent now (else the policy is polled). */
+  eventDriven(): boolean;
+  /** How often to read it while nothing pushes (CONTROL_POLLING_INTERVAL). */
+  pollMs: number;
+  /** How often to read it anyway while changes are pushed (CONTROL_RECONCILE_INTERVAL; 0 = never). */
   reconcileMs: number;
   heartbeatIntervalMs: number;
   timeoutMs: number;
+  /** Now by the store's clock (expiries are store times). */
+  now(): number;
   /** A newer policy was applied (previous is null at start). */
   onApplied(policy: FleetPolicy, previous: FleetPolicy | null): void;
 }
@@ -38,6 +44,8 @@ export class PolicyFollower {
   #current: FleetPolicy | null = null;
   #error: string | null = null;
   #live = 1;
+  /** performance.now() of the last read that answered. */
+  #readAt = 0;
   #again = false;
   #tick: NodeJS.Timeout | null = null;
   #expiry: NodeJS.Timeout | null = null;
@@ -68,7 +76,9 @@ export class PolicyFollower {
   async start(): Promise<void> {
     await this.refresh();
     if (this.#current === null) this.#apply(emptyPolicy());
-    const every = Math.max(100, this.#o.reconcileMs);
+    // A tick every heartbeat: it reads the policy when a read is due, and recounts the live
+    // agents while a rate is set (their number divides it).
+    const every = Math.max(100, Math.min(this.#o.heartbeatIntervalMs, this.#o.pollMs));
     this.#tick = setInterval(() => void this.#reconcile(), every);
     this.#tick.unref?.();
   }
@@ -90,6 +100,7 @@ export class PolicyFollower {
     }
     try {
       const policy = await this.#read.run(() => this.#o.store().readPolicy());
+      this.#readAt = performance.now();
       if (this.#error !== null) this.#o.logger.info('[Distributed Control] Fleet policy readable again');
       this.#error = null;
       this.accept(policy);
@@ -143,7 +154,11 @@ export class PolicyFollower {
 
   async #reconcile(): Promise<void> {
     if (this.#stopped) return;
-    await this.refresh();
+    const since = performance.now() - this.#readAt;
+    const due = this.#o.eventDriven()
+      ? this.#o.reconcileMs > 0 && since >= this.#o.reconcileMs
+      : since >= this.#o.pollMs * (0.9 + Math.random() * 0.2);
+    if (due || this.#error !== null) await this.refresh();
     if (this.#o.governor.limited) await this.#countLive();
   }
 
@@ -171,7 +186,7 @@ export class PolicyFollower {
     this.#expiry = null;
     const next = expiringRules(policy)[0];
     if (!next || this.#stopped) return;
-    const wait = next.expires_at.getTime() - Date.now() + Math.random() * 250;
+    const wait = next.expires_at.getTime() - this.#o.now() + Math.random() * 250;
     this.#expiry = setTimeout(
       () => {
         this.#expiry = null;

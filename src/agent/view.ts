@@ -77,6 +77,8 @@ export interface AgentView {
   readonly store: Store;
   /** Documents by status and the oldest waiting one, cached (one store read per 5 s at most). */
   readonly backlog: { readWithin(ms: number): Promise<Backlog | null> };
+  /** Now by the store's clock, as this agent last measured its offset (Date.now() until it has). */
+  storeNow(): number;
   /** A local command for this agent only (not persisted): /api/agent/*. */
   command(command: ControlCommand, source: string): void;
   /** New documents were stored: an idle agent claims now instead of at its next poll. */

@@ -20,6 +20,8 @@ import {
   enqueue,
   history,
   listDocuments,
+  type ListOptions,
+  listQueues,
   retryDocuments,
   sendCommand,
   showDocument,
@@ -47,6 +49,12 @@ function wholeNumber(min: number, max = Number.MAX_SAFE_INTEGER) {
     }
     return n;
   };
+}
+
+function queueName(value: string): string {
+  const problem = queueNameProblem(value);
+  if (problem !== null) throw new InvalidArgumentError(`${problem}.`);
+  return value;
 }
 
 function seconds(max: number) {
@@ -87,12 +95,6 @@ function expiry(value: string): string {
   return value.trim();
 }
 
-function queueName(value: string): string {
-  const problem = queueNameProblem(value);
-  if (problem !== null) throw new InvalidArgumentError(problem);
-  return value;
-}
-
 function numberOrOff(value: string): string {
   if (value === 'off' || (/^\d+(\.\d+)?$/.test(value) && Number(value) > 0 && Number(value) <= MAX_RATE))
     return value;
@@ -123,6 +125,7 @@ Examples:
   agentctl history --limit 10 --json
   agentctl enqueue invoices.json              a JSON array, one JSON value, or JSON lines (- for stdin)
   agentctl documents list --status failed     the dead letters; then documents retry --all-failed
+  agentctl documents --queue emails           one queue's documents; agentctl queues counts every queue
 
 Exit codes: 0 done, 1 error, 2 usage error, 3 wait timed out. See docs/agentctl.md.`;
 
@@ -296,22 +299,30 @@ function buildProgram(run: (action: (ctx: Context) => Promise<ExitCode>, command
     .command('enqueue')
     .description('store documents as pending: a JSON array, one JSON value or JSON lines')
     .argument('[file]', 'the file to read; - or nothing for standard input')
-    .action((file: string | undefined, _options, command: Command) =>
-      run((ctx) => enqueue(ctx, file), command),
+    .addOption(
+      new Option('--queue <queue>', 'the queue of every document (default: default)').argParser(queueName),
+    )
+    .action((file: string | undefined, options: { queue?: string }, command: Command) =>
+      run((ctx) => enqueue(ctx, file, options.queue), command),
     );
+
+  program
+    .command('queues')
+    .description('every queue that has documents, with how many are in each status')
+    .action((_options, command: Command) => run((ctx) => listQueues(ctx), command));
 
   const documents = program
     .command('documents')
     .description('list, show, retry and discard documents (failed ones above all)');
   documents
-    .command('list')
-    .description('a page of documents: id, status, attempts, updated, error; the next page as a hint')
+    // The default: `agentctl documents --queue emails` lists too.
+    .command('list', { isDefault: true })
+    .description('a page of documents: id, status, queue, attempts, updated, error; the next page as a hint')
     .addOption(new Option('--status <status>', 'only this status').choices([...DOCUMENT_STATUSES]))
+    .addOption(new Option('--queue <queue>', "only this queue's documents").argParser(queueName))
     .addOption(new Option('--limit <n>', 'documents per page (1–500)').argParser(wholeNumber(1, 500)))
     .addOption(new Option('--cursor <cursor>', 'the page after this cursor (from the hint line)'))
-    .action((options: { status?: string; limit?: number; cursor?: string }, command: Command) =>
-      run((ctx) => listDocuments(ctx, options), command),
-    );
+    .action((options: ListOptions, command: Command) => run((ctx) => listDocuments(ctx, options), command));
   documents
     .command('show')
     .description('one document: status, attempts, last error, when it is due, key, payload')

@@ -21,6 +21,8 @@ export class PauseExpiry {
   constructor(
     private readonly plane: () => ControlPlane,
     private readonly logger: Logger,
+    /** The store's time now (expires_at is by the store's clock, not this process's). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Called with every applied cluster state. */
@@ -38,7 +40,7 @@ export class PauseExpiry {
 
   #arm(state: ControlState): void {
     // A little jitter so that a fleet does not write at the same millisecond; CAS decides anyway.
-    const wait = (state.expires_at as Date).getTime() - Date.now() + Math.random() * 250;
+    const wait = (state.expires_at as Date).getTime() - this.now() + Math.random() * 250;
     this.#timer = setTimeout(
       () => {
         this.#timer = null;

@@ -25,6 +25,14 @@ export class VersionGate {
     return version > this.appliedVersion;
   }
 
+  /**
+   * Forgets what was applied: the store behind the agent is another one now (a SQLite file
+   * replaced), whose versions have nothing to do with the old one's. The next state read passes.
+   */
+  forget(): void {
+    this.#applied = null;
+  }
+
   offer(state: ControlState): GateDecision {
     const applied = this.appliedVersion;
     if (state.version === applied)

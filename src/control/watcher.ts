@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { describeError, InvalidControlStateError, WatchUnavailableError } from '../errors.js';
 import type { ControlState } from '../model/control.js';
 import type { WatchMode } from '../model/watch.js';
-import type { ControlWatch, Store } from '../stores/types.js';
+import type { ControlWatch, Store, StoreReplacement } from '../stores/types.js';
 import { OneAtATime } from './deadline.js';
 import { VersionGate } from './gate.js';
 
@@ -72,6 +72,9 @@ export class ControlWatcher {
   /** Also what was last logged: a problem is logged when it differs from this, once. */
   #lastError: string | null = null;
   #lastWatchReason: string | null = null;
+  #unsubscribe: (() => void) | null = null;
+  /** The state applied before the store was replaced, until the new store's is read. */
+  #beforeReplacement: ControlState | null = null;
 
   readonly #reads: OneAtATime;
 
@@ -93,7 +96,34 @@ export class ControlWatcher {
   }
 
   get current(): ControlState | null {
-    return this.#gate.applied;
+    return this.#gate.applied ?? this.#beforeReplacement;
+  }
+
+  /**
+   * The store swapped the database under us (a SQLite file replaced): one line each way; once the
+   * new one is in use, its versions are read afresh (the old ones mean nothing there) and the watch
+   * is opened again on it.
+   */
+  #onReplaced(change: StoreReplacement): void {
+    if (this.#stopped) return;
+    const { logger } = this.#o;
+    if (change.kind === 'lost') {
+      logger.error(`[Distributed Control] Store lost: ${change.reason}; keeping the last applied state`);
+      return;
+    }
+    logger.warn(`[Distributed Control] Store reopened: ${change.reason}; reading the control state afresh`);
+    this.#beforeReplacement = this.#gate.applied ?? this.#beforeReplacement;
+    this.#gate.forget();
+    const watch = this.#watch;
+    if (watch) {
+      this.#watch = null;
+      if (this.#reconcileTimer) clearTimeout(this.#reconcileTimer);
+      this.#reconcileTimer = null;
+      void watch.close().catch(() => undefined);
+      void this.#openWatch();
+    } else {
+      void this.check();
+    }
   }
 
   /**
@@ -103,6 +133,7 @@ export class ControlWatcher {
   async start(): Promise<ControlState | null> {
     const { logger } = this.#o;
     logger.info('[Distributed Control] Initializing cluster coordination');
+    this.#unsubscribe ??= this.#o.store.onReplaced?.((change) => this.#onReplaced(change)) ?? null;
     let delay = 250;
     while (!this.#stopped && this.#gate.applied === null) {
       await this.check();
@@ -118,6 +149,8 @@ export class ControlWatcher {
 
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
     for (const timer of [this.#pollTimer, this.#reconcileTimer, this.#upgradeTimer]) {
       if (timer) clearTimeout(timer);
     }
@@ -175,7 +208,10 @@ export class ControlWatcher {
       if (this.#gate.isNew(version)) {
         const state = await this.#reads.run(() => store.readControl());
         const decision = this.#gate.offer(state);
-        if (decision.apply) await this.#o.onState(state);
+        if (decision.apply) {
+          this.#beforeReplacement = null;
+          await this.#o.onState(state);
+        }
       } else if (version < this.#gate.appliedVersion) {
         this.#reportError(
           `control version went backwards to ${version} (applied ${this.#gate.appliedVersion}); keeping the last applied state`,

@@ -6,7 +6,6 @@ import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import { fastifySSE } from '@fastify/sse';
 import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyError, LogController } from 'fastify';
 
@@ -14,6 +13,7 @@ import { ErrorBody, errorBody, type ErrorCode, PullingAgentError } from '../erro
 import { redactRequestUrl } from '../logging.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { registerAuth } from './auth.js';
+import { registerDocs } from './docs.js';
 import { registerNotFound } from './not-found.js';
 import { agentRoutes } from './routes/agent.js';
 import { clusterGuard, clusterRoutes } from './routes/cluster.js';
@@ -187,14 +187,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
       },
     },
   });
-  // The API description is open to anyone: the interactive viewer's routes (swagger-ui, under
-  // /docs) cannot name a role themselves, so this wrapper gives each of them none.
-  await app.register(async (docs) => {
-    docs.addHook('onRoute', (route) => {
-      route.config = { ...route.config, role: null };
-    });
-    await docs.register(swaggerUi, { routePrefix: '/docs' });
-  });
+  // The interactive viewer (/docs) is loaded on its first request.
+  registerDocs(app);
   app.get('/openapi.json', { config: { role: null }, schema: { hide: true } }, async () => app.swagger());
 
   // Each group of routes is an encapsulated plugin: a hook one group needs (the cluster's

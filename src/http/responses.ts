@@ -83,6 +83,23 @@ export const FleetAgentJson = Type.Object(
     started_at: When(),
     heartbeat_at: When(),
     heartbeat_age_seconds: Type.Number(),
+    clock_offset_ms: Type.Optional(
+      Type.Union([Type.Number(), Type.Null()], {
+        description:
+          "The agent's clock minus the store's, in ms, as the agent measured it (positive: ahead); more than 5000 either way is flagged. Null when not measured (or an agent too old to measure it).",
+      }),
+    ),
+    applied_policy_version: Type.Optional(
+      Type.Union([Type.Integer(), Type.Null()], {
+        description: 'The fleet policy version it applies; null for an agent too old to follow one.',
+      }),
+    ),
+    queues_in_flight: Type.Optional(
+      Type.Union([Type.Array(Type.String()), Type.Null()], {
+        description:
+          'The queues of the documents it holds (a queue pause waits for them); null for an older agent.',
+      }),
+    ),
     counters: Type.Object({}, { additionalProperties: Type.Number() }),
   },
   { additionalProperties: true },

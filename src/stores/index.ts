@@ -1,7 +1,7 @@
-// openStore(target) picks the store for a configured URL. Each store lives in its own file and is
-// loaded only when used, so an agent on SQLite never loads the MongoDB or PostgreSQL driver.
+// openStore(target) picks the store for a configured URL. Each store lives in its own folder and is
+// loaded only when used, so an agent loads only its own store's driver: one on SQLite never loads
+// the MongoDB or PostgreSQL driver, and one on PostgreSQL or MongoDB never loads better-sqlite3.
 
-import { createSqliteStore } from './sqlite/index.js';
 import type { StoreTarget } from './target.js';
 import type { Store } from './types.js';
 
@@ -16,8 +16,10 @@ export interface OpenStoreOptions {
 export async function openStore(target: StoreTarget, options: OpenStoreOptions = {}): Promise<Store> {
   const timeout = options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {};
   switch (target.kind) {
-    case 'sqlite':
+    case 'sqlite': {
+      const { createSqliteStore } = await import('./sqlite/index.js');
       return createSqliteStore({ path: target.path, ...timeout });
+    }
     case 'postgres': {
       const { createPostgresStore } = await import('./postgres/index.js');
       return createPostgresStore({ url: target.url, schema: target.schema, ...timeout });

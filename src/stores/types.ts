@@ -226,6 +226,13 @@ export interface WatchHandlers {
   onPolicy?(announced?: { version: number }): void;
 }
 
+/** The database behind a store given up (`lost`) or taken up again at its address (`reopened`). */
+export interface StoreReplacement {
+  kind: 'lost' | 'reopened';
+  /** One sentence for the log: what happened to what. */
+  reason: string;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres' | 'mongodb';
   /** Human description without credentials, e.g. `sqlite:./data/pulling-agent.db`. */
@@ -236,6 +243,19 @@ export interface Store {
   close(): Promise<void>;
   /** One round trip; resolves with its latency in milliseconds. */
   ping(): Promise<number>;
+  /**
+   * The store's current time, by the clock it stamps leases, heartbeats and due times with (the
+   * server's; for SQLite the file system's, see sqlite/clock.ts). The agent measures its own
+   * clock's offset from it.
+   */
+  readClock(): Promise<Date>;
+  /**
+   * Optional: the database behind this store can be swapped under it (SQLite: the file at the path
+   * deleted, replaced or moved). The listener hears `lost` when the one held is given up and
+   * `reopened` once the one now at the address is in use; versions seen before mean nothing for
+   * it, so the caller reads the control document afresh. Returns the unsubscribe.
+   */
+  onReplaced?(listener: (change: StoreReplacement) => void): () => void;
 
   // --- control ---
   /** The cheapest read there is: the current version only. */

@@ -100,11 +100,11 @@ describe('agentctl against three agent processes (sqlite)', () => {
     const table = await agentctl(['agents', ...url]);
     assert.equal(table.code, 0, table.stderr);
     const lines = table.stdout.trim().split('\n');
-    assert.match(lines[0]!, /^AGENT +STATE +APPLIED +HEARTBEAT +BATCH +WATCH +HOST$/);
+    assert.match(lines[0]!, /^AGENT +STATE +APPLIED +HEARTBEAT +BATCH +CLOCK +WATCH +HOST$/);
     for (const id of ['agent-1', 'agent-2', 'agent-3']) {
       const row = lines.find((line) => line.startsWith(`${id} `));
       assert.ok(row, `${id} missing from:\n${table.stdout}`);
-      assert.match(row, /^agent-\d +paused +1 +\d+\.\d s +- +file_events +\S+$/);
+      assert.match(row, /^agent-\d +paused +1 +\d+\.\d s +- +\+0\.0 s +file_events +\S+$/);
       // Columns line up: the STATE column starts at the same place on every line.
       assert.equal(row.indexOf('paused'), lines[0]!.indexOf('STATE'));
     }
@@ -426,8 +426,8 @@ describe('agentctl against three agent processes (sqlite)', () => {
     const list = await agentctl(['documents', 'list', '--status', 'failed', '--limit', '2', ...url]);
     assert.equal(list.code, 0, list.stderr);
     const lines = list.stdout.trim().split('\n');
-    assert.match(lines[0]!, /^ID +STATUS +ATTEMPTS +UPDATED +ERROR$/);
-    assert.match(lines[1]!, /^\S+ +failed +1 +\d{4}-\d\d-\d\d .+ asked to fail$/);
+    assert.match(lines[0]!, /^ID +STATUS +QUEUE +ATTEMPTS +UPDATED +ERROR$/);
+    assert.match(lines[1]!, /^\S+ +failed +default +1 +\d{4}-\d\d-\d\d .+ asked to fail$/);
     const hint = /^More: agentctl documents list --status failed --limit 2 --cursor (\S+)$/m.exec(
       list.stdout,
     );
@@ -482,6 +482,43 @@ describe('agentctl against three agent processes (sqlite)', () => {
     const again = await agentctl(['documents', 'discard', ids[2]!, ...url]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /404 PA_NOT_FOUND/);
+  });
+
+  it('enqueue --queue, documents --queue and queues; a bad queue name is a usage error', async () => {
+    // The agent serves only `served`, so that the documents of `emails` stay pending to be counted.
+    const [agent] = await fleet.startMany(1, { QUEUES: 'served' });
+    const url = ['--url', agent!.url];
+    const file = join(fleet.dir, 'emails.json');
+    writeFileSync(file, '[{"to": "a"}, {"to": "b"}]');
+    const stored = await agentctl(['enqueue', file, '--queue', 'emails', ...url]);
+    assert.equal(stored.code, 0, stored.stderr);
+    const bad = await agentctl(['enqueue', file, '--queue', 'Emails', ...url]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /queue "Emails" is not a valid queue name \(1-64 characters: lowercase letters/);
+    assert.equal((await agentctl(['documents', '--queue', 'no such', ...url])).code, 2);
+
+    const list = await agentctl(['documents', '--queue', 'emails', ...url]);
+    assert.equal(list.code, 0, list.stderr);
+    const rows = list.stdout.trim().split('\n');
+    assert.match(rows[0]!, /^ID +STATUS +QUEUE +ATTEMPTS/);
+    assert.equal(rows.length, 3, list.stdout);
+    assert.ok(
+      rows.slice(1).every((row) => /^\S+ +pending +emails +0 /.test(row)),
+      list.stdout,
+    );
+
+    const queues = await agentctl(['queues', ...url]);
+    assert.equal(queues.code, 0, queues.stderr);
+    assert.match(queues.stdout, /^QUEUE +PENDING +SCHEDULED +PROCESSING +PROCESSED +FAILED$/m);
+    assert.match(queues.stdout, /^emails +2 +0 +0 +0 +0$/m);
+    const json = await agentctl(['queues', '--json', ...url]);
+    assert.equal(json.code, 0, json.stderr);
+    const body = JSON.parse(json.stdout) as { queues: { queue: string }[]; count: number };
+    assert.deepEqual(
+      body.queues.map((q) => q.queue),
+      ['emails'],
+    );
+    assert.equal(body.count, 1);
   });
 
   it('watch --until-converged follows a pause until every agent drained, one line per event', async () => {

@@ -148,6 +148,9 @@ export function createMemoryStore(): MemoryStore {
     async ping() {
       return 0;
     },
+    async readClock() {
+      return new Date(now());
+    },
     async readControlVersion() {
       return control.version;
     },

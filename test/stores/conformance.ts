@@ -580,6 +580,22 @@ export function describeStore(
     describeQueues(() => ({ a, b }));
     describePolicy(() => ({ a, b, raw: harness }));
 
+    it('reads its clock: the one heartbeats are stamped with, moving forward', async () => {
+      const before = await a.readClock();
+      await b.upsertAgent(heartbeat('clocked'));
+      const after = await a.readClock();
+      assert.ok(!Number.isNaN(before.getTime()) && after.getTime() >= before.getTime());
+      const stamped = (await a.listAgents()).find((r) => r.agent_id === 'clocked')?.heartbeat_at;
+      assert.ok(stamped, 'the heartbeat is listed');
+      // A store that estimates its server's clock (MongoDB: hello's localTime and half the round
+      // trip) is within a round trip of it; the others read the very clock.
+      const slack = 1_000;
+      assert.ok(
+        stamped.getTime() >= before.getTime() - slack && stamped.getTime() <= after.getTime() + slack,
+        `heartbeat ${stamped.toISOString()} between ${before.toISOString()} and ${after.toISOString()}`,
+      );
+    });
+
     it('answers ping with a latency', async () => {
       const ms = await a.ping();
       assert.ok(typeof ms === 'number' && ms >= 0 && ms < 10_000);

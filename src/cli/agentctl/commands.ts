@@ -1,5 +1,6 @@
 // The request-and-answer commands: status, agents, history, pause/resume/shutdown (with the drain
-// barrier of --wait), enqueue, and the documents commands (list, show, retry, discard). Each returns the exit code; a failure throws a CliError.
+// barrier of --wait), enqueue, the documents commands (list, show, retry, discard) and queues.
+// Each returns the exit code; a failure throws a CliError.
 
 import { readFile } from 'node:fs/promises';
 
@@ -10,6 +11,7 @@ import {
   documentsTable,
   documentText,
   historyTable,
+  queuesTable,
   statusText,
   type Style,
   summaryLine,
@@ -25,6 +27,7 @@ import type {
   DocumentListAnswer,
   EnqueueAnswer,
   HistoryView,
+  QueueListAnswer,
   RetryAllAnswer,
   RetryAnswer,
 } from './types.js';
@@ -280,7 +283,7 @@ function chunk(documents: unknown[]): string[][] {
 }
 
 /** POST /api/documents from a file or stdin; prints the count and the ids. */
-export async function enqueue(ctx: Context, file: string | undefined): Promise<ExitCode> {
+export async function enqueue(ctx: Context, file: string | undefined, queue?: string): Promise<ExitCode> {
   const { text, source } = await readInput(file);
   const documents = parseDocuments(text, source);
   const ids: string[] = [];
@@ -289,6 +292,7 @@ export async function enqueue(ctx: Context, file: string | undefined): Promise<E
     try {
       const answer = await ctx.client.call<EnqueueAnswer>('POST', '/api/documents', {
         json: `[${part.join(',')}]`,
+        query: { queue },
       });
       ids.push(...answer.body.ids);
       texts.push(answer.text);
@@ -314,6 +318,7 @@ function span(ids: string[]): string {
 
 export interface ListOptions {
   status?: string | undefined;
+  queue?: string | undefined;
   limit?: number | undefined;
   cursor?: string | undefined;
 }
@@ -321,7 +326,7 @@ export interface ListOptions {
 /** GET /api/documents: a page of one status (or all), and the command for the next page. */
 export async function listDocuments(ctx: Context, options: ListOptions): Promise<ExitCode> {
   const answer = await ctx.client.call<DocumentListAnswer>('GET', '/api/documents', {
-    query: { status: options.status, limit: options.limit, cursor: options.cursor },
+    query: { status: options.status, queue: options.queue, limit: options.limit, cursor: options.cursor },
   });
   if (ctx.json) {
     ctx.out(answer.text);
@@ -337,10 +342,18 @@ export async function listDocuments(ctx: Context, options: ListOptions): Promise
   if (next) {
     const again = ['agentctl documents list'];
     if (options.status) again.push(`--status ${options.status}`);
+    if (options.queue) again.push(`--queue ${options.queue}`);
     if (options.limit !== undefined) again.push(`--limit ${options.limit}`);
     again.push(`--cursor ${next}`);
     ctx.out(`\nMore: ${again.join(' ')}`);
   }
+  return EXIT.OK;
+}
+
+/** GET /api/queues: every queue that has documents, with its counts. */
+export async function listQueues(ctx: Context): Promise<ExitCode> {
+  const answer = await ctx.client.call<QueueListAnswer>('GET', '/api/queues');
+  ctx.out(ctx.json ? answer.text : queuesTable(ctx.style, answer.body.queues));
   return EXIT.OK;
 }
 

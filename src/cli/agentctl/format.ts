@@ -11,6 +11,7 @@ import type {
   DocumentRow,
   FleetSummary,
   PolicyView,
+  QueueListAnswer,
 } from './types.js';
 
 export interface Style {
@@ -90,12 +91,23 @@ export function commandWord(command: Command): string {
   return command === 'running' ? 'running (resumed)' : command;
 }
 
+/** More than this off the store's clock, an agent's offset is shown as a warning (src/agent/clock-offset.ts). */
+const CLOCK_WARN_MS = 5_000;
+
+/** The agent's clock against the store's: `+0.0 s`, `+120.0 s (off)` in yellow past 5 s; `-` unmeasured. */
+export function clockCell(row: Pick<AgentRow, 'clock_offset_ms'>): Cell {
+  const ms = row.clock_offset_ms;
+  if (typeof ms !== 'number') return { text: '-' };
+  const text = `${ms >= 0 ? '+' : '-'}${(Math.abs(ms) / 1000).toFixed(1)} s`;
+  return Math.abs(ms) > CLOCK_WARN_MS ? { text: `${text} (off)`, colour: 'yellow' } : { text };
+}
+
 function batchCell(row: AgentRow, desired: Command): Cell {
   if (!row.batch_in_flight) return { text: '-' };
   return desired === 'running' ? { text: 'in flight' } : { text: 'draining', colour: 'yellow' };
 }
 
-/** The agents table: id, state, applied version, heartbeat age, batch, watch mode, host. */
+/** The agents table: id, state, applied version, heartbeat age, batch, clock offset, watch mode, host. */
 export function agentsTable(
   style: Style,
   view: Pick<AgentsView, 'agents' | 'desired'>,
@@ -123,12 +135,13 @@ export function agentsTable(
           : String(row.applied_version),
         `${(row.heartbeat_age_seconds + ageOffsetSeconds).toFixed(1)} s`,
         batchCell(row, view.desired.command),
+        clockCell(row),
         row.watch_mode,
         row.host,
       ];
     });
   if (rows.length === 0) return paint(style, 'dim', '(no agent in the registry)');
-  return table(style, ['AGENT', 'STATE', 'APPLIED', 'HEARTBEAT', 'BATCH', 'WATCH', 'HOST'], rows);
+  return table(style, ['AGENT', 'STATE', 'APPLIED', 'HEARTBEAT', 'BATCH', 'CLOCK', 'WATCH', 'HOST'], rows);
 }
 
 /** "3 agents (3 live, 0 lost): 3/3 applied version 8 (pause), 3/3 drained; stragglers: none". */
@@ -232,11 +245,20 @@ export function documentsTable(style: Style, documents: DocumentRow[], now = Dat
   const rows = documents.map((d) => [
     d.id,
     { text: d.status, colour: STATE_COLOUR[d.status] },
+    d.queue ?? 'default',
     String(d.attempts),
     d.updated_at ? when(d.updated_at, now) : when(d.created_at, now),
     d.error ? truncate(d.error, 60) : '-',
   ]);
-  return table(style, ['ID', 'STATUS', 'ATTEMPTS', 'UPDATED', 'ERROR'], rows);
+  return table(style, ['ID', 'STATUS', 'QUEUE', 'ATTEMPTS', 'UPDATED', 'ERROR'], rows);
+}
+
+/** `agentctl queues`: one row per queue with its counts. */
+export function queuesTable(style: Style, queues: QueueListAnswer['queues']): string {
+  if (queues.length === 0) return paint(style, 'dim', '(no queue: no document stored yet)');
+  const statuses = ['pending', 'scheduled', 'processing', 'processed', 'failed'] as const;
+  const rows = queues.map((q) => [q.queue, ...statuses.map((s) => String(q.counts[s] ?? 0))]);
+  return table(style, ['QUEUE', ...statuses.map((s) => s.toUpperCase())], rows);
 }
 
 /** `agentctl documents show`: every field, then the payload as indented JSON. */
@@ -245,6 +267,7 @@ export function documentText(style: Style, doc: DocumentAnswer, now = Date.now()
   const rows: [string, string][] = [
     ['Id', doc.id],
     ['Status', paint(style, STATE_COLOUR[doc.status], doc.status)],
+    ['Queue', doc.queue ?? 'default'],
     ['Attempts', String(doc.attempts)],
     ['Error', doc.error ?? '-'],
     ['Due', doc.run_at ? at(doc.run_at) : '-'],

@@ -17,6 +17,7 @@ import type {
   FleetBody,
   FleetSummaryJson,
   PolicyJson,
+  QueueListBody,
   RetriedAllBody,
   RetriedBody,
 } from '../../http/responses.js';
@@ -69,7 +70,7 @@ export type CommandAnswer = ControlState & {
 
 export type EnqueueAnswer = Tolerant<Static<typeof EnqueuedBody>, 'duplicates'>;
 
-type DocumentNewer = 'updated_at' | 'run_at' | 'key';
+type DocumentNewer = 'updated_at' | 'run_at' | 'key' | 'queue';
 
 /** A row of GET /api/documents. */
 export type DocumentRow = Tolerant<Static<typeof DocumentSummaryJson>, DocumentNewer>;
@@ -82,6 +83,9 @@ export type DocumentListAnswer = Partial<Omit<Static<typeof DocumentListBody>, '
 
 /** GET /api/documents/{id}. */
 export type DocumentAnswer = Tolerant<Static<typeof DocumentBody>, DocumentNewer>;
+
+/** GET /api/queues (an agent older than queues answers 404). */
+export type QueueListAnswer = Static<typeof QueueListBody>;
 
 export type RetryAnswer = Static<typeof RetriedBody>;
 export type RetryAllAnswer = Static<typeof RetriedAllBody>;

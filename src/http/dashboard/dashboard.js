@@ -387,6 +387,14 @@ function showFleet(fleet) {
         tag.className = 'tag warn';
         tag.textContent = 'shared id';
       }
+      // clock_offset_ms: this agent's clock minus the store's; more than 5 s either way is flagged.
+      const offset = agent.clock_offset_ms;
+      if (typeof offset === 'number' && Math.abs(offset) > 5000) {
+        const tag = id.appendChild(document.createElement('span'));
+        tag.className = 'tag warn clock';
+        tag.textContent = 'clock off';
+        tag.title = `this agent's clock is ${(Math.abs(offset) / 1000).toFixed(1)} s ${offset > 0 ? 'ahead of' : 'behind'} the store's; leases and heartbeats follow the store's clock`;
+      }
       badgeCell(row, agent.state).className = 'state';
       const applied = cell(row, String(agent.applied_version), 'applied');
       const current = agent.applied_version >= desired.version;

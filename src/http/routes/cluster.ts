@@ -70,7 +70,7 @@ const ResumeQuery = Type.Object(
 const OtherCommandQuery = Type.Object(COMMON_QUERY, { additionalProperties: false });
 
 /** When a pause with `expires_in` ends; null without it (other commands do not accept it). */
-function expiryOf(expiresIn: string | undefined): Date | null {
+function expiryOf(expiresIn: string | undefined, now: number): Date | null {
   if (expiresIn === undefined) return null;
   const ms = parseExpiry(expiresIn);
   if (ms === null) {
@@ -79,7 +79,7 @@ function expiryOf(expiresIn: string | undefined): Date | null {
       `query parameter expires_in ${EXPIRY_RULE}, not ${JSON.stringify(expiresIn)}`,
     );
   }
-  return new Date(Date.now() + ms);
+  return new Date(now + ms);
 }
 
 /** The stragglers, a lost one with why it counts (its leases may still run). */
@@ -142,6 +142,7 @@ export function clusterRoutes(app: App, { plane, view, security }: RouteOptions)
             request.actor?.name ?? null,
             reply,
             watchMode,
+            view.storeNow(),
           );
         }
         const issued = await plane.issue({
@@ -150,7 +151,7 @@ export function clusterRoutes(app: App, { plane, view, security }: RouteOptions)
           actor: request.actor?.name ?? null,
           requestedBy: query.updated_by,
           expectedVersion,
-          expiresAt: expiryOf(query.expires_in),
+          expiresAt: expiryOf(query.expires_in, view.storeNow()),
         });
         const { state } = issued;
         const body = {

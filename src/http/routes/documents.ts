@@ -194,11 +194,14 @@ export function documentRoutes(app: App, { view, security }: RouteOptions): void
         },
       },
       preValidation: async (request) => {
-        parsed.set(request, parseEnqueueRequest(request.body, request.query as Record<string, unknown>));
+        parsed.set(
+          request,
+          parseEnqueueRequest(request.body, request.query as Record<string, unknown>, view.storeNow()),
+        );
       },
     },
     async (request, reply) => {
-      const input = parsed.get(request) ?? parseEnqueueRequest(request.body, request.query);
+      const input = parsed.get(request) ?? parseEnqueueRequest(request.body, request.query, view.storeNow());
       let ids: string[];
       let duplicates: string[] = [];
       if (input.plain) {

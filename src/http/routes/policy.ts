@@ -76,7 +76,7 @@ type QueueCommandQuery = Static<typeof AuditQuery> & {
 };
 
 /** When a rule with `expires_in` ends; null without it. Queue resumes do not accept it. */
-function expiryOf(expiresIn: string | undefined): Date | null {
+function expiryOf(expiresIn: string | undefined, now: number): Date | null {
   if (expiresIn === undefined) return null;
   const ms = parseExpiry(expiresIn);
   if (ms === null || ms > MAX_POLICY_EXPIRY_MS) {
@@ -85,7 +85,7 @@ function expiryOf(expiresIn: string | undefined): Date | null {
       `query parameter expires_in ${EXPIRY_RULE}, not ${JSON.stringify(expiresIn)}`,
     );
   }
-  return new Date(Date.now() + ms);
+  return new Date(now + ms);
 }
 
 function numberOrOff(value: string | undefined): number | null | undefined {
@@ -106,6 +106,7 @@ export async function answerPolicyCommand(
   actor: string | null,
   reply: FastifyReply,
   watchMode: () => string,
+  now: number,
 ): Promise<{ status: 'success'; [field: string]: unknown } | FastifyReply> {
   const issued = await plane.issuePolicy({
     request,
@@ -113,7 +114,8 @@ export async function answerPolicyCommand(
     actor,
     requestedBy: query.updated_by,
     expectedVersion: query.expected_version,
-    expiresAt: expiryOf(query.expires_in),
+    // By the store's clock, as every expiry (a wrong local clock changes nothing).
+    expiresAt: expiryOf(query.expires_in, now),
   });
   const { policy } = issued;
   const what = describePolicyRequest(request);
@@ -159,6 +161,7 @@ export function answerQueueCommand(
   actor: string | null,
   reply: FastifyReply,
   watchMode: () => string,
+  now: number,
 ): Promise<{ status: 'success'; [field: string]: unknown } | FastifyReply> {
   if (command === 'resume' && query.expires_in !== undefined) {
     throw new PullingAgentError(
@@ -166,7 +169,7 @@ export function answerQueueCommand(
       'query parameter expires_in is not accepted on a resume (only a pause ends by itself)',
     );
   }
-  return answerPolicyCommand(plane, { command, queue: query.queue }, query, actor, reply, watchMode);
+  return answerPolicyCommand(plane, { command, queue: query.queue }, query, actor, reply, watchMode, now);
 }
 
 export function policyRoutes(app: App, { plane, view, security }: RouteOptions): void {
@@ -195,7 +198,15 @@ export function policyRoutes(app: App, { plane, view, security }: RouteOptions):
         ...(rate !== undefined && { rate }),
         ...(concurrency !== undefined && { concurrency }),
       };
-      return answerPolicyCommand(plane, throttle, query, request.actor?.name ?? null, reply, watchMode);
+      return answerPolicyCommand(
+        plane,
+        throttle,
+        query,
+        request.actor?.name ?? null,
+        reply,
+        watchMode,
+        view.storeNow(),
+      );
     },
   );
 

@@ -155,6 +155,14 @@ export function createMongoStore(options: MongoStoreOptions): Store {
         return performance.now() - started;
       }),
 
+    readClock: () =>
+      run('reading the clock', async (h) => {
+        // A fresh `hello` (its localTime, corrected by half the round trip): the agent reads this
+        // once a heartbeat, and the writes stamp with the same estimate or $currentDate.
+        await h.clock.sample();
+        return h.clock.now();
+      }),
+
     readControlVersion: () =>
       run('reading the control version', (h) => control.readControlVersion(h.control, maxTimeMS)),
     readControl: () => run('reading the control state', (h) => control.readControl(h.control, maxTimeMS)),

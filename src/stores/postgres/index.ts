@@ -99,6 +99,13 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
         return performance.now() - started;
       }),
 
+    readClock: () =>
+      guard('reading the clock', async () => {
+        // The clock the registry's heartbeats are stamped with (leases take now(), the same clock).
+        const result = await db.query<{ now: Date }>('SELECT clock_timestamp() AS now');
+        return result.rows[0]?.now ?? new Date(Number.NaN);
+      }),
+
     readControlVersion: () =>
       guard('reading the control version', () => control.readControlVersion(db, names)),
     readControl: () => guard('reading the control state', () => control.readControl(db, names)),

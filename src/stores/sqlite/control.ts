@@ -17,6 +17,10 @@ function readControlRow(h: Handle): unknown {
   return h.statement(`SELECT ${FIELDS} FROM agent_control WHERE id = ?`).get(CONTROL_ID);
 }
 
+export function hasControlRow(h: Handle): boolean {
+  return h.statement('SELECT 1 FROM agent_control WHERE id = ?').get(CONTROL_ID) !== undefined;
+}
+
 export function readControlVersion(h: Handle): number {
   return parseControlVersion(h.statement('SELECT version FROM agent_control WHERE id = ?').get(CONTROL_ID));
 }

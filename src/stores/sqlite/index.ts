@@ -10,7 +10,7 @@ import * as agents from './agents.js';
 import { SqliteConnection } from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
-import { migrate } from './migrations.js';
+import { migrate, MIGRATIONS } from './migrations.js';
 import * as policy from './policy.js';
 import * as records from './records.js';
 import { openFileWatch } from './watch.js';
@@ -27,6 +27,12 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
   const path = inMemory ? options.path : resolve(options.path);
   const conn = new SqliteConnection(path, inMemory, options.timeoutMs);
   const run = conn.run.bind(conn);
+  // A file that comes back at the path (restored, recreated by hand) gets the schema a starting
+  // agent would give it; one that has it is only read (no write lock taken).
+  conn.onReopen = (h) => {
+    const current = h.db.pragma('user_version', { simple: true }) as number;
+    if (current !== MIGRATIONS.length || !control.hasControlRow(h)) migrate(h, path);
+  };
 
   return {
     kind: 'sqlite',
@@ -45,6 +51,14 @@ export function createSqliteStore(options: SqliteStoreOptions): Store {
       await run('pinging', (h) => h.statement('SELECT 1').get());
       return performance.now() - started;
     },
+
+    async readClock() {
+      // Measured afresh: the agent reads it once a heartbeat to report its offset.
+      await run('reading the clock', () => conn.clock.measure());
+      return new Date(conn.clock.nowMs());
+    },
+
+    onReplaced: (listener) => conn.onFileChange(listener),
 
     readControlVersion: () => run('reading the control version', control.readControlVersion),
     readControl: () => run('reading the control state', control.readControl),
