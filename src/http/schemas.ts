@@ -5,7 +5,7 @@ import { Type } from 'typebox';
 
 import { DURATION_PATTERN, EXPIRY_RULE } from '../control/duration.js';
 import { CONTROL_COMMANDS } from '../model/control.js';
-import { QUEUE_NAME_PATTERN, QUEUE_NAME_RULE } from '../model/policy.js';
+import { MAX_CONCURRENCY_CAP, MAX_RATE, QUEUE_NAME_PATTERN, QUEUE_NAME_RULE } from '../model/policy.js';
 import { WATCH_MODES } from '../model/watch.js';
 
 /** Printable text: no control characters (a log or a terminal must not be fooled by a reason). */
@@ -14,6 +14,11 @@ const NO_CONTROL_CHARS = '^[^\\u0000-\\u001f\\u007f]*$';
 export const AuditText = (description: string) =>
   Type.String({ maxLength: 256, pattern: NO_CONTROL_CHARS, description });
 
+/** A throttle's rate as a query parameter: a decimal number, or off (the range is checked after). */
+export const RATE_PATTERN = '^(off|[0-9]+(\\.[0-9]+)?)$';
+/** A throttle's slots cap as a query parameter: a whole number, or off. */
+export const CONCURRENCY_PATTERN = '^(off|[0-9]+)$';
+
 /**
  * What a value failing a pattern is told, by pattern: a rule in words with examples rather than a
  * regular expression (read by the error handler in app.ts).
@@ -21,6 +26,11 @@ export const AuditText = (description: string) =>
 export const PATTERN_RULES: ReadonlyMap<string, string> = new Map([
   [DURATION_PATTERN, EXPIRY_RULE],
   [QUEUE_NAME_PATTERN.source, `must be a queue name: ${QUEUE_NAME_RULE}`],
+  [
+    RATE_PATTERN,
+    `must be a number of documents per second above 0 and at most ${MAX_RATE} (30, 2.5), or off`,
+  ],
+  [CONCURRENCY_PATTERN, `must be a whole number from 1 to ${MAX_CONCURRENCY_CAP}, or off`],
 ]);
 
 /** A queue name (src/model/policy.ts). */

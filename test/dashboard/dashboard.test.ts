@@ -1,6 +1,7 @@
 // The dashboard in real headless Chromium (Debian's, driven by playwright-core) against real agent
 // processes: three agents shown live from the events stream, pause and resume through the dialog
-// without a reload, a stale page refused with 409, shutdown's typed confirmation, reconnection; and
+// without a reload, a stale page refused with 409, shutdown's typed confirmation, reconnection; the
+// queues with their counts, a queue's pause and resume through the same dialog, the throttle; and
 // with API tokens, the token asked for, kept out of URLs and storage, sent as a Bearer header.
 // Nothing may be loaded from elsewhere and no console error appear. UPDATE_SCREENSHOT=1 also writes
 // docs/dashboard.png (otherwise the screenshot goes to the temp folder, so runs leave the tree clean).
@@ -21,9 +22,10 @@ import { Browser, BROWSER_SKIP, textOf, waitForTexts } from './browser.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
-/** Stores documents through an agent's API; answers their ids. */
-async function post(base: string, documents: unknown[]): Promise<string[]> {
-  const response = await fetch(`${base}/api/documents`, {
+/** Stores documents through an agent's API (into `queue`, or default); answers their ids. */
+async function post(base: string, documents: unknown[], queue?: string): Promise<string[]> {
+  const into = queue === undefined ? '' : `?queue=${encodeURIComponent(queue)}`;
+  const response = await fetch(`${base}/api/documents${into}`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(documents),
@@ -135,6 +137,178 @@ describe(
       assert.deepEqual(browser.unexpectedErrors(), []);
     });
 
+    it('lists every queue with its counts, and a queue with a rule before it has documents', async () => {
+      await post(base, [1, 2, 3], 'emails');
+      await post(base, [1, 2], 'reports');
+      // A rate for a queue with no document yet: the row is there, empty, with its rate.
+      const rated = await agents[1]!.post('/api/cluster/throttle?queue=billing&rate=5&reason=new+queue');
+      assert.equal(rated.status, 200);
+      await waitForTexts(page, '#queues tbody td.id', ['billing', 'default', 'emails', 'reports']);
+      await waitForTexts(page, '#queues tr[data-queue="emails"] td.num', ['0', '0', '0', '3', '0', '–']);
+      await waitForTexts(page, '#queues tr[data-queue="default"] td.num', ['0', '0', '0', '6', '1', '–']);
+      await waitForTexts(page, '#queues tr[data-queue="reports"] td.processed', ['2']);
+      await waitForTexts(page, '#queues tr[data-queue="billing"] td.num', ['0', '0', '0', '0', '0', '5/s']);
+      assert.deepEqual(await page.locator('#queues td.state .badge').allTextContents(), [
+        'serving',
+        'serving',
+        'serving',
+        'serving',
+      ]);
+      assert.equal(await textOf(page, '#throttle'), 'none');
+      assert.equal(await textOf(page, '#policy-version'), '1');
+      const off = await agents[1]!.post('/api/cluster/throttle?queue=billing&rate=off&reason=done');
+      assert.equal(off.status, 200);
+      // The rule gone and no document: the row goes too, without a reload.
+      await waitForTexts(page, '#queues tbody td.id', ['default', 'emails', 'reports'], 30_000);
+      assert.deepEqual(browser.externalRequests(base), []);
+      assert.deepEqual(browser.unexpectedErrors(), []);
+    });
+
+    it('pauses one queue from its row after the dialog, shows the badge while the others flow, and resumes it', async () => {
+      const before = await agents[0]!.get<{ version: number }>('/api/cluster/policy');
+      await page.click('#queues tr[data-queue="emails"] button[data-action="queue-pause"]');
+      assert.equal(await page.locator('#command-dialog').isVisible(), true);
+      assert.equal(await textOf(page, '#dialog-title'), 'Pause queue emails');
+      assert.match(
+        await textOf(page, '#dialog-what'),
+        new RegExp(
+          `policy version ${before.body.version + 1} only if the fleet policy is still at version ${before.body.version}`,
+        ),
+      );
+      assert.equal(await page.locator('#expiry-field').isVisible(), true);
+      assert.equal(await page.locator('#confirm-field').isVisible(), false);
+      // The same rule as the cluster's commands: no reason, nothing written.
+      await page.click('#dialog-submit');
+      await waitForTexts(page, '#dialog-error', ['Give a reason: it goes into the history.']);
+      assert.equal(
+        (await agents[0]!.get<{ version: number }>('/api/cluster/policy')).body.version,
+        before.body.version,
+      );
+      await page.fill('#reason-input', 'SMTP relay down');
+      await page.fill('#by-input', 'carol');
+      await page.click('#dialog-submit');
+      await waitForTexts(page, '#queues tr[data-queue="emails"] td.state .badge', ['paused']);
+      assert.equal(await page.locator('#command-dialog').isVisible(), false);
+      assert.match(
+        await textOf(page, '#queues tr[data-queue="emails"] td.state .rule'),
+        /^SMTP relay down · by carol$/,
+      );
+      assert.equal(await textOf(page, '#queues tr[data-queue="default"] td.state .badge'), 'serving');
+      const policy = await agents[2]!.get<{
+        version: number;
+        paused_queues: Record<string, { reason: string; updated_by: string }>;
+      }>('/api/cluster/policy');
+      assert.equal(policy.body.version, before.body.version + 1);
+      assert.deepEqual(Object.keys(policy.body.paused_queues), ['emails']);
+      assert.equal(policy.body.paused_queues.emails?.reason, 'SMTP relay down');
+      assert.equal(policy.body.paused_queues.emails?.updated_by, 'carol');
+      assert.equal(await textOf(page, '#policy-version'), String(policy.body.version));
+      // The global command is untouched, and every agent stays running.
+      assert.equal(await textOf(page, '#command'), 'running');
+      await waitFor(
+        async () =>
+          (
+            await Promise.all(
+              agents.map(async (a) => (await a.get<{ applied_version: number }>('/api/cluster/policy')).body),
+            )
+          ).every((p) => p.applied_version === policy.body.version) || undefined,
+        { what: 'every agent to apply the queue pause' },
+      );
+      assert.deepEqual(await Promise.all(agents.map((a) => a.state())), ['running', 'running', 'running']);
+
+      // Held: an email waits while a report goes through.
+      await post(base, [{ n: 1 }], 'emails');
+      await post(base, [{ n: 1 }], 'reports');
+      await waitForTexts(page, '#queues tr[data-queue="reports"] td.processed', ['3']);
+      await waitForTexts(page, '#queues tr[data-queue="emails"] td.pending', ['1']);
+      assert.equal(await textOf(page, '#queues-note'), '1 paused');
+
+      await page.click('#queues tr[data-queue="emails"] button[data-action="queue-resume"]');
+      assert.equal(await textOf(page, '#dialog-title'), 'Resume queue emails');
+      assert.equal(await page.locator('#expiry-field').isVisible(), false);
+      assert.equal(await page.locator('#by-input').inputValue(), 'carol', 'the name is remembered');
+      await page.fill('#reason-input', 'relay back');
+      await page.click('#dialog-submit');
+      await waitForTexts(page, '#queues tr[data-queue="emails"] td.state .badge', ['serving']);
+      assert.equal(await page.locator('#queues tr[data-queue="emails"] .rule').count(), 0);
+      await waitForTexts(page, '#queues tr[data-queue="emails"] td.num', ['0', '0', '0', '4', '0', '–']);
+      const resumed = await agents[1]!.get<{ paused_queues: Record<string, unknown> }>('/api/cluster/policy');
+      assert.deepEqual(resumed.body.paused_queues, {});
+      const history = await agents[0]!.get<{
+        history: { command: string; queue: string; updated_by: string }[];
+      }>('/api/cluster/policy/history?limit=2');
+      assert.deepEqual(
+        history.body.history.map((h) => [h.command, h.queue, h.updated_by]),
+        [
+          ['resume', 'emails', 'carol'],
+          ['pause', 'emails', 'carol'],
+        ],
+      );
+      assert.deepEqual(browser.externalRequests(base), []);
+      assert.deepEqual(browser.unexpectedErrors(), []);
+    });
+
+    it("sets the throttle from the Cluster card; a bad rate shows the API's error and writes nothing", async () => {
+      const before = (await agents[0]!.get<{ version: number }>('/api/cluster/policy')).body.version;
+      await page.click('#throttle-button');
+      assert.equal(await textOf(page, '#dialog-title'), 'Throttle the fleet');
+      assert.equal(await page.locator('#throttle-fields').isVisible(), true);
+      assert.equal(await page.locator('#rate-input').getAttribute('placeholder'), 'now off');
+      await page.fill('#reason-input', 'database under load');
+      await page.fill('#rate-input', '0');
+      await page.click('#dialog-submit');
+      const refusal = await page.waitForSelector('#dialog-error:not([hidden])');
+      const said = (await refusal.textContent()) ?? '';
+      // The page shows the agent's own words for it (asked here again: refused, so nothing written).
+      const direct = await agents[1]!.post<{ error: string; message: string }>(
+        '/api/cluster/throttle?rate=0&reason=database+under+load',
+      );
+      assert.equal(direct.status, 400);
+      assert.equal(said, `${direct.body.message} (PA_BAD_REQUEST)`);
+      assert.match(said, /rate/);
+      assert.equal(await page.locator('#command-dialog').isVisible(), true);
+      const unchanged = await agents[1]!.get<{ version: number; throttle: unknown }>('/api/cluster/policy');
+      assert.equal(unchanged.body.version, before, 'nothing was written');
+      assert.equal(unchanged.body.throttle, null);
+      assert.equal(await textOf(page, '#throttle'), 'none');
+
+      await page.fill('#rate-input', '30');
+      await page.fill('#concurrency-input', '4');
+      await page.click('#dialog-submit');
+      await waitForTexts(page, '#throttle', [
+        '30/s for the fleet (3 live agents share it) · 4 slots per agent at most',
+      ]);
+      assert.equal(await page.locator('#command-dialog').isVisible(), false);
+      assert.equal(await textOf(page, '#throttle-note'), '— database under load · by carol');
+      const policy = await agents[2]!.get<{
+        version: number;
+        throttle: { rate: number; concurrency: number; reason: string };
+      }>('/api/cluster/policy');
+      assert.equal(policy.body.version, before + 1);
+      assert.equal(policy.body.throttle.rate, 30);
+      assert.equal(policy.body.throttle.concurrency, 4);
+      assert.equal(policy.body.throttle.reason, 'database under load');
+
+      // Someone else pauses a queue meanwhile: the page follows it live, without a reload.
+      const other = await agents[1]!.post(
+        '/api/cluster/pause?queue=emails&reason=SMTP+relay+down+again&updated_by=bob',
+      );
+      assert.equal(other.status, 200);
+      await waitForTexts(page, '#queues tr[data-queue="emails"] td.state .badge', ['paused'], 30_000);
+      assert.equal(
+        await textOf(page, '#queues tr[data-queue="emails"] td.state .rule'),
+        'SMTP relay down again · by bob',
+      );
+      const slow = await agents[2]!.post(
+        '/api/cluster/throttle?queue=reports&rate=2&reason=partner+API+quota',
+      );
+      assert.equal(slow.status, 200);
+      await waitForTexts(page, '#queues tr[data-queue="reports"] td.rate', ['2/s'], 30_000);
+      assert.equal(browser.loads, 1, 'the page was never reloaded');
+      assert.deepEqual(browser.externalRequests(base), []);
+      assert.deepEqual(browser.unexpectedErrors([/status of 400/]), []);
+    });
+
     it('pauses all three from the dialog and shows it without a reload, then resumes', async (t: TestContext) => {
       await page.click('button[data-command="pause"]');
       assert.equal(await page.locator('#command-dialog').isVisible(), true);
@@ -167,6 +341,10 @@ describe(
       );
       await waitForTexts(page, '.backlog [data-status="pending"] strong', ['28']);
       assert.match(await textOf(page, '#backlog-note'), /the cluster is paused: nothing is claimed/);
+      // The screenshot's scene: a paused queue, a queue's rate and the fleet throttle (set above).
+      assert.equal(await textOf(page, '#queues tr[data-queue="emails"] td.state .badge'), 'paused');
+      assert.equal(await textOf(page, '#queues tr[data-queue="reports"] td.rate'), '2/s');
+      assert.match(await textOf(page, '#throttle'), /^30\/s for the fleet/);
       await page.mouse.move(0, 0);
       const screenshot = process.env.UPDATE_SCREENSHOT
         ? join(ROOT, 'docs/dashboard.png')
@@ -338,6 +516,13 @@ describe('dashboard with API tokens', { skip: BROWSER_SKIP ?? false, timeout: 12
     const refusal = await page.waitForSelector('#dialog-error:not([hidden])');
     assert.match((await refusal.textContent()) ?? '', /PA_FORBIDDEN/);
     await page.click('#dialog-cancel');
+
+    // Policy commands carry the token too, and are written in its name.
+    await page.click('#throttle-button');
+    await page.fill('#reason-input', 'throttled with a token');
+    await page.fill('#rate-input', '10');
+    await page.click('#dialog-submit');
+    await waitForTexts(page, '#throttle-note', ['— throttled with a token · by ops']);
 
     const api = browser.requests.filter((r) => r.url.startsWith(`${agent.url}/api/`));
     assert.ok(api.length > 3);

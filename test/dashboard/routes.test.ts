@@ -93,6 +93,8 @@ describe('dashboard routes', () => {
     const js = (await app.inject({ url: '/dashboard/dashboard.js' })).body;
     assert.doesNotMatch(js, /innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(/);
     assert.doesNotMatch(js, /localStorage\.setItem\(TOKEN_KEY/, 'the token stays out of localStorage');
-    assert.ok(total < 50 * 1024, `the page weighs ${total} bytes`);
+    // 45 KB before the Queues card and the throttle control (issue 14), 58 KB with them: still no
+    // framework and no build step. A page that outgrows this should lose code, not raise it again.
+    assert.ok(total < 64 * 1024, `the page weighs ${total} bytes`);
   });
 });

@@ -199,7 +199,16 @@ describe('queues and the throttle over HTTP (two agents, SQLite)', () => {
     const v = await policyVersion();
     const cases: [string, RegExp][] = [
       ['/api/cluster/throttle?rate=0', /rate must be a number of documents per second above 0/],
-      ['/api/cluster/throttle?rate=fast', /query parameter rate/],
+      // A value that is not a number is told the rule in words, not the schema's regular expression.
+      [
+        '/api/cluster/throttle?rate=fast',
+        /^query parameter rate must be a number of documents per second above 0/,
+      ],
+      ['/api/cluster/throttle?rate=-3', /^query parameter rate must be a number .* or off$/],
+      [
+        '/api/cluster/throttle?concurrency=two',
+        /^query parameter concurrency must be a whole number from 1 to 10000, or off$/,
+      ],
       ['/api/cluster/throttle?rate=1000000', /at most 100000/],
       ['/api/cluster/throttle?concurrency=0', /concurrency must be a whole number from 1/],
       ['/api/cluster/throttle', /throttle needs rate/],

@@ -4,7 +4,12 @@
 // page that missed a change cannot overwrite someone else's command. The document counts come
 // with the stream (`backlog`, the agent's cached read); the chart and the agents' rates from
 // GET /api/cluster/throughput, read when the counts move and every 10 s; the failed list when the
-// failed count moves, after an action on it, and every 10 s while any document is failed.
+// failed count moves, after an action on it, and every 10 s while any document is failed. The fleet
+// policy (queue pauses, the throttle) comes with GET /api/cluster/control-state on connect, then from
+// GET /api/cluster/policy whenever an agent applies a newer policy version than the one on screen and
+// every 10 s; the queues' counts from GET /api/queues when the counts move and every 10 s. Queue
+// pauses and the throttle go through the same dialog as the cluster's commands, against the policy
+// version on screen.
 
 const $ = (id) => document.getElementById(id);
 
@@ -27,7 +32,33 @@ const COMMANDS = {
     verb: 'Shut down',
     what: 'Every agent drains and exits. Agents started later stay stopped until a resume.',
   },
+  // Fleet policy commands: written against the policy version, beside the control document.
+  'queue-pause': {
+    policy: true,
+    path: 'pause',
+    title: (queue) => `Pause queue ${queue}`,
+    verb: 'Pause',
+    what: (queue) =>
+      `Every agent stops claiming documents of ${queue}, gives back those it holds and lets its running ones finish; the other queues go on.`,
+  },
+  'queue-resume': {
+    policy: true,
+    path: 'resume',
+    title: (queue) => `Resume queue ${queue}`,
+    verb: 'Resume',
+    what: (queue) => `Every agent claims documents of ${queue} again.`,
+  },
+  throttle: {
+    policy: true,
+    path: 'throttle',
+    title: 'Throttle the fleet',
+    verb: 'Throttle',
+    what: "The fleet's rate is shared among the live agents; the slots cap applies to each agent, without a restart.",
+  },
 };
+
+/** A command's title or description, for the queue it is about (if any). */
+const phrase = (value, queue) => (typeof value === 'function' ? value(queue) : value);
 
 /** The API token, when the agent asks for one: in memory and in this tab's sessionStorage only. */
 let token = sessionStorage.getItem(TOKEN_KEY);
@@ -40,7 +71,7 @@ const view = {
   historyVersion: null, // the control version the history table was read at
   historyRead: 0, // a counter, so that a slow answer never overwrites a newer one
   ageCells: [], // [cell, age in seconds at fleetAt]
-  pending: null, // the command the dialog is about to send: { command, expectedVersion }
+  pending: null, // the command the dialog is about to send: { command, queue, expectedVersion }
   servedBy: null, // the id of the agent serving this page
   servedByListed: false, // whether the last `agents` event listed it
   stream: null, // the AbortController of the open events stream
@@ -50,6 +81,11 @@ const view = {
   throughput: 'idle', // 'idle', 'busy', or 'again' when asked while busy
   failedRead: 0, // a counter, as historyRead
   discard: null, // the id the discard dialog is about
+  policy: null, // the fleet policy: from control-state on connect, GET /api/cluster/policy, or an answer
+  thisAgent: null, // the policy's this_agent (live agents sharing the rates, this agent's share)
+  policyRead: 0, // a counter, as historyRead
+  queues: [], // the last GET /api/queues: [{ queue, counts }]
+  queuesRead: 0, // a counter, as historyRead
 };
 
 class ApiError extends Error {
@@ -120,8 +156,13 @@ function onEvent(type, text) {
     return;
   }
   if (type === 'control') showControl(data);
-  else if (type === 'agents') showFleet(data);
-  else if (type === 'backlog') showBacklog(data);
+  else if (type === 'agents') {
+    showFleet(data);
+    // The stream carries no policy: an agent applying a newer version than the one on screen says
+    // that it moved (a queue paused elsewhere, a throttle that ran out).
+    const applied = Math.max(-1, ...data.agents.map((agent) => agent.applied_policy_version ?? -1));
+    if (view.policy && applied > view.policy.version) void readPolicy();
+  } else if (type === 'backlog') showBacklog(data);
 }
 
 /** Follows the stream for as long as the page is open, reconnecting with backoff when it drops. */
@@ -186,9 +227,15 @@ async function readAgentInfo() {
     $('watch-mode').textContent = control.watch_mode;
     view.servedBy = agent.instance_id ?? agent.agent_id;
     $('served-by').textContent = `via ${agent.agent_id}`;
+    if (control.policy) {
+      ++view.policyRead; // an older read still on its way must not replace this one
+      showPolicy(control.policy);
+    }
   } catch {
     // The stream shows the rest; these two stay as they were.
   }
+  void readPolicy(); // for this_agent's share, which control-state does not carry
+  void readQueues();
 }
 
 // ---- the token ----
@@ -283,6 +330,7 @@ function showControl(control, fromAnswer = false) {
   $('when').textContent = formatTime(control.timestamp);
   $('when').title = control.timestamp;
   for (const button of document.querySelectorAll('[data-command]')) button.disabled = false;
+  showQueuesNote();
   tick();
   if (view.historyVersion !== control.version) void readHistory();
 }
@@ -384,14 +432,20 @@ function showBacklog({ counts, oldest_pending_age_seconds: age }) {
   for (const tile of document.querySelectorAll('.backlog .tile'))
     tile.querySelector('strong').textContent = String(counts[tile.dataset.status] ?? 0);
   document.querySelector('.backlog [data-status="failed"]').classList.toggle('warn', counts.failed > 0);
-  const held = { pause: 'paused', shutdown: 'shut down' }[view.control?.command];
+  const held = heldBy();
   $('backlog-note').textContent =
     counts.pending === 0
       ? 'nothing due'
       : `oldest due for ${span(age)}${held ? ` · the cluster is ${held}: nothing is claimed` : ''}`;
   if (!before || before.failed !== counts.failed) void readFailed();
+  void readQueues(); // the observer sends the backlog only when the counts moved
   if (!before || before.processed !== counts.processed || before.failed !== counts.failed)
     void readThroughput();
+}
+
+/** 'paused' or 'shut down' while the cluster's command holds every document back, else undefined. */
+function heldBy() {
+  return { pause: 'paused', shutdown: 'shut down' }[view.control?.command];
 }
 
 function showRates() {
@@ -553,6 +607,121 @@ function discard(event) {
   void act(buttons, 'DELETE', `/api/documents/${encodeURIComponent(id)}`, () => `Document ${id} discarded.`);
 }
 
+// ---- the fleet policy: queues and the throttle ----
+
+/** Who set a rule, why, and until when, as one line. */
+function ruleNote(rule) {
+  const parts = [rule.reason ?? 'no reason given', `by ${author(rule)}`];
+  if (rule.expires_at) parts.push(`until ${formatTime(rule.expires_at)}`);
+  return parts.join(' · ');
+}
+
+const perSecond = (rate) => `${rate}/s`;
+
+function showPolicy(policy, fromAnswer = false) {
+  // As for the control: an answer can arrive after a newer read, never step back for it.
+  if (fromAnswer && view.policy && policy.version <= view.policy.version) return;
+  view.policy = policy;
+  $('policy-version').textContent = String(policy.version);
+  const { throttle } = policy;
+  const limits = [];
+  if (throttle?.rate != null) {
+    const live = view.thisAgent?.live_agents ?? 0;
+    const share = live > 1 ? ` (${live} live agents share it)` : live === 1 ? ' (1 live agent takes it)' : '';
+    limits.push(`${perSecond(throttle.rate)} for the fleet${share}`);
+  }
+  if (throttle?.concurrency != null) limits.push(`${throttle.concurrency} slots per agent at most`);
+  $('throttle').textContent = limits.join(' · ') || 'none';
+  $('throttle').classList.toggle('muted', limits.length === 0);
+  $('throttle-note').textContent = throttle ? `— ${ruleNote(throttle)}` : '';
+  $('throttle-button').disabled = false;
+  if (policy.policy_error)
+    showAlert(
+      `The stored fleet policy is malformed: ${policy.policy_error}; the fleet follows the last good one`,
+      'policy',
+    );
+  else hideAlert('policy');
+  renderQueues();
+}
+
+async function readPolicy() {
+  const read = ++view.policyRead;
+  try {
+    const answer = await api('GET', '/api/cluster/policy');
+    if (read !== view.policyRead) return;
+    view.thisAgent = answer.this_agent;
+    showPolicy(answer);
+  } catch (error) {
+    if (read === view.policyRead) showAlert(`Cannot read the fleet policy: ${describe(error)}`, 'policy');
+  }
+}
+
+async function readQueues() {
+  const read = ++view.queuesRead;
+  try {
+    const { queues } = await api('GET', '/api/queues');
+    if (read !== view.queuesRead) return;
+    view.queues = queues;
+    renderQueues();
+    hideAlert('queues');
+  } catch (error) {
+    if (read === view.queuesRead) showAlert(`Cannot read the queues: ${describe(error)}`, 'queues');
+  }
+}
+
+const QUEUE_STATUSES = ['pending', 'scheduled', 'processing', 'processed', 'failed'];
+
+/** Every queue with documents, and every queue a rule names before it has any. */
+function renderQueues() {
+  const paused = view.policy?.paused_queues ?? {};
+  const rates = view.policy?.queue_rates ?? {};
+  const counts = new Map(view.queues.map((q) => [q.queue, q.counts]));
+  const names = [...new Set([...counts.keys(), ...Object.keys(paused), ...Object.keys(rates)])].sort();
+  $('queues').tBodies[0].replaceChildren(
+    ...names.map((name) => {
+      const row = document.createElement('tr');
+      row.dataset.queue = name;
+      cell(row, name, 'id');
+      const of = counts.get(name);
+      for (const status of QUEUE_STATUSES) cell(row, String(of?.[status] ?? 0), `num ${status}`);
+      const rule = Object.hasOwn(paused, name) ? paused[name] : null;
+      const state = badgeCell(row, rule ? 'paused' : 'serving');
+      state.className = 'state';
+      if (rule) {
+        const note = state.appendChild(document.createElement('span'));
+        note.className = 'rule muted small';
+        note.textContent = ruleNote(rule);
+      }
+      const rate = Object.hasOwn(rates, name) ? rates[name] : null;
+      const rateCell = cell(row, rate ? perSecond(rate.rate) : '–', 'num rate');
+      if (rate) rateCell.title = ruleNote(rate);
+      const command = rule ? 'queue-resume' : 'queue-pause';
+      const button = actionButton(COMMANDS[command].verb, command, name);
+      button.setAttribute('aria-label', `${COMMANDS[command].verb} queue ${name}`);
+      button.disabled = !view.policy;
+      cell(row, '', 'acts').append(button);
+      return row;
+    }),
+  );
+  $('queues-empty').hidden = names.length > 0;
+  showQueuesNote();
+}
+
+function showQueuesNote() {
+  const held = heldBy();
+  const paused = Object.keys(view.policy?.paused_queues ?? {}).length;
+  $('queues-note').textContent = held
+    ? `the cluster is ${held}: every queue is held`
+    : paused > 0
+      ? `${paused} paused`
+      : '';
+}
+
+function onQueuesClick(event) {
+  const button = event.target.closest('button[data-action]');
+  if (button) openDialog(button.dataset.action, button.dataset.id);
+}
+
 async function readHistory() {
   const read = ++view.historyRead;
   const version = view.control?.version ?? null;
@@ -608,25 +777,45 @@ function hideAlert(source) {
 
 // ---- commands ----
 
+/** The commands that may end by themselves (expires_in), and how the dialog says it. */
+const EXPIRY_LABELS = {
+  pause: 'Resume by itself after (optional: 90s, 30m, 2h, 1h30m)',
+  'queue-pause': 'Resume by itself after (optional: 90s, 30m, 2h, 1h30m)',
+  throttle: 'End by itself after (optional: 90s, 30m, 2h, 1h30m)',
+};
+
 function describePending() {
-  const { command, expectedVersion } = view.pending;
+  const { command, queue, expectedVersion } = view.pending;
+  const { policy, what } = COMMANDS[command];
   $('dialog-what').textContent =
-    `${COMMANDS[command].what} Written as version ${expectedVersion + 1} only if the cluster ` +
-    `is still at version ${expectedVersion}.`;
+    `${phrase(what, queue)} Written as ${policy ? 'policy ' : ''}version ${expectedVersion + 1} only if ` +
+    `the ${policy ? 'fleet policy' : 'cluster'} is still at version ${expectedVersion}.`;
 }
 
-function openDialog(command) {
-  if (!view.control) return;
-  const { title, verb } = COMMANDS[command];
-  view.pending = { command, expectedVersion: view.control.version };
-  $('dialog-title').textContent = title;
+/** Opens the command dialog for a cluster command, a queue's pause or resume, or the throttle. */
+function openDialog(command, queue = null) {
+  const { title, verb, policy } = COMMANDS[command];
+  const current = policy ? view.policy : view.control;
+  if (!current) return;
+  view.pending = { command, queue, expectedVersion: current.version };
+  $('dialog-title').textContent = phrase(title, queue);
   describePending();
   $('reason-input').value = '';
   $('by-input').value = localStorage.getItem(BY_KEY) ?? '';
   $('confirm-input').value = '';
   $('confirm-field').hidden = command !== 'shutdown';
-  $('expiry-field').hidden = command !== 'pause';
+  $('expiry-field').hidden = !Object.hasOwn(EXPIRY_LABELS, command);
+  $('expires-input-label').textContent = EXPIRY_LABELS[command] ?? '';
   $('expires-input').value = '';
+  $('throttle-fields').hidden = command !== 'throttle';
+  const throttle = view.policy?.throttle;
+  for (const [field, now] of [
+    ['rate-input', throttle?.rate],
+    ['concurrency-input', throttle?.concurrency],
+  ]) {
+    $(field).value = '';
+    $(field).placeholder = `now ${now ?? 'off'}`;
+  }
   $('dialog-error').hidden = true;
   $('dialog-submit').textContent = verb;
   $('dialog-submit').className = command === 'shutdown' ? 'danger' : 'primary';
@@ -640,9 +829,24 @@ function dialogError(text) {
   $('dialog-error').hidden = false;
 }
 
+/** Where a command goes: the cluster's own path, or a policy command's (with queue=, rate=…). */
+function commandPath(command, queue, query) {
+  const { policy, path } = COMMANDS[command];
+  if (queue) query.set('queue', queue);
+  if (command === 'throttle') {
+    for (const name of ['rate', 'concurrency']) {
+      // Sent as typed: the agent says what is wrong with a bad value, and writes nothing.
+      const value = $(`${name}-input`).value.trim();
+      if (value) query.set(name, value);
+    }
+  }
+  return `/api/cluster/${policy ? path : command}?${query}`;
+}
+
 async function sendCommand(event) {
   event.preventDefault();
-  const { command, expectedVersion } = view.pending;
+  const { command, queue, expectedVersion } = view.pending;
+  const { policy, verb } = COMMANDS[command];
   const reason = $('reason-input').value.trim();
   const by = $('by-input').value.trim();
   if (!reason) return dialogError('Give a reason: it goes into the history.');
@@ -654,13 +858,24 @@ async function sendCommand(event) {
   const query = new URLSearchParams({ reason, expected_version: String(expectedVersion) });
   if (by) query.set('updated_by', by);
   const expiresIn = $('expires-input').value.trim();
-  if (command === 'pause' && expiresIn) query.set('expires_in', expiresIn);
+  if (Object.hasOwn(EXPIRY_LABELS, command) && expiresIn) query.set('expires_in', expiresIn);
   $('dialog-submit').disabled = true;
   try {
-    const answer = await api('POST', `/api/cluster/${command}?${query}`);
+    const answer = await api('POST', commandPath(command, queue, query));
     $('command-dialog').close();
+    if (policy) {
+      showAlert(
+        `${verb}${queue ? ` of queue ${queue}` : ''} written as policy version ${answer.policy_version}; ` +
+          'every agent applies it live.',
+        'command',
+        'info',
+      );
+      ++view.policyRead; // a read still on its way holds an older policy
+      showPolicy(answer.policy, true);
+      return;
+    }
     showAlert(
-      `${COMMANDS[command].verb} written as version ${answer.version}; the agents below follow it live.`,
+      `${verb} written as version ${answer.version}; the agents below follow it live.`,
       'command',
       'info',
     );
@@ -680,14 +895,16 @@ async function sendCommand(event) {
     if (error instanceof ApiError && error.body?.error === 'PA_VERSION_CONFLICT') {
       const now = error.body.current_version;
       dialogError(
-        `The cluster changed meanwhile (now version ${now}); nothing was written. ` +
-          `Check the state behind this dialog; ${COMMANDS[command].verb} again writes over it.`,
+        `The ${policy ? 'fleet policy' : 'cluster'} changed meanwhile (now version ${now}); nothing was written. ` +
+          `Check the state behind this dialog; ${verb} again writes over it.`,
       );
       view.pending.expectedVersion = now;
       describePending();
-      void api('GET', '/api/cluster/control-state')
-        .then((state) => showControl(state))
-        .catch(() => undefined);
+      if (policy) void readPolicy();
+      else
+        void api('GET', '/api/cluster/control-state')
+          .then((state) => showControl(state))
+          .catch(() => undefined);
     } else if (error instanceof ApiError && error.status === 401) {
       dialogError('The agent asks for an API token: cancel, enter it at the top of the page, then retry.');
     } else {
@@ -698,9 +915,10 @@ async function sendCommand(event) {
   }
 }
 
-for (const button of document.querySelectorAll('[data-command]')) {
-  button.addEventListener('click', () => openDialog(button.dataset.command));
+for (const button of document.querySelectorAll('[data-command], [data-policy-command]')) {
+  button.addEventListener('click', () => openDialog(button.dataset.command ?? button.dataset.policyCommand));
 }
+$('queues').addEventListener('click', onQueuesClick);
 $('command-form').addEventListener('submit', (event) => void sendCommand(event));
 $('dialog-cancel').addEventListener('click', () => $('command-dialog').close());
 $('token-form').addEventListener('submit', useToken);
@@ -718,6 +936,8 @@ setInterval(tick, 1000);
 setInterval(() => {
   if (document.body.dataset.connection !== 'live') return;
   void readThroughput();
+  void readPolicy();
+  void readQueues();
   // A retried document that failed again leaves the counts as they were: look again while any is listed.
   if (view.counts?.failed > 0 || $('failed').tBodies[0].rows.length > 0) void readFailed();
 }, 10_000);

@@ -19,7 +19,7 @@ import {
   policyToJson,
 } from '../../model/policy.js';
 import { PolicyHistoryJson, PolicyJson } from '../responses.js';
-import { AuditQuery, DurationText, QueueName } from '../schemas.js';
+import { AuditQuery, CONCURRENCY_PATTERN, DurationText, QueueName, RATE_PATTERN } from '../schemas.js';
 import type { App, RouteOptions } from '../types.js';
 
 const BARRIER_QUERY = {
@@ -45,7 +45,6 @@ const BARRIER_QUERY = {
   ),
 };
 
-const OFF_OR_NUMBER = '^(off|[0-9]+(\\.[0-9]+)?)$';
 export const ThrottleQuery = Type.Object(
   {
     ...BARRIER_QUERY,
@@ -53,14 +52,14 @@ export const ThrottleQuery = Type.Object(
     rate: Type.Optional(
       Type.String({
         maxLength: 16,
-        pattern: OFF_OR_NUMBER,
+        pattern: RATE_PATTERN,
         description: `Documents per second for the whole fleet (above 0, at most ${MAX_RATE}), or off.`,
       }),
     ),
     concurrency: Type.Optional(
       Type.String({
         maxLength: 8,
-        pattern: '^(off|[0-9]+)$',
+        pattern: CONCURRENCY_PATTERN,
         description: `Slots per agent at most (1 to ${MAX_CONCURRENCY_CAP}), or off for CONCURRENCY.`,
       }),
     ),
