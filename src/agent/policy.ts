@@ -88,13 +88,18 @@ export class PolicyFollower {
         throw error;
       });
     if (read instanceof InvalidPolicyError) {
-      this.#o.logger.error(`[Distributed Control] ${read.message}; starting with no fleet policy applied`);
+      // Nothing was ever applied here, so which queues are paused is unknown: claim nothing until
+      // the policy is repaired (the agents that read it before keep following what they applied).
+      this.#o.logger.error(
+        `[Distributed Control] ${read.message}; claiming nothing until it is repaired (docs/stores.md)`,
+      );
       this.#error = read.message;
+      this.#o.governor.block(read.message);
     } else {
       this.#readAt = performance.now();
       this.accept(read);
     }
-    if (this.#current === null) this.#apply(emptyPolicy());
+    if (this.#current === null && this.#error === null) this.#apply(emptyPolicy());
     // A tick every heartbeat: it reads the policy when a read is due, and recounts the live
     // agents while a rate is set (their number divides it).
     const every = Math.max(100, Math.min(this.#o.heartbeatIntervalMs, this.#o.pollMs));

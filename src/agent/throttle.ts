@@ -88,6 +88,7 @@ export class ClaimGovernor {
   #policy: FleetPolicy | null = null;
   #share = 1;
   #rotation = 0;
+  #blocked: string | null = null;
 
   constructor(
     served: readonly string[] | null,
@@ -116,8 +117,19 @@ export class ClaimGovernor {
     return this.#policy?.throttle?.concurrency ?? null;
   }
 
+  /** Why nothing may be claimed (no policy could be read at start), or null. */
+  get blocked(): string | null {
+    return this.#blocked;
+  }
+
+  /** Claims nothing until the next apply(): the policy is unknown. */
+  block(reason: string): void {
+    this.#blocked = reason;
+  }
+
   /** Follows a new policy, or a new count of live agents sharing its rates. */
   apply(policy: FleetPolicy, liveAgents: number): void {
+    this.#blocked = null;
     this.#policy = policy;
     this.#share = 1 / Math.max(1, liveAgents);
     this.#paused = Object.keys(policy.paused_queues).sort();
@@ -140,6 +152,7 @@ export class ClaimGovernor {
 
   /** The claims for up to `wanted` documents now. */
   plan(wanted: number): ClaimPlan {
+    if (this.#blocked !== null) return { claims: [], waitMs: null };
     if (this.#paused.length === 0 && !this.limited) {
       return {
         claims: [{ limit: wanted, ...(this.#served && { filter: { only: this.#served } }), buckets: [] }],

@@ -176,6 +176,52 @@ describe('one agent', () => {
     }
   });
 
+  it('claims nothing while the policy it never read is malformed, and works once it is repaired', async () => {
+    const raw = new Database(box.dbPath);
+    // A hand edit that broke the body: which queues are paused cannot be known.
+    raw
+      .prepare(
+        "INSERT OR REPLACE INTO fleet_policy (id, version, timestamp, body) VALUES ('fleet_policy', 4, ?, ?)",
+      )
+      .run(new Date().toISOString(), JSON.stringify({ paused_queues: { emails: 'yes' } }));
+    const [doc] = await box.store.enqueueDocuments([{ payload: 'd' }]);
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(chunk.toString()), done()) });
+    const { started, handler, release } = gatedHandler();
+    const agent = box.agent({ handler, logger: pino({ level: 'error' }, sink) });
+    try {
+      await agent.start();
+      assert.equal(agent.state, 'running');
+      await waitFor(() => lines.some((l) => /claiming nothing until it is repaired/.test(l)), {
+        what: 'the agent to say it claims nothing',
+      });
+      assert.match(agent.policy.policy_error ?? '', /paused_queues\.emails is not an object/);
+      // Three heartbeats later (at 200 ms each, with a 100 ms poll: several claim cycles), nothing
+      // was claimed and the document is still pending.
+      const beats = new Set<number>();
+      await waitFor(
+        () => {
+          const at = agent.stats.lastHeartbeatAt?.getTime();
+          if (at !== undefined) beats.add(at);
+          return beats.size >= 4;
+        },
+        { what: 'three more heartbeats', intervalMs: 10 },
+      );
+      assert.equal(agent.stats.claims, 0, 'the agent claimed while its policy was unknown');
+      assert.equal((await box.store.getDocument(doc!.id))?.status, 'pending');
+      assert.equal(started.length, 0);
+      raw
+        .prepare("UPDATE fleet_policy SET version = 5, body = ? WHERE id = 'fleet_policy'")
+        .run(JSON.stringify({ paused_queues: {}, throttle: null, queue_rates: {} }));
+      await waitFor(() => started.includes(doc!.id), {
+        what: 'the document to start once the policy is repaired',
+      });
+    } finally {
+      release();
+      raw.close();
+    }
+  });
+
   it('adopts a paused cluster before pulling anything', async () => {
     await box.store.writeCommand({ command: 'pause', reason: 'before start', updated_by: 't' });
     await box.store.insertDocuments([1, 2]);
