@@ -6,6 +6,7 @@ import { PullingAgentError } from '../errors.js';
 import {
   type FleetThrottle,
   MAX_CONCURRENCY_CAP,
+  earliest,
   MAX_RATE,
   type PolicyBody,
   type PolicyHistoryEntry,
@@ -109,11 +110,29 @@ function applyThrottle(
     else next.queue_rates[request.queue] = { ...rule, rate: request.rate };
     entry.rate = request.rate ?? null;
   } else {
-    const rate = request.rate === undefined ? (body.throttle?.rate ?? null) : request.rate;
-    const concurrency =
-      request.concurrency === undefined ? (body.throttle?.concurrency ?? null) : request.concurrency;
+    // Each field keeps its own expiry: a command that sets only one leaves the other's as it was.
+    const old = body.throttle;
+    const rate = request.rate === undefined ? (old?.rate ?? null) : request.rate;
+    const concurrency = request.concurrency === undefined ? (old?.concurrency ?? null) : request.concurrency;
+    const rateExpires =
+      rate === null ? null : request.rate === undefined ? (old?.rate_expires_at ?? null) : rule.expires_at;
+    const concurrencyExpires =
+      concurrency === null
+        ? null
+        : request.concurrency === undefined
+          ? (old?.concurrency_expires_at ?? null)
+          : rule.expires_at;
     next.throttle =
-      rate === null && concurrency === null ? null : ({ ...rule, rate, concurrency } satisfies FleetThrottle);
+      rate === null && concurrency === null
+        ? null
+        : ({
+            ...rule,
+            expires_at: earliest(rateExpires, concurrencyExpires),
+            rate,
+            concurrency,
+            rate_expires_at: rateExpires,
+            concurrency_expires_at: concurrencyExpires,
+          } satisfies FleetThrottle);
     entry.rate = rate;
     entry.concurrency = concurrency;
   }
@@ -152,12 +171,20 @@ export function expiringRules(body: PolicyBody): ExpiringRule[] {
     }
   }
   const t = body.throttle;
-  if (t?.expires_at) {
+  if (t?.rate !== null && t?.rate_expires_at) {
     out.push({
-      expires_at: t.expires_at,
+      expires_at: t.rate_expires_at,
       since_version: t.since_version,
-      request: { command: 'throttle', queue: null, rate: null, concurrency: null },
-      what: 'fleet throttle',
+      request: { command: 'throttle', queue: null, rate: null },
+      what: 'fleet throttle rate',
+    });
+  }
+  if (t?.concurrency !== null && t?.concurrency_expires_at) {
+    out.push({
+      expires_at: t.concurrency_expires_at,
+      since_version: t.since_version,
+      request: { command: 'throttle', queue: null, concurrency: null },
+      what: 'fleet concurrency cap',
     });
   }
   return out.sort((a, b) => a.expires_at.getTime() - b.expires_at.getTime());

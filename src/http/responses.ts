@@ -289,6 +289,12 @@ export const PolicyJson = Type.Object({
       ...RuleJson,
       rate: Type.Union([Type.Number(), Type.Null()], { description: 'Documents per second, whole fleet.' }),
       concurrency: Type.Union([Type.Integer(), Type.Null()], { description: 'Slots per agent at most.' }),
+      rate_expires_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+        description: 'When the rate ends by itself (each field keeps the expiry of the command that set it).',
+      }),
+      concurrency_expires_at: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+        description: 'When the concurrency cap ends by itself.',
+      }),
     }),
     Type.Null(),
   ]),

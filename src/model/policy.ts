@@ -37,6 +37,12 @@ export interface FleetThrottle extends PolicyRule {
   rate: number | null;
   /** Slots per agent at most (below CONCURRENCY); null = CONCURRENCY. */
   concurrency: number | null;
+  /**
+   * The rate and the cap are set by separate commands, so each ends at its own time; `expires_at`
+   * (of the rule) is the earlier of the two, the next time part of the throttle ends by itself.
+   */
+  rate_expires_at: Date | null;
+  concurrency_expires_at: Date | null;
 }
 
 export interface QueueRate extends PolicyRule {
@@ -168,6 +174,13 @@ function parseQueueMap<T>(
   return out;
 }
 
+/** The earlier of two optional times. */
+export function earliest(a: Date | null, b: Date | null): Date | null {
+  if (a === null) return b;
+  if (b === null) return a;
+  return a.getTime() <= b.getTime() ? a : b;
+}
+
 /** Parses the policy body (the stored `paused_queues`, `throttle`, `queue_rates`), or throws InvalidPolicyError. */
 export function parsePolicyBody(raw: unknown): PolicyBody {
   if (raw === null || raw === undefined || typeof raw !== 'object') {
@@ -197,7 +210,27 @@ export function parsePolicyBody(raw: unknown): PolicyBody {
         throw new InvalidPolicyError(`throttle.concurrency is not an integer in [1, ${MAX_CONCURRENCY_CAP}]`);
       }
     }
-    throttle = rate === null && concurrency === null ? null : { ...rule, rate, concurrency };
+    const fieldExpiry = (field: 'rate_expires_at' | 'concurrency_expires_at', set: boolean): Date | null => {
+      if (!set) return null;
+      // A throttle written by hand with only expires_at: it ends as a whole.
+      if (t[field] === null || t[field] === undefined) return rule.expires_at;
+      const at = toDate(t[field]);
+      if (at === null) throw new InvalidPolicyError(`throttle.${field} is not a date`);
+      return at;
+    };
+    const rateExpires = fieldExpiry('rate_expires_at', rate !== null);
+    const concurrencyExpires = fieldExpiry('concurrency_expires_at', concurrency !== null);
+    throttle =
+      rate === null && concurrency === null
+        ? null
+        : {
+            ...rule,
+            expires_at: earliest(rateExpires, concurrencyExpires),
+            rate,
+            concurrency,
+            rate_expires_at: rateExpires,
+            concurrency_expires_at: concurrencyExpires,
+          };
   }
   return { paused_queues, throttle, queue_rates };
 }
@@ -270,7 +303,13 @@ export function policyBodyToJson(body: PolicyBody) {
     throttle:
       body.throttle === null
         ? null
-        : { ...ruleToJson(body.throttle), rate: body.throttle.rate, concurrency: body.throttle.concurrency },
+        : {
+            ...ruleToJson(body.throttle),
+            rate: body.throttle.rate,
+            concurrency: body.throttle.concurrency,
+            rate_expires_at: body.throttle.rate_expires_at?.toISOString() ?? null,
+            concurrency_expires_at: body.throttle.concurrency_expires_at?.toISOString() ?? null,
+          },
     queue_rates: Object.fromEntries(
       Object.entries(body.queue_rates).map(([q, r]) => [q, { ...ruleToJson(r), rate: r.rate }]),
     ),

@@ -191,7 +191,7 @@ describe('queues and the throttle over HTTP (two agents, SQLite)', () => {
     });
     const [last] = await box.store.listPolicyHistory(1);
     assert.equal(last?.updated_by, 'system');
-    assert.match(last?.reason ?? '', /fleet throttle expired/);
+    assert.match(last?.reason ?? '', /fleet throttle rate expired/);
     assert.equal((await box.store.readPolicy()).throttle, null);
   });
 

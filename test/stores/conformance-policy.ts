@@ -66,7 +66,14 @@ export function describePolicy(context: () => { a: Store; b: Store; raw: PolicyR
       const body: PolicyBody = {
         // Names with every character the queue name rule allows beside letters and digits.
         paused_queues: { 'emails.eu:1': { ...rule('alice', 1), reason: 'spam wave', expires_at: expires } },
-        throttle: { ...rule('bob', 1), on_behalf_of: 'carol', rate: 30.5, concurrency: 4 },
+        throttle: {
+          ...rule('bob', 1),
+          on_behalf_of: 'carol',
+          rate: 30.5,
+          concurrency: 4,
+          rate_expires_at: null,
+          concurrency_expires_at: null,
+        },
         queue_rates: { 'reports_x-2': { ...rule('bob', 1), rate: 2 } },
       };
       const written = await a.writePolicy({

@@ -87,8 +87,61 @@ describe('policy commands', () => {
     const rules = expiringRules(body);
     assert.deepEqual(
       rules.map((r) => r.what),
-      ['fleet throttle', 'pause of queue a'],
+      ['fleet throttle rate', 'pause of queue a'],
     );
     assert.deepEqual(rules[1]?.request, { command: 'resume', queue: 'a' });
+  });
+
+  it('gives the rate and the concurrency cap each its own expiry, whichever command set them', () => {
+    const at = new Date('2026-12-01T00:00:00Z');
+    const forAnHour = { ...author, expires_at: new Date(at.getTime() + 3_600_000) };
+    // A rate for an hour, then a cap for good: the rate still ends after the hour, the cap stays.
+    let body = applyPolicyRequest(
+      emptyPolicy(at),
+      { command: 'throttle', queue: null, rate: 30 },
+      forAnHour,
+      1,
+    ).body;
+    body = applyPolicyRequest(body, { command: 'throttle', queue: null, concurrency: 4 }, author, 2).body;
+    assert.deepEqual(
+      expiringRules(body).map((r) => [r.what, r.request]),
+      [['fleet throttle rate', { command: 'throttle', queue: null, rate: null }]],
+    );
+    assert.deepEqual(body.throttle?.expires_at, forAnHour.expires_at);
+    // The expiry's own command removes the rate alone.
+    const after = applyPolicyRequest(
+      body,
+      expiringRules(body)[0]!.request,
+      { ...author, updated_by: 'system' },
+      3,
+    ).body;
+    assert.deepEqual(
+      [after.throttle?.rate, after.throttle?.concurrency, after.throttle?.expires_at],
+      [null, 4, null],
+    );
+
+    // A cap for good, then a rate for an hour: the expiry takes the rate, never the cap.
+    body = applyPolicyRequest(
+      emptyPolicy(at),
+      { command: 'throttle', queue: null, concurrency: 4 },
+      author,
+      1,
+    ).body;
+    body = applyPolicyRequest(body, { command: 'throttle', queue: null, rate: 30 }, forAnHour, 2).body;
+    assert.deepEqual(
+      expiringRules(body).map((r) => r.request),
+      [{ command: 'throttle', queue: null, rate: null }],
+    );
+    assert.equal(body.throttle?.concurrency_expires_at, null);
+  });
+
+  it('reads a throttle written by hand with one expires_at as ending as a whole', () => {
+    const body = parsePolicyBody({
+      throttle: { updated_by: 'ops', rate: 5, concurrency: 2, expires_at: '2026-12-01T10:00:00Z' },
+    });
+    assert.deepEqual(
+      expiringRules(body).map((r) => r.what),
+      ['fleet throttle rate', 'fleet concurrency cap'],
+    );
   });
 });

@@ -70,7 +70,18 @@ describe('ClaimGovernor', () => {
   it('divides the fleet rate among the live agents and waits for the next token', () => {
     const now = 0;
     const g = new ClaimGovernor(null, () => now);
-    g.apply(policy({ throttle: { ...rule, rate: 30, concurrency: null } }), 3);
+    g.apply(
+      policy({
+        throttle: {
+          ...rule,
+          rate: 30,
+          concurrency: null,
+          rate_expires_at: null,
+          concurrency_expires_at: null,
+        },
+      }),
+      3,
+    );
     assert.equal(g.fleetRate, 10);
     assert.equal(g.limited, true);
     const first = g.plan(50);
@@ -81,7 +92,18 @@ describe('ClaimGovernor', () => {
     assert.equal(empty.waitMs, 50);
     g.settle(first.claims[0]!, 0);
     assert.equal(g.plan(50).claims[0]?.limit, 2, 'tokens of an empty claim go back');
-    g.apply(policy({ throttle: { ...rule, rate: 30, concurrency: null } }), 1);
+    g.apply(
+      policy({
+        throttle: {
+          ...rule,
+          rate: 30,
+          concurrency: null,
+          rate_expires_at: null,
+          concurrency_expires_at: null,
+        },
+      }),
+      1,
+    );
     assert.equal(g.fleetRate, 30, 'an agent alone takes the whole rate');
   });
 
@@ -128,7 +150,12 @@ describe('ClaimGovernor', () => {
     const g = new ClaimGovernor(null, () => now);
     // The smallest rates the API takes: `rate=0.0000000000001` is 16 characters, within its pattern.
     for (const rate of [1e-13, 1e-7, 0.001]) {
-      g.apply(policy({ throttle: { ...rule, rate, concurrency: null } }), 3);
+      g.apply(
+        policy({
+          throttle: { ...rule, rate, concurrency: null, rate_expires_at: null, concurrency_expires_at: null },
+        }),
+        3,
+      );
       g.plan(1); // the one document its bucket holds
       const { claims, waitMs } = g.plan(1);
       assert.deepEqual(claims, []);
@@ -138,7 +165,18 @@ describe('ClaimGovernor', () => {
 
   it('reports the concurrency cap of the fleet throttle', () => {
     const g = new ClaimGovernor(null);
-    g.apply(policy({ throttle: { ...rule, rate: null, concurrency: 3 } }), 2);
+    g.apply(
+      policy({
+        throttle: {
+          ...rule,
+          rate: null,
+          concurrency: 3,
+          rate_expires_at: null,
+          concurrency_expires_at: null,
+        },
+      }),
+      2,
+    );
     assert.equal(g.concurrencyCap, 3);
     assert.equal(g.limited, false, 'a concurrency cap alone does not limit claims by rate');
   });
