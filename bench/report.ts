@@ -310,7 +310,7 @@ const THROTTLE_HEADER = [
 
 function recoveryRows(r: Results): Row[] {
   return (r.throttle ?? []).flatMap((t) =>
-    [t.join, t.leave, t.kill].map((e) => [
+    [t.resume, t.join, t.leave, t.kill].map((e) => [
       t.store,
       e.event,
       `${e.agents_before} → ${e.agents_after}`,
@@ -366,7 +366,7 @@ function queuePauseRows(r: Results): Row[] {
     `${q.rounds} × ${q.seconds} s`,
     `${ms(q.barrier_ms.p50)} / ${ms(q.barrier_ms.max)}`,
     `${q.a_started_after_answer} (${q.a_started_during_barrier} while it waited)`,
-    q.b_before_per_second,
+    `${q.b_before_per_second} (a ${q.a_before_per_second})`,
     q.b_after_per_second,
     fmt(q.b_ratio),
     `0 of a: ${metOrMissed(q.a_started_after_answer === 0)}; b ≥ ${THROTTLE_TARGET.queueRatio}×: ${metOrMissed(q.b_ratio >= THROTTLE_TARGET.queueRatio)}`,
@@ -378,7 +378,7 @@ const QUEUE_PAUSE_HEADER = [
   'Rounds',
   'pause?queue=a&wait=true p50 / max ms',
   'Documents of a started after the answer',
-  'b/s before',
+  'b/s before (a/s)',
   'b/s after',
   'After ÷ before',
   'Targets',
@@ -415,7 +415,7 @@ function throttleMethod(r: Results): string {
   const parts: string[] = [];
   if (t) {
     parts.push(
-      `Real agent processes (\`CONCURRENCY=${t.concurrency}\`, \`HEARTBEAT_INTERVAL=${t.heartbeat_seconds}\` s, so each agent recounts the live agents every ${t.heartbeat_seconds} s: min(\`CONTROL_POLLING_INTERVAL\`, heartbeat)) running \`bench/fixtures/latency-handler.mjs\` (log-normal latencies, median 5 ms, p99 ≈ 120 ms, no planned failures), which appends the time of every handler start to a file (synchronously, so that a killed agent keeps its starts); every rate here is counted from those starts. Propagation first, on the idle fleet: ${t.propagation.throttle.commands} throttles (rate alternating ${t.rate + 1} and ${t.rate}) and ${t.propagation.pause.commands} pauses and resumes, each sent to agent-1 and waited for: "each agent applies" is the \`time\` of the other agents' \`Applying fleet policy version N\` / \`Applying command … (version N)\` log lines from the POST's answer; "every agent reports it" is the first \`GET /api/cluster/agents\` (polled every 10 ms) in which every live agent shows \`applied_policy_version\` (\`applied_version\` for a pause) at that version. Then a backlog is released under \`rate=${t.rate}\`: starts per second over ${t.accuracy.seconds} s from the resume's answer, per ${t.accuracy.window_seconds} s window and overall. Then a ${t.agents + 1}th agent joins (from its \`Agent … started\` line), it stops with SIGTERM, and one of the first agents is killed with SIGKILL. "Back within ±10 %" is the time from the event after which the rate, counted over a ${t.rate_window_seconds} s window centred on each moment (every 100 ms), stays within ±10 % of the rate until the end of the observation (0: it never left; "not back": not within the observation). "Expected by design" is the bound of docs/operations.md: a join, one tick plus one heartbeat; a graceful leave, one tick; a kill, three heartbeats until the agent is lost plus one tick.`,
+      `Real agent processes (\`CONCURRENCY=${t.concurrency}\`, \`HEARTBEAT_INTERVAL=${t.heartbeat_seconds}\` s, so each agent recounts the live agents every ${t.heartbeat_seconds} s: min(\`CONTROL_POLLING_INTERVAL\`, heartbeat)) running \`bench/fixtures/latency-handler.mjs\` (log-normal latencies, median 5 ms, p99 ≈ 120 ms, no planned failures), which appends the time of every handler start to a file (synchronously, so that a killed agent keeps its starts); every rate here is counted from those starts. Propagation first, on the idle fleet: ${t.propagation.throttle.commands} throttles (rate alternating ${t.rate + 1} and ${t.rate}) and ${t.propagation.pause.commands} pauses and resumes, each sent to agent-1 and waited for: "each agent applies" is the \`time\` of the other agents' \`Applying fleet policy version N\` / \`Applying command … (version N)\` log lines from the POST's answer; "every agent reports it" is the first \`GET /api/cluster/agents\` (polled every 10 ms) in which every live agent shows \`applied_policy_version\` (\`applied_version\` for a pause) at that version. Then a backlog is enqueued while the fleet runs under \`rate=${t.rate}\`: starts per second over ${t.accuracy.seconds} s from the end of the enqueue, per ${t.accuracy.window_seconds} s window and overall. Then a global pause of two ticks (every agent recounts the live agents while paused) and a resume, a ${t.agents + 1}th agent joins (from its \`Agent … started\` line), it stops with SIGTERM, and one of the first agents is killed with SIGKILL. "Back within ±10 %" is the time from the event after which the rate, counted over a ${t.rate_window_seconds} s window centred on each moment (every 100 ms), stays within ±10 % of the rate until the end of the observation (0: it never left; "not back": not within the observation). "Expected by design" is the bound of docs/operations.md: a resume, one tick (paused agents are not counted, so each resumes with a share of its own until its next tick); a join, one tick plus one heartbeat; a graceful leave, one tick; a kill, three heartbeats until the agent is lost plus one tick.`,
     );
   }
   if (q) {
@@ -459,7 +459,11 @@ export function terminalTables(r: Results): string {
   add('Real-world latencies (log-normal handler, 1 % fail once)', REALWORLD_HEADER, realWorldRows(r));
   add('Enqueue → start on an idle fleet (ms)', PICKUP_HEADER, pickupRows(r));
   add('Fleet throttle: documents started per second', THROTTLE_HEADER, throttleRows(r));
-  add('Fleet throttle: back within ±10 % after a join or a leave', RECOVERY_HEADER, recoveryRows(r));
+  add(
+    'Fleet throttle: back within ±10 % after a resume, a join or a leave',
+    RECOVERY_HEADER,
+    recoveryRows(r),
+  );
   add(
     'Throttle propagation beside a pause’s (ms from the POST’s answer)',
     POLICY_PROPAGATION_HEADER,
@@ -588,7 +592,7 @@ export function checkTargets(r: Results): TargetCheck[] {
       met: a.windows.n > 0 && a.windows_per_second.every((v) => inBand(v, t.rate)),
       note: `the window farthest from ${t.rate}; min / max ${a.windows.min} / ${a.windows.max}`,
     });
-    for (const e of [t.join, t.leave, t.kill]) {
+    for (const e of [t.resume, t.join, t.leave, t.kill]) {
       const limit = THROTTLE_TARGET.heartbeats * t.heartbeat_seconds;
       checks.push({
         target: `Throttle back within ±10 % in ≤ ${THROTTLE_TARGET.heartbeats} heartbeats`,

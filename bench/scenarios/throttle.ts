@@ -48,8 +48,8 @@ export interface ThrottlePlan {
   reportWindowSeconds: number;
   /** W: the centred window the rate "at t" is counted over, for the recoveries. */
   rateWindowSeconds: number;
-  /** Seconds observed after a join, a graceful leave and a kill -9. */
-  observeSeconds: { join: number; leave: number; kill: number };
+  /** Seconds observed after a global resume, a join, a graceful leave and a kill -9. */
+  observeSeconds: { resume: number; join: number; leave: number; kill: number };
   /** Commands of each kind for the propagation figures (throttle, pause/resume). */
   commands: number;
 }
@@ -108,6 +108,7 @@ export interface ThrottleRun {
     windows_per_second: number[];
     windows: Summary;
   };
+  resume: Recovery;
   join: Recovery;
   leave: Recovery;
   kill: Recovery;
@@ -124,6 +125,10 @@ export interface QueuePauseRun {
   b_before_per_second: number;
   b_after_per_second: number;
   b_ratio: number;
+  /** a's starts per second before each pause: with b's, what the whole fleet ran. */
+  a_before_per_second: number;
+  /** Per round: b's starts per second before and after. */
+  rounds_b_per_second: [number, number][];
   /** Documents of a started after the pause's answer (target 0). */
   a_started_after_answer: number;
   /** Documents of a started while the pause was on its way (sent → answered), for the record. */
@@ -155,7 +160,7 @@ export interface ThrottleOverhead {
   drop: number | null;
 }
 
-interface Start {
+export interface Start {
   t: number;
   queue: string;
 }
@@ -371,20 +376,17 @@ export async function throttleFleet(
       (a) => a.applied_version,
     );
 
-    // A backlog for everything that follows, enqueued under a pause and released at once.
+    // A backlog for everything that follows, enqueued while the fleet runs under the rate.
     const o = plan.observeSeconds;
-    const total = plan.accuracySeconds + o.join + o.leave + o.kill + 60;
-    const pauseAnswer = await post(`${commander.url}/api/cluster/pause?updated_by=bench`);
-    if (pauseAnswer.status !== 200) throw new Error(`pause answered ${pauseAnswer.status}`);
+    const total =
+      plan.accuracySeconds + o.resume + 2 * plan.heartbeatSeconds + o.join + o.leave + o.kill + 60;
     await enqueue(
       store,
       payloads(Math.ceil(plan.rate * total * 1.5)).map((payload) => ({ payload })),
     );
-    const resumed = await post(`${commander.url}/api/cluster/resume?updated_by=bench&wait=true`);
-    if (resumed.status !== 200) throw new Error(`resume answered ${resumed.status}`);
 
-    // 1. Accuracy: the rate over the window, from the resume's answer.
-    const t0 = resumed.ackAt;
+    // 1. Accuracy: the rate over the window, from the end of the enqueue.
+    const t0 = epochNow();
     await sleepUntil(t0 + plan.accuracySeconds * 1000);
     let starts = readStarts(startsDir);
     const report = plan.reportWindowSeconds * 1000;
@@ -418,7 +420,23 @@ export async function throttleFleet(
       };
     };
 
-    // 2. A 4th agent joins: from its "started" line (it counts itself at once; the others learn of
+    // 2. A global pause long enough for every agent to recount the live agents (two ticks), then a
+    // resume: paused agents are not counted, so each starts again with a share of its own.
+    const paused = await post(`${commander.url}/api/cluster/pause?updated_by=bench&wait=true`);
+    if (paused.status !== 200) throw new Error(`pause answered ${paused.status}`);
+    await sleep(2 * hbMs + 500);
+    const resumed = await post(`${commander.url}/api/cluster/resume?updated_by=bench&wait=true`);
+    if (resumed.status !== 200) throw new Error(`resume answered ${resumed.status}`);
+    const resume = await observe(
+      `global pause of ${2 * plan.heartbeatSeconds} s, then resume`,
+      resumed.ackAt,
+      o.resume,
+      plan.agents,
+      plan.agents,
+      hbMs / 1000,
+    );
+
+    // 3. A 4th agent joins: from its "started" line (it counts itself at once; the others learn of
     // it at their next tick after its first heartbeat: one tick plus one heartbeat at most).
     const joiner = await fleet.start(`agent-${plan.agents + 1}`);
     await until(() => joiner.lines.some((l) => /^Agent \S+ started/.test(l.msg)), 60_000, 10);
@@ -432,7 +450,7 @@ export async function throttleFleet(
       (2 * hbMs) / 1000,
     );
 
-    // 3. It leaves gracefully: it removes its row; the others take its share at their next tick.
+    // 4. It leaves gracefully: it removes its row; the others take its share at their next tick.
     const leftAt = epochNow();
     await stopGracefully(joiner);
     const leave = await observe(
@@ -444,7 +462,7 @@ export async function throttleFleet(
       hbMs / 1000,
     );
 
-    // 4. One is killed: it counts until it is lost (three heartbeats), then the others' next tick.
+    // 5. One is killed: it counts until it is lost (three heartbeats), then the others' next tick.
     const victim = agents[agents.length - 1] as AgentProcess;
     const killedAt = epochNow();
     victim.child.kill('SIGKILL');
@@ -480,6 +498,7 @@ export async function throttleFleet(
         windows_per_second: windows,
         windows: roundSummary(summarize(windows)),
       },
+      resume,
       join,
       leave,
       kill,
@@ -528,6 +547,8 @@ export async function queuePause(
     const ms = plan.seconds * 1000;
     let bBefore = 0;
     let bAfter = 0;
+    let aBefore = 0;
+    const perRound: [number, number][] = [];
     let aAfter = 0;
     let aDuring = 0;
     const barrierMs: number[] = [];
@@ -543,8 +564,12 @@ export async function queuePause(
       await sleepUntil(paused.ackAt + ms);
       const resumeSent = epochNow();
       const starts = readStarts(startsDir);
-      bBefore += countIn(starts, from, from + ms, 'b');
-      bAfter += countIn(starts, paused.ackAt, paused.ackAt + ms, 'b');
+      const before = countIn(starts, from, from + ms, 'b');
+      const after = countIn(starts, paused.ackAt, paused.ackAt + ms, 'b');
+      perRound.push([round(before / plan.seconds), round(after / plan.seconds)]);
+      bBefore += before;
+      bAfter += after;
+      aBefore += countIn(starts, from, from + ms, 'a');
       aAfter += countIn(starts, paused.ackAt, resumeSent, 'a');
       aDuring += countIn(starts, paused.sentAt, paused.ackAt, 'a');
       const again = await post(`${commander.url}/api/cluster/resume?queue=a&wait=true&updated_by=bench`);
@@ -567,6 +592,8 @@ export async function queuePause(
       b_before_per_second: round(bBefore / seconds),
       b_after_per_second: round(bAfter / seconds),
       b_ratio: round(bBefore > 0 ? bAfter / bBefore : Number.NaN),
+      a_before_per_second: round(aBefore / seconds),
+      rounds_b_per_second: perRound,
       a_started_after_answer: aAfter,
       a_started_during_barrier: aDuring,
       barrier_ms: roundSummary(summarize(barrierMs)),
