@@ -172,7 +172,7 @@ const PLAN = quick
         observeSeconds: { resume: 25, join: 30, leave: 25, kill: 40 },
         commands: 10,
       },
-      queuePause: { agents: 3, concurrency: 10, seconds: 10, rounds: 3, documents: 120_000 },
+      queuePause: { agents: 3, concurrency: 10, seconds: 15, rounds: 1, documents: 60_000 },
       // 8 s of work per row, as the committed SQLite reference (sqlite-after-busy-fix.json).
       throttleOverhead: { idealSeconds: latencySeconds ?? 8, workers: 2, concurrency: 10 },
     };

@@ -59,6 +59,11 @@ export interface QueuePausePlan {
   concurrency: number;
   /** Seconds b is measured before the pause and after its answer. */
   seconds: number;
+  /**
+   * Pauses measured. Claims take the earliest due first across queues, so after a resume a's
+   * backlog is behind b's and takes every claim until it catches up: a round after the first
+   * measures that, not b's rate before a pause. Keep 1 unless the queues are refilled.
+   */
   rounds: number;
   /** Documents enqueued in each of a and b. */
   documents: number;
@@ -375,6 +380,22 @@ export async function throttleFleet(
       })),
       (a) => a.applied_version,
     );
+
+    // The pauses above may have fallen on a tick (a paused agent counts itself alone): wait until
+    // every agent counts the whole fleet again before anything is measured.
+    const counted = await until(
+      async () => {
+        const views = await Promise.all(
+          agents.map((a) =>
+            getJson<{ this_agent?: { live_agents?: number } }>(`${a.url}/api/cluster/policy`),
+          ),
+        );
+        return views.every((v) => v.this_agent?.live_agents === plan.agents);
+      },
+      4 * hbMs + 10_000,
+      100,
+    );
+    if (!counted) throw new Error(`the agents did not all count ${plan.agents} live agents`);
 
     // A backlog for everything that follows, enqueued while the fleet runs under the rate.
     const o = plan.observeSeconds;
