@@ -8,7 +8,6 @@ import { randomUUID } from 'node:crypto';
 import { VersionConflictError, VersionExhaustedError, WatchUnavailableError } from '../../src/errors.js';
 import { PullingAgentError } from '../../src/errors.js';
 import { CONTROL_ID } from '../../src/model/control.js';
-import { emptyCounts, groupQueueCounts, passes, queuesOf, reduceFilter } from '../../src/stores/queues.js';
 import {
   emptyPolicy,
   parsePolicy,
@@ -17,6 +16,7 @@ import {
   policyToJson,
   tryParsePolicyHistoryEntry,
 } from '../../src/model/policy.js';
+import { emptyCounts, groupQueueCounts, passes, queuesOf, reduceFilter } from '../../src/stores/queues.js';
 import type {
   AgentHeartbeat,
   AgentRecord,

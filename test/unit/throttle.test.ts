@@ -68,7 +68,7 @@ describe('ClaimGovernor', () => {
   });
 
   it('divides the fleet rate among the live agents and waits for the next token', () => {
-    let now = 0;
+    const now = 0;
     const g = new ClaimGovernor(null, () => now);
     g.apply(policy({ throttle: { ...rule, rate: 30, concurrency: null } }), 3);
     assert.equal(g.fleetRate, 10);
