@@ -269,6 +269,168 @@ const MEMORY_HEADER = [
   'RSS per in-process agent KiB',
 ];
 
+// --- the fleet throttle (bench/scenarios/throttle.ts) ---
+
+export const THROTTLE_TARGET = { tolerance: 0.1, heartbeats: 2, queueRatio: 0.9, overheadDrop: 0.05 };
+
+const band = (rate: number) => [
+  rate * (1 - THROTTLE_TARGET.tolerance),
+  rate * (1 + THROTTLE_TARGET.tolerance),
+];
+const inBand = (v: number, rate: number) => {
+  const [lo, hi] = band(rate);
+  return v >= (lo as number) - 1e-9 && v <= (hi as number) + 1e-9;
+};
+const secs = (v: number | null) => (v === null ? 'not back' : `${v} s`);
+
+function throttleRows(r: Results): Row[] {
+  return (r.throttle ?? []).map((t) => {
+    const a = t.accuracy;
+    const [lo, hi] = band(t.rate);
+    return [
+      `${t.store} (${t.watch_mode})`,
+      `${t.agents} × ${t.concurrency}`,
+      t.rate,
+      `${a.overall_per_second} (${a.started} in ${a.seconds} s)`,
+      `${a.windows.min} / ${fmt(a.windows.mean)} / ${a.windows.max}`,
+      `${lo}–${hi}: overall ${metOrMissed(inBand(a.overall_per_second, t.rate))}, every window ${metOrMissed(a.windows.n > 0 && inBand(a.windows.min, t.rate) && inBand(a.windows.max, t.rate))}`,
+      t.heartbeat_seconds,
+    ];
+  });
+}
+const THROTTLE_HEADER = [
+  'Store',
+  'Agents × concurrency',
+  'Rate',
+  'Started/s overall',
+  'Per 5 s window min / mean / max',
+  'Target',
+  'Heartbeat s',
+];
+
+function recoveryRows(r: Results): Row[] {
+  return (r.throttle ?? []).flatMap((t) =>
+    [t.resume, t.join, t.leave, t.kill].map((e) => [
+      t.store,
+      e.event,
+      `${e.agents_before} → ${e.agents_after}`,
+      secs(e.recovery_seconds),
+      `${e.min_per_second} – ${e.max_per_second}`,
+      `${e.expected_seconds} s`,
+      `≤ ${THROTTLE_TARGET.heartbeats} heartbeats (${THROTTLE_TARGET.heartbeats * t.heartbeat_seconds} s): ${metOrMissed(e.recovery_seconds !== null && e.recovery_seconds <= THROTTLE_TARGET.heartbeats * t.heartbeat_seconds)}`,
+      e.observed_seconds,
+    ]),
+  );
+}
+const RECOVERY_HEADER = [
+  'Store',
+  'Event',
+  'Agents',
+  'Back within ±10 % after',
+  'Rate seen from the event, /s',
+  'Expected by design',
+  'Target',
+  'Observed s',
+];
+
+function policyPropagationRows(r: Results): Row[] {
+  return (r.throttle ?? []).flatMap((t) =>
+    (
+      [
+        ['throttle (rate=…)', t.propagation.throttle],
+        ['pause / resume', t.propagation.pause],
+      ] as const
+    ).map(([what, p]) => [
+      `${t.store} (${t.watch_mode})`,
+      what,
+      `${p.commands}${p.missing ? ` (${p.missing} missing)` : ''}`,
+      `${ms(p.apply_from_ack_ms.p50)} / ${ms(p.apply_from_ack_ms.max)}`,
+      `${ms(p.all_reported_from_ack_ms.p50)} / ${ms(p.all_reported_from_ack_ms.max)}`,
+      ms(p.post_ms.p50),
+    ]),
+  );
+}
+const POLICY_PROPAGATION_HEADER = [
+  'Store',
+  'Command',
+  'Commands',
+  'Each agent applies, p50 / max ms',
+  'Every agent reports it in /api/cluster/agents, p50 / max ms',
+  'POST ms p50',
+];
+
+function queuePauseRows(r: Results): Row[] {
+  return (r.queue_pause ?? []).map((q) => [
+    q.store,
+    `${q.agents} × ${q.concurrency}`,
+    `${q.rounds} × ${q.seconds} s`,
+    `${ms(q.barrier_ms.p50)} / ${ms(q.barrier_ms.max)}`,
+    `${q.a_started_after_answer} (${q.a_started_during_barrier} while it waited)`,
+    `${q.b_before_per_second} (a ${q.a_before_per_second})`,
+    q.b_after_per_second,
+    fmt(q.b_ratio),
+    `0 of a: ${metOrMissed(q.a_started_after_answer === 0)}; b ≥ ${THROTTLE_TARGET.queueRatio}×: ${metOrMissed(q.b_ratio >= THROTTLE_TARGET.queueRatio)}`,
+  ]);
+}
+const QUEUE_PAUSE_HEADER = [
+  'Store',
+  'Agents × concurrency',
+  'Rounds',
+  'pause?queue=a&wait=true p50 / max ms',
+  'Documents of a started after the answer',
+  'b/s before (a/s)',
+  'b/s after',
+  'After ÷ before',
+  'Targets',
+];
+
+function overheadRows(r: Results): Row[] {
+  return (r.throttle_overhead ?? []).map((o) => [
+    o.store,
+    `${o.workers} × ${o.concurrency}`,
+    `${o.documents} (${o.source})`,
+    `${Math.round(o.per_second)} (${fmt(o.fraction_of_ideal)} of ideal), load ${o.load_average.join(' ')}`,
+    o.reference
+      ? `${Math.round(o.reference.per_second)} (${fmt(o.reference.fraction_of_ideal)} of ideal, ${o.reference.documents} documents), load ${o.reference.load_average.join(' ')}, ${o.reference.file.split('/').pop()}`
+      : '–',
+    o.drop === null ? '–' : `${fmt(o.drop * 100, 1)} %`,
+    o.drop === null
+      ? '–'
+      : `≤ ${THROTTLE_TARGET.overheadDrop * 100} %: ${metOrMissed(o.drop <= THROTTLE_TARGET.overheadDrop)}`,
+  ]);
+}
+const OVERHEAD_HEADER = [
+  'Store',
+  'Processes × concurrency',
+  'Documents',
+  'Now (policy built in, unused)',
+  'Before the policy (committed)',
+  'Drop (of ideal)',
+  'Target',
+];
+
+function throttleMethod(r: Results): string {
+  const t = r.throttle?.[0];
+  const q = r.queue_pause?.[0];
+  const parts: string[] = [];
+  if (t) {
+    parts.push(
+      `Real agent processes (\`CONCURRENCY=${t.concurrency}\`, \`HEARTBEAT_INTERVAL=${t.heartbeat_seconds}\` s, so each agent recounts the live agents every ${t.heartbeat_seconds} s: min(\`CONTROL_POLLING_INTERVAL\`, heartbeat)) running \`bench/fixtures/latency-handler.mjs\` (log-normal latencies, median 5 ms, p99 ≈ 120 ms, no planned failures), which appends the time of every handler start to a file (synchronously, so that a killed agent keeps its starts); every rate here is counted from those starts. Propagation first, on the idle fleet: ${t.propagation.throttle.commands} throttles (rate alternating ${t.rate + 1} and ${t.rate}) and ${t.propagation.pause.commands} pauses and resumes, each sent to agent-1 and waited for: "each agent applies" is the \`time\` of the other agents' \`Applying fleet policy version N\` / \`Applying command … (version N)\` log lines from the POST's answer; "every agent reports it" is the first \`GET /api/cluster/agents\` (polled every 10 ms) in which every live agent shows \`applied_policy_version\` (\`applied_version\` for a pause) at that version. Then a backlog is enqueued while the fleet runs under \`rate=${t.rate}\`: starts per second over ${t.accuracy.seconds} s from the end of the enqueue, per ${t.accuracy.window_seconds} s window and overall. Then a global pause of two ticks (every agent recounts the live agents while paused) and a resume, a ${t.agents + 1}th agent joins (from its \`Agent … started\` line), it stops with SIGTERM, and one of the first agents is killed with SIGKILL. "Back within ±10 %" is the time from the event after which the rate, counted over a ${t.rate_window_seconds} s window centred on each moment (every 100 ms), stays within ±10 % of the rate until the end of the observation (0: it never left; "not back": not within the observation). "Expected by design" is the bound of docs/operations.md: a resume, one tick (paused agents are not counted, so each resumes with a share of its own until its next tick); a join, one tick plus one heartbeat; a graceful leave, one tick; a kill, three heartbeats until the agent is lost plus one tick.`,
+    );
+  }
+  if (q) {
+    parts.push(
+      `Per-queue pause: queues a and b, ${q.agents} unthrottled agent processes, the same handler, both queues with a backlog enqueued interleaved (so that every claim takes from both). b's starts per second over ${q.seconds} s, then \`POST /api/cluster/pause?queue=a&wait=true\`, then b's starts per second over ${q.seconds} s from its answer, and every start of a from the answer until a is resumed (\`resume?queue=a&wait=true\`); ${q.rounds} round(s). a's slots go to b once a is paused, so b may rise; the target is that it does not drop by more than 10 %.`,
+    );
+  }
+  if (r.throttle_overhead?.length) {
+    parts.push(
+      'Overhead: one row of the real-world latencies scenario (2 processes × concurrency 10, no queue given, no policy written), as a fraction of its ideal, against the committed row of the same store, processes and concurrency of nearest length from before the fleet policy existed (bench/results/runtime-2026-12-01/). The load averages are printed beside both: this machine is shared, and a difference in load moves the figure more than 5 %.',
+    );
+  }
+  return parts.join('\n\n');
+}
+
 function targetRows(r: Results): Row[] {
   return r.targets.map((t) => [
     t.target,
@@ -296,6 +458,19 @@ export function terminalTables(r: Results): string {
   add('Start-up and memory', MEMORY_HEADER, memoryRows(r));
   add('Real-world latencies (log-normal handler, 1 % fail once)', REALWORLD_HEADER, realWorldRows(r));
   add('Enqueue → start on an idle fleet (ms)', PICKUP_HEADER, pickupRows(r));
+  add('Fleet throttle: documents started per second', THROTTLE_HEADER, throttleRows(r));
+  add(
+    'Fleet throttle: back within ±10 % after a resume, a join or a leave',
+    RECOVERY_HEADER,
+    recoveryRows(r),
+  );
+  add(
+    'Throttle propagation beside a pause’s (ms from the POST’s answer)',
+    POLICY_PROPAGATION_HEADER,
+    policyPropagationRows(r),
+  );
+  add('Per-queue pause (pause?queue=a&wait=true while b flows)', QUEUE_PAUSE_HEADER, queuePauseRows(r));
+  add('Overhead of queues and the policy, unused (real-world latencies)', OVERHEAD_HEADER, overheadRows(r));
   add('Targets', ['Target', 'Figure', 'Value', 'Limit', 'Result', 'Note'], targetRows(r));
   parts.push(`\nMachine: ${describe(r)}; ${r.duration_seconds} s in all`);
   return parts.join('\n');
@@ -306,6 +481,7 @@ function describe(r: Results): string {
   return `${m.cpu_model}, ${m.cores} cores, ${m.memory_gib} GiB, Node ${m.node}, ${m.os}; load average ${m.load_average_at_start.join(' ')} at the start, ${(m.load_average_at_end ?? []).join(' ')} at the end`;
 }
 
+const round1 = (v: number) => Math.round(v * 10) / 10;
 const s = (x: Summary) => `${x.p50} / ${x.p99} / ${x.max}`;
 
 export function checkTargets(r: Results): TargetCheck[] {
@@ -391,6 +567,81 @@ export function checkTargets(r: Results): TargetCheck[] {
       limit: PICKUP_TARGET_P50_MS,
       met: p.delay_ms.p50 <= PICKUP_TARGET_P50_MS,
       note: `p90 ${p.delay_ms.p90}, p99 ${p.delay_ms.p99} ms of ${p.delay_ms.n}`,
+    });
+  }
+  for (const t of r.throttle ?? []) {
+    const [lo, hi] = band(t.rate);
+    const a = t.accuracy;
+    checks.push({
+      target: `Throttle rate=${t.rate}: ${lo}–${hi} started/s overall`,
+      figure: `${t.store}, ${t.agents} agents, ${a.seconds} s`,
+      value: a.overall_per_second,
+      limit: hi as number,
+      met: inBand(a.overall_per_second, t.rate),
+      note: `${a.started} started`,
+    });
+    const worst = a.windows_per_second.reduce(
+      (w, v) => (Math.abs(v - t.rate) > Math.abs(w - t.rate) ? v : w),
+      t.rate,
+    );
+    checks.push({
+      target: `Throttle rate=${t.rate}: every ${a.window_seconds} s window ${lo}–${hi}/s`,
+      figure: `${t.store}, ${a.windows.n} windows`,
+      value: worst,
+      limit: hi as number,
+      met: a.windows.n > 0 && a.windows_per_second.every((v) => inBand(v, t.rate)),
+      note: `the window farthest from ${t.rate}; min / max ${a.windows.min} / ${a.windows.max}`,
+    });
+    for (const e of [t.resume, t.join, t.leave, t.kill]) {
+      const limit = THROTTLE_TARGET.heartbeats * t.heartbeat_seconds;
+      checks.push({
+        target: `Throttle back within ±10 % in ≤ ${THROTTLE_TARGET.heartbeats} heartbeats`,
+        figure: `${t.store}, ${e.event}`,
+        value: e.recovery_seconds,
+        limit,
+        met: e.recovery_seconds !== null && e.recovery_seconds <= limit,
+        note: `${e.recovery_seconds === null ? `not back within ${e.observed_seconds} s` : `${e.recovery_seconds} s`}; heartbeat ${t.heartbeat_seconds} s; by design ≤ ${e.expected_seconds} s; rate seen ${e.min_per_second}–${e.max_per_second}/s`,
+      });
+    }
+    const th = t.propagation.throttle.all_reported_from_ack_ms;
+    const pa = t.propagation.pause.all_reported_from_ack_ms;
+    const limit = Math.max(pa.p50 * 1.1, pa.p50 + 5);
+    checks.push({
+      target: 'A throttle reaches the fleet as fast as a pause',
+      figure: `${t.store}, every agent reports it (p50 ms)`,
+      value: th.p50,
+      limit: round1(limit),
+      met: th.p50 <= limit,
+      note: `throttle p50/max ${th.p50}/${th.max} ms, pause ${pa.p50}/${pa.max} ms (limit: the pause's p50 + 10 % or + 5 ms)`,
+    });
+  }
+  for (const q of r.queue_pause ?? []) {
+    checks.push({
+      target: 'No document of a paused queue starts after wait=true answers',
+      figure: `${q.store}, ${q.rounds} pause(s)`,
+      value: q.a_started_after_answer,
+      limit: 0,
+      met: q.a_started_after_answer === 0,
+      note: `${q.a_started_during_barrier} started while the barrier waited`,
+    });
+    checks.push({
+      target: `The other queue keeps ≥ ${THROTTLE_TARGET.queueRatio} of its throughput`,
+      figure: `${q.store}, b after ÷ before`,
+      value: q.b_ratio,
+      limit: THROTTLE_TARGET.queueRatio,
+      met: q.b_ratio >= THROTTLE_TARGET.queueRatio,
+      note: `${q.b_before_per_second} → ${q.b_after_per_second} b/s (a's slots go to b)`,
+    });
+  }
+  for (const o of r.throttle_overhead ?? []) {
+    if (o.drop === null || o.reference === null) continue;
+    checks.push({
+      target: `Queues and policy unused cost ≤ ${THROTTLE_TARGET.overheadDrop * 100} % (real-world latencies)`,
+      figure: `${o.store}, ${o.workers} × ${o.concurrency}`,
+      value: o.drop,
+      limit: THROTTLE_TARGET.overheadDrop,
+      met: o.drop <= THROTTLE_TARGET.overheadDrop,
+      note: `${fmt(o.fraction_of_ideal)} of ideal now (load ${o.load_average[0]}) vs ${fmt(o.reference.fraction_of_ideal)} committed (load ${o.reference.load_average[0]})`,
     });
   }
   for (const m of r.memory) {
@@ -507,6 +758,23 @@ export function markdown(r: Results, jsonName: string, prefix: string): string {
     lines.push('');
     lines.push(table(PICKUP_HEADER, pickupRows(r)));
     lines.push('');
+  }
+  if (r.throttle?.length || r.queue_pause?.length || r.throttle_overhead?.length) {
+    lines.push('## Fleet throttle and per-queue pause');
+    lines.push('');
+    lines.push(throttleMethod(r));
+    lines.push('');
+    for (const [header, rows] of [
+      [THROTTLE_HEADER, throttleRows(r)],
+      [RECOVERY_HEADER, recoveryRows(r)],
+      [POLICY_PROPAGATION_HEADER, policyPropagationRows(r)],
+      [QUEUE_PAUSE_HEADER, queuePauseRows(r)],
+      [OVERHEAD_HEADER, overheadRows(r)],
+    ] as const) {
+      if (rows.length === 0) continue;
+      lines.push(table(header, rows));
+      lines.push('');
+    }
   }
   if (r.targets.length) {
     lines.push('## Targets');

@@ -4,7 +4,9 @@
 // bench/results/<timestamp>.json, a Markdown summary and SVG charts. Fails on errors, never on figures.
 //   --quick            tiny sizes (CI)
 //   --only=a,b         propagation, drain, load, throughput, memory (load rides on propagation),
-//                      realworld (throughput with log-normal handler latencies), pickup (enqueue → start)
+//                      realworld (throughput with log-normal handler latencies), pickup (enqueue → start),
+//                      throttle (the fleet throttle's accuracy, joins and leaves, a queue's pause, the
+//                      policy's overhead; --quick: SQLite only, about 60 s)
 //   --latency-seconds=N  realworld: seconds of ideal work per row (default 20, quick 3)
 //   --stores=a,b       sqlite, postgres, mongodb
 //   --agents=100       in-process fleet sizes for propagation (default 100,500)
@@ -53,6 +55,7 @@ import {
 } from './scenarios/latency.js';
 import { memoryAndStartup } from './scenarios/memory.js';
 import { propagationInProcess, propagationProcesses, type PropagationRun } from './scenarios/propagation.js';
+import { overheadOf, queuePause, throttleFleet } from './scenarios/throttle.js';
 import {
   throughputAgents,
   throughputBullmq,
@@ -81,8 +84,10 @@ if (agentsOption?.some((n) => !Number.isSafeInteger(n) || n < 1)) {
   console.error(`--agents takes fleet sizes like 100 or 100,500, not ${values.agents}`);
   process.exit(2);
 }
-const SCENARIOS = ['propagation', 'load', 'drain', 'throughput', 'memory', 'realworld', 'pickup'];
-const only = new Set((values.only ?? 'propagation,drain,throughput,memory,realworld,pickup').split(','));
+const SCENARIOS = ['propagation', 'load', 'drain', 'throughput', 'memory', 'realworld', 'pickup', 'throttle'];
+const only = new Set(
+  (values.only ?? 'propagation,drain,throughput,memory,realworld,pickup,throttle').split(','),
+);
 const unknown = [...only].filter((s) => !SCENARIOS.includes(s));
 if (unknown.length) {
   console.error(`--only takes ${SCENARIOS.join(', ')}, not ${unknown.join(', ')}`);
@@ -115,6 +120,20 @@ const PLAN = quick
       memory: { samples: 1, idleMs: 1_000 },
       realworld: { idealSeconds: latencySeconds ?? 3, workers: [2], concurrency: [10], capMs: 30_000 },
       pickup: { documents: 20, gapMinMs: 50, gapMaxMs: 100, idleMs: 1_000 },
+      throttle: {
+        rate: 30,
+        agents: 3,
+        concurrency: 10,
+        // Short heartbeats so that joins, leaves and a loss fit in seconds (lost after 3 s).
+        heartbeatSeconds: 1,
+        accuracySeconds: 10,
+        reportWindowSeconds: 5,
+        rateWindowSeconds: 3,
+        observeSeconds: { resume: 4, join: 5, leave: 5, kill: 8 },
+        commands: 3,
+      },
+      queuePause: { agents: 3, concurrency: 10, seconds: 3, rounds: 1, documents: 20_000 },
+      throttleOverhead: { idealSeconds: latencySeconds ?? 3, workers: 2, concurrency: 10 },
     }
   : {
       processAgents: 10,
@@ -142,6 +161,20 @@ const PLAN = quick
         capMs: 120_000,
       },
       pickup: { documents: 200, gapMinMs: 50, gapMaxMs: 100, idleMs: 2_000 },
+      throttle: {
+        rate: 30,
+        agents: 3,
+        concurrency: 10,
+        heartbeatSeconds: 5, // the default: its tick (min(CONTROL_POLLING_INTERVAL, heartbeat)) is 5 s
+        accuracySeconds: 60,
+        reportWindowSeconds: 5,
+        rateWindowSeconds: 5,
+        observeSeconds: { resume: 25, join: 30, leave: 25, kill: 40 },
+        commands: 10,
+      },
+      queuePause: { agents: 3, concurrency: 10, seconds: 15, rounds: 1, documents: 60_000 },
+      // 8 s of work per row, as the committed SQLite reference (sqlite-after-busy-fix.json).
+      throttleOverhead: { idealSeconds: latencySeconds ?? 8, workers: 2, concurrency: 10 },
     };
 
 interface Step {
@@ -230,6 +263,9 @@ async function main(): Promise<number> {
     realworld: [],
     realworld_settings: null,
     pickup: [],
+    throttle: [],
+    queue_pause: [],
+    throttle_overhead: [],
     targets: [],
     errors: [],
   };
@@ -237,7 +273,14 @@ async function main(): Promise<number> {
     `pulling-agent benchmark${quick ? ' (quick)' : ''}: ${machine.cpu_model}, ${machine.cores} cores, load ${machine.load_average_at_start.join(' ')}`,
   );
   const wantedStores = values.stores ? new Set(values.stores.split(',')) : null;
-  const storeScenarios = ['propagation', 'drain', 'throughput', 'memory'].some((x) => only.has(x));
+  // The throttle's quick form runs on SQLite only: it needs no FerretDB.
+  const storeScenarios = [
+    'propagation',
+    'drain',
+    'throughput',
+    'memory',
+    ...(quick ? [] : ['throttle']),
+  ].some((x) => only.has(x));
   const servers: Servers = await startServers({
     peers: only.has('throughput') || only.has('realworld') || only.has('pickup'),
     // realworld and pickup run on SQLite and PostgreSQL only: no FerretDB to start for them.
@@ -538,6 +581,64 @@ async function main(): Promise<number> {
         steps.push({
           label: 'enqueue → start BullMQ, 2 idle workers',
           run: () => attempt('pickup BullMQ', async () => record(await pickupBullmq(servers, p))),
+        });
+      }
+    }
+
+    if (only.has('throttle')) {
+      // --quick: SQLite only, so that the scenario stays within about a minute in CI.
+      const throttleStores = quick ? stores.filter((s) => s.kind === 'sqlite') : stores;
+      for (const store of throttleStores) {
+        steps.push({
+          label: `throttle ${store.label}: ${PLAN.throttle.agents} agent processes at rate=${PLAN.throttle.rate}, a 4th joins, one leaves, one is killed`,
+          run: () =>
+            attempt(`throttle ${store.label}`, async () => {
+              results.throttle?.push(await throttleFleet(store.kind, servers, PLAN.throttle));
+            }),
+        });
+        steps.push({
+          label: `queue pause ${store.label}: pause?queue=a&wait=true while b flows, ${PLAN.queuePause.agents} agent processes`,
+          run: () =>
+            attempt(`queue pause ${store.label}`, async () => {
+              results.queue_pause?.push(await queuePause(store.kind, servers, PLAN.queuePause));
+            }),
+        });
+      }
+      const o = PLAN.throttleOverhead;
+      // The real-world latencies run on SQLite and PostgreSQL only (as their scenario).
+      for (const store of throttleStores.filter((s) => s.kind !== 'mongodb')) {
+        steps.push({
+          label: `throttle overhead ${store.label}: real-world latencies, ${o.workers} × concurrency ${o.concurrency}, policy unused`,
+          run: () =>
+            attempt(`throttle overhead ${store.label}`, async () => {
+              const load = loadNow();
+              // The realworld scenario's row of this run, when it measured one.
+              const same = realWorld.find(
+                (r) =>
+                  r.system === 'pulling-agent' &&
+                  r.store === store.label &&
+                  r.workers === o.workers &&
+                  r.concurrency === o.concurrency,
+              );
+              const sameSet = same ? realWorldSets.get(same) : undefined;
+              if (same && sameSet) {
+                const ideal = idealPerSecond(o.workers * o.concurrency, sameSet);
+                results.throttle_overhead?.push(
+                  overheadOf(same, same.perSecond / ideal, 'realworld scenario', load),
+                );
+                return;
+              }
+              const planMean = LATENCY_PLAN.medianMs * Math.exp(LATENCY_PLAN.sigma ** 2 / 2);
+              const set = drawLatencies(
+                Math.max(200, Math.round((o.workers * o.concurrency * o.idealSeconds * 1000) / planMean)),
+              );
+              const run = await realWorldAgents(store.kind, o.workers, o.concurrency, servers, {
+                set,
+                capMs: PLAN.realworld.capMs,
+              });
+              const ideal = idealPerSecond(o.workers * o.concurrency, set);
+              results.throttle_overhead?.push(overheadOf(run, run.perSecond / ideal, 'this scenario', load));
+            }),
         });
       }
     }

@@ -1,6 +1,7 @@
 // The shape of bench/results/<timestamp>.json: every figure of a run, with how it was measured.
 
 import type { PickupRun, RealWorldRun } from '../scenarios/latency.js';
+import type { QueuePauseRun, ThrottleOverhead, ThrottleRun } from '../scenarios/throttle.js';
 import type { ThroughputRun } from '../scenarios/throughput.js';
 import type { LatencyPlan } from './latencies.js';
 import type { Machine } from './machine.js';
@@ -131,6 +132,12 @@ export interface Results {
   realworld?: RealWorldFigure[];
   realworld_settings?: RealWorldSettings | null;
   pickup?: PickupFigure[];
+  /** The fleet throttle (bench/scenarios/throttle.ts): accuracy, joins and leaves, propagation. */
+  throttle?: ThrottleRun[];
+  /** A queue's pause with wait=true while another queue flows. */
+  queue_pause?: QueuePauseRun[];
+  /** The real-world latencies with queues and the policy built in but unused, against before them. */
+  throttle_overhead?: ThrottleOverhead[];
   targets: TargetCheck[];
   errors: { scenario: string; message: string }[];
 }
