@@ -4,9 +4,9 @@
 
 import { PullingAgentError } from '../errors.js';
 import {
+  earliest,
   type FleetThrottle,
   MAX_CONCURRENCY_CAP,
-  earliest,
   MAX_RATE,
   type PolicyBody,
   type PolicyHistoryEntry,
