@@ -16,6 +16,7 @@ import { type ChaosFleet } from './agents.js';
 import { renderMarkdown, renderTerminal, type RunReport } from './report.js';
 import { FULL, QUICK, type Scenario, type ScenarioResult, Scope } from './scenario.js';
 import { commanders } from './scenarios/commanders.js';
+import { frozen } from './scenarios/frozen.js';
 import { kills } from './scenarios/kills.js';
 import { outage } from './scenarios/outage.js';
 import { poison } from './scenarios/poison.js';
@@ -23,7 +24,7 @@ import { shutdown } from './scenarios/shutdown.js';
 import { steady } from './scenarios/steady.js';
 import { configuredStores } from './stores.js';
 
-const SCENARIOS: Scenario[] = [outage, kills, commanders, shutdown, steady, poison];
+const SCENARIOS: Scenario[] = [outage, kills, commanders, shutdown, steady, poison, frozen];
 const RESULTS = fileURLToPath(new URL('../../chaos/results/', import.meta.url));
 const DIST_SRC = fileURLToPath(new URL('../src/', import.meta.url));
 const fleets = new Set<ChaosFleet>();
@@ -146,7 +147,9 @@ async function main(): Promise<number> {
 
   const results: ScenarioResult[] = [];
   for (const scenario of scenarios)
-    for (const store of stores) results.push(await runOne(scenario, store, params));
+    for (const store of stores)
+      if (!scenario.stores || scenario.stores.includes(store.kind))
+        results.push(await runOne(scenario, store, params));
 
   const rebuilt = agentBuild() !== build;
   if (rebuilt)
