@@ -2,9 +2,9 @@
 // heartbeats as they arrive in the store (read through the harness's own connection), what each
 // agent's fleet view calls `lost`, and when a command reached an agent.
 
+import type { Store } from '../src/stores/types.js';
 import type { ChaosAgent } from './agents.js';
 import { sleep } from './scenario.js';
-import type { Store } from '../src/stores/types.js';
 
 const MAX_LOOPS = 100_000;
 
