@@ -8,7 +8,7 @@
 // The server's side of a frozen connection stays open until the relay closes: the server does not
 // learn either, as it would not behind a NAT.
 
-import { connect,createServer, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 
 interface Pair {
   client: Socket;
