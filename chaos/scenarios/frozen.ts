@@ -6,10 +6,10 @@
 // exceeds 2 intervals, the barrier never answers "drained" while a handler may still run, no
 // document is lost, and the backlog moves again on the cut-off agents within 15 s of the resume.
 
+import { startRelay, throughRelay } from '../../test/helpers/relay.js';
 import { type ChaosAgent, ChaosFleet } from '../agents.js';
 import { dumpOutputs } from '../agents.js';
 import { describeLost, drained, readLedger, RecordCounter, storeDocuments } from '../ledger.js';
-import { startRelay, throughRelay } from '../relay.js';
 import { backlog, figure, FLEET_ENV, type Scenario, seconds, sleep } from '../scenario.js';
 import { createDatabase } from '../stores.js';
 import { HeartbeatWatch, LostWatch, reached } from '../watchers.js';
