@@ -30,6 +30,8 @@ export const frozen: Scenario = {
   id: 'frozen',
   title: 'Silent connection death',
   stores: ['postgres', 'mongodb'],
+  // PostgreSQL's heartbeat gap (about 20 s, 4 intervals) still breaks a target: docs/chaos.md.
+  quickStores: ['mongodb'],
   async run({ store, params, scope, log, watch }, result) {
     const p = params.frozen;
     const documents = backlog(p, store.kind);
@@ -157,6 +159,11 @@ export const frozen: Scenario = {
       for (const a of cut)
         if (!movedMs.has(a.id) && byAgent(a.id, recordsAtResume) > 0)
           movedMs.set(a.id, Date.now() - resumeAt);
+      // Nothing left for a cut-off agent to take: waiting longer would show nothing.
+      if (i % 10 === 9 && fleetMovedMs !== null) {
+        const left = await db.store.countDocuments().catch(() => null);
+        if (left && left.pending + left.scheduled === 0) break;
+      }
       await sleep(100);
     }
     const gapEnd = Date.now();
