@@ -4,7 +4,7 @@
 // for) and counts every other exit as a crash, and keeps only the tail of each process's output.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -248,4 +248,12 @@ export class ChaosFleet {
   killAllNow(): void {
     for (const agent of this.live()) agent.child.kill('SIGKILL');
   }
+}
+
+/** With CHAOS_DUMP_DIR set, writes each agent's output tail there (<agent>.log), for a post-mortem. */
+export function dumpOutputs(fleet: ChaosFleet): void {
+  const dir = process.env.CHAOS_DUMP_DIR;
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  for (const agent of fleet.agents) writeFileSync(join(dir, `${agent.id}.log`), agent.output());
 }

@@ -15,15 +15,18 @@ import { parseArgs } from 'node:util';
 import { type ChaosFleet } from './agents.js';
 import { renderMarkdown, renderTerminal, type RunReport } from './report.js';
 import { FULL, QUICK, type Scenario, type ScenarioResult, Scope } from './scenario.js';
+import { clock } from './scenarios/clock.js';
 import { commanders } from './scenarios/commanders.js';
+import { frozen } from './scenarios/frozen.js';
 import { kills } from './scenarios/kills.js';
 import { outage } from './scenarios/outage.js';
 import { poison } from './scenarios/poison.js';
+import { replaced } from './scenarios/replaced.js';
 import { shutdown } from './scenarios/shutdown.js';
 import { steady } from './scenarios/steady.js';
-import { configuredStores } from './stores.js';
+import { configuredStores, type StoreKind } from './stores.js';
 
-const SCENARIOS: Scenario[] = [outage, kills, commanders, shutdown, steady, poison];
+const SCENARIOS: Scenario[] = [outage, kills, commanders, shutdown, steady, poison, frozen, clock, replaced];
 const RESULTS = fileURLToPath(new URL('../../chaos/results/', import.meta.url));
 const DIST_SRC = fileURLToPath(new URL('../src/', import.meta.url));
 const fleets = new Set<ChaosFleet>();
@@ -119,6 +122,12 @@ async function runOne(
   return result;
 }
 
+/** Whether `scenario` runs on `kind`: a store it means something on, and in the quick set unasked. */
+function runsOn(scenario: Scenario, kind: StoreKind, quickSet: boolean): boolean {
+  if (scenario.stores && !scenario.stores.includes(kind)) return false;
+  return !quickSet || !scenario.quickStores || scenario.quickStores.includes(kind);
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: { quick: { type: 'boolean' }, only: { type: 'string' }, stores: { type: 'string' } },
@@ -143,10 +152,16 @@ async function main(): Promise<number> {
   say(
     `chaos (${params.mode}): ${scenarios.map((s) => s.id).join(', ')} on ${stores.map((s) => s.label).join(', ')}`,
   );
+  for (const s of scenarios)
+    for (const store of stores)
+      if (runsOn(s, store.kind, false) && !runsOn(s, store.kind, params.mode === 'quick' && !only))
+        say(`${s.id} on ${store.label}: not in the quick set (cannot pass yet); run it with --only=${s.id}`);
 
   const results: ScenarioResult[] = [];
   for (const scenario of scenarios)
-    for (const store of stores) results.push(await runOne(scenario, store, params));
+    for (const store of stores)
+      if (runsOn(scenario, store.kind, params.mode === 'quick' && !only))
+        results.push(await runOne(scenario, store, params));
 
   const rebuilt = agentBuild() !== build;
   if (rebuilt)

@@ -50,6 +50,32 @@ export interface Params {
     restartDelayMs: number;
     handlerDelayMs: number;
   };
+  frozen: Backlog & {
+    heartbeatSeconds: number;
+    handlerDelayMs: number;
+    batchSize: number;
+    concurrency: number;
+    barrierTimeoutSeconds: number;
+    /** How long after the freeze the fleet is watched (paused) before the resume. */
+    observeMs: number;
+  };
+  clock: Backlog & {
+    agents: number;
+    /** The offset of the one agent whose clock is moved (libfaketime), seconds. */
+    offsetSeconds: number;
+    leaseSeconds: number;
+    handlerDelayMs: number;
+    batchSize: number;
+    /** How long the fleet works with the offset agent among it before the pause. */
+    workMs: number;
+  };
+  replaced: Backlog & {
+    handlerDelayMs: number;
+    /** Documents posted through an agent after the file was replaced. */
+    afterDocuments: number;
+    /** How long the agents get to notice the new file. */
+    noticeMs: number;
+  };
 }
 
 /** The backlog for this store. */
@@ -91,6 +117,34 @@ export const FULL: Params = {
     restartDelayMs: 1_000,
     handlerDelayMs: 5,
   },
+  frozen: {
+    documents: 3_000,
+    ferretdbDocuments: 600,
+    heartbeatSeconds: 5,
+    handlerDelayMs: 100,
+    batchSize: 10,
+    concurrency: 2,
+    barrierTimeoutSeconds: 60,
+    observeMs: 120_000,
+  },
+  clock: {
+    agents: 3,
+    documents: 2_000,
+    ferretdbDocuments: 300,
+    // Behind in the full form, ahead in the quick one: each direction fools a different reader.
+    offsetSeconds: -120,
+    leaseSeconds: 10,
+    handlerDelayMs: 50,
+    batchSize: 10,
+    workMs: 120_000,
+  },
+  replaced: {
+    documents: 600,
+    ferretdbDocuments: 0,
+    handlerDelayMs: 100,
+    afterDocuments: 100,
+    noticeMs: 60_000,
+  },
 };
 
 export const QUICK: Params = {
@@ -126,6 +180,33 @@ export const QUICK: Params = {
     maxRetries: 2,
     restartDelayMs: 500,
     handlerDelayMs: 5,
+  },
+  frozen: {
+    documents: 600,
+    ferretdbDocuments: 300,
+    heartbeatSeconds: 5,
+    handlerDelayMs: 200,
+    batchSize: 4,
+    concurrency: 2,
+    barrierTimeoutSeconds: 30,
+    observeMs: 25_000,
+  },
+  clock: {
+    agents: 3,
+    documents: 400,
+    ferretdbDocuments: 80,
+    offsetSeconds: 120,
+    leaseSeconds: 10,
+    handlerDelayMs: 50,
+    batchSize: 5,
+    workMs: 20_000,
+  },
+  replaced: {
+    documents: 200,
+    ferretdbDocuments: 0,
+    handlerDelayMs: 100,
+    afterDocuments: 40,
+    noticeMs: 30_000,
   },
 };
 
@@ -170,6 +251,13 @@ export interface ScenarioContext {
 export interface Scenario {
   id: string;
   title: string;
+  /** The stores it means something on; absent = every store. */
+  stores?: StoreKind[];
+  /**
+   * The stores on which the quick form runs it unasked (CI); absent = all of `stores`. A scenario
+   * whose promises cannot hold yet on a store is left out there, and runs with `--only=<id>`.
+   */
+  quickStores?: StoreKind[];
   run(ctx: ScenarioContext, result: ScenarioResult): Promise<void>;
 }
 

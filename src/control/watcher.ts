@@ -65,6 +65,8 @@ export class ControlWatcher {
   #pollTimer: NodeJS.Timeout | null = null;
   #reconcileTimer: NodeJS.Timeout | null = null;
   #upgradeTimer: NodeJS.Timeout | null = null;
+  /** A read that failed while event-driven is tried again after this (polling retries on its own). */
+  #retryTimer: NodeJS.Timeout | null = null;
   #upgradeAttempts = 0;
   #checking: Promise<void> | null = null;
   #checkAgain = false;
@@ -151,10 +153,10 @@ export class ControlWatcher {
     this.#stopped = true;
     this.#unsubscribe?.();
     this.#unsubscribe = null;
-    for (const timer of [this.#pollTimer, this.#reconcileTimer, this.#upgradeTimer]) {
+    for (const timer of [this.#pollTimer, this.#reconcileTimer, this.#upgradeTimer, this.#retryTimer]) {
       if (timer) clearTimeout(timer);
     }
-    this.#pollTimer = this.#reconcileTimer = this.#upgradeTimer = null;
+    this.#pollTimer = this.#reconcileTimer = this.#upgradeTimer = this.#retryTimer = null;
     const watch = this.#watch;
     this.#watch = null;
     await watch?.close().catch(() => undefined);
@@ -223,7 +225,22 @@ export class ControlWatcher {
     } catch (error) {
       const prefix = error instanceof InvalidControlStateError ? '' : 'cannot read the control document: ';
       this.#reportError(`${prefix}${describeError(error)}; keeping the last applied state`);
+      this.#scheduleRetry();
     }
+  }
+
+  /**
+   * While polling, the next poll reads again. While event-driven, a failed read (the catch-up read
+   * after a reconnect, a read an event asked for) may be the only one that would have seen a
+   * version written while the watch was down: nothing else reads until the next event or the
+   * reconcile read, minutes later. So it is tried again after a polling interval, until one answers.
+   */
+  #scheduleRetry(): void {
+    if (this.#stopped || this.#pollTimer !== null || this.#retryTimer !== null) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      void this.check();
+    }, jitter(this.#o.pollingIntervalMs));
   }
 
   #reportError(message: string): void {

@@ -225,4 +225,23 @@ describe('control watcher', () => {
     await w.check();
     assert.equal(errors.length, 2);
   });
+
+  it('reads again after a failed read while event-driven, so a version missed while the watch was down arrives', async () => {
+    // A silently dead connection: the watch reconnects, but its catch-up read meets a pool
+    // connection that still hangs, and the NOTIFY of the pause written meanwhile went nowhere.
+    const store = new FakeControlStore();
+    const { w, applied } = watcher(store);
+    await w.start();
+    assert.equal(w.status.watchMode, 'listen_notify');
+    store.down = 'no answer within 10000 ms';
+    store.write('pause');
+    await w.check();
+    assert.equal(w.status.appliedVersion, 0);
+    store.down = null;
+    // No event and no reconcile read (it is off): only the watcher's own retry can read it.
+    await waitFor(() => w.status.appliedVersion === 1, { what: 'the pause read again after the failure' });
+    assert.deepEqual(applied, [0, 1]);
+    assert.equal(w.status.lastError, null);
+    assert.equal(w.status.watchMode, 'listen_notify', 'still event-driven: no polling for it');
+  });
 });

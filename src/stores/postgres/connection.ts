@@ -56,6 +56,27 @@ export function createPool(url: string, size: number, timeoutMs = DEFAULT_TIMEOU
 }
 
 /**
+ * Replaces every idle connection of the pool. After one connection went silent (a call that got no
+ * answer at all, the listen connection's keep-alive unanswered), those opened beside it are likely
+ * dead too: a NAT or a firewall forgets them all at once, without a FIN or a RST, and each would
+ * cost the next caller a whole STORE_TIMEOUT. Each idle client is checked out and released
+ * destroyed (pg-pool's `release(true)`); fresh ones are opened on demand. Connections in use are
+ * left to their own deadlines.
+ */
+export function discardIdleClients(pool: pg.Pool): number {
+  // As many as are idle now (connect() hands them out on a later tick): one taken meanwhile by a
+  // caller makes one of these a fresh connection, discarded at once, which only costs a connect.
+  const idle = pool.idleCount;
+  for (let i = 0; i < idle; i++) {
+    pool.connect().then(
+      (client) => client.release(true),
+      () => undefined,
+    );
+  }
+  return idle;
+}
+
+/**
  * PgBouncer refuses start-up parameters it does not know (`unsupported startup parameter:
  * statement_timeout`) unless told to ignore them: the first such refusal drops statement_timeout
  * from the pool's settings for good (query_timeout, client-side, still bounds every call), and

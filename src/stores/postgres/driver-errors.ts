@@ -40,6 +40,12 @@ export function isTimeout(error: unknown): boolean {
   return /Query read timeout|timeout exceeded when trying to connect|connection timeout/i.test(error.message);
 }
 
+/** The client's own query_timeout: the connection gave no answer at all (not a slow statement). */
+export function isSilentConnection(error: unknown): boolean {
+  const cause = error instanceof StoreTimeoutError ? (error as { cause?: unknown }).cause : error;
+  return cause instanceof Error && /Query read timeout/i.test(cause.message);
+}
+
 export function isUnreachable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;

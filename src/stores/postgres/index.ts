@@ -9,12 +9,13 @@ import * as agents from './agents.js';
 import {
   createPool,
   DEFAULT_TIMEOUT_MS,
+  discardIdleClients,
   dropRefusedStartupParameter,
   preparingQueryable,
 } from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
-import { guard } from './driver-errors.js';
+import { guard as guardCall, isSilentConnection } from './driver-errors.js';
 import { FEATURE, openControlWatch } from './listen.js';
 import { migrate } from './migrate.js';
 import { makeNames } from './names.js';
@@ -59,6 +60,12 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
   const pool = createPool(options.url, options.poolSize ?? 4, timeoutMs);
   // Every statement below is one fixed text: prepared once per connection (see preparingQueryable).
   const db = preparingQueryable(pool);
+  // A call that got no answer at all discards the pool's idle connections too (connection.ts).
+  const guard = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
+    guardCall(what, operation).catch((error: unknown) => {
+      if (isSilentConnection(error)) discardIdleClients(pool);
+      throw error;
+    });
   const watches = new Set<{ close(): Promise<void> }>();
   let closing: Promise<void> | undefined;
 
@@ -122,6 +129,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           probeTimeoutMs: options.listenProbeTimeoutMs ?? 2_000,
           keepAliveMs: options.listenKeepAliveMs ?? 5_000,
           timeoutMs,
+          onSilent: () => discardIdleClients(pool),
         },
         handlers,
       );

@@ -39,6 +39,8 @@ export interface ListenOptions {
   keepAliveMs: number;
   /** The deadline of the connection's own statements (STORE_TIMEOUT). */
   timeoutMs?: number;
+  /** The keep-alive query got no answer: the path to the server may have died silently. */
+  onSilent?(): void;
 }
 
 class Timeout extends Error {}
@@ -121,14 +123,16 @@ export async function openControlWatch(
     keepAliveTimer = setTimeout(() => {
       withTimeout(client.query('SELECT 1'), options.keepAliveMs).then(
         () => state === 'open' && scheduleKeepAlive(),
-        (error: unknown) =>
+        (error: unknown) => {
+          if (error instanceof Timeout && state === 'open') options.onSilent?.();
           broken(
             error instanceof Timeout
               ? new Error(
                   `the listen connection did not answer a keep-alive query within ${options.keepAliveMs} ms`,
                 )
               : (error as Error),
-          ),
+          );
+        },
       );
     }, options.keepAliveMs);
     keepAliveTimer.unref();
