@@ -4,10 +4,11 @@
 // fire before the commit is visible (a command written by hand with the sqlite3 shell), or not at
 // all (a directory replaced, inotify out of watches), and the poll is what makes every commit seen
 // within its interval for about 4 µs a read. Either wakes the control watcher, which confirms by
-// reading the version; a burst also leads to one read of the documents' AUTOINCREMENT high-water
-// mark, and its growth is announced as that many new documents, and one read of the fleet policy
-// row's version and timestamp, announced with onPolicy when they moved. A rename in the directory has the
-// connection compare the file it holds with the path's at once (connection.ts).
+// reading the version, and has the fleet policy row's version and timestamp read at once
+// (announced with onPolicy when they moved); a burst also leads to one read of the documents'
+// AUTOINCREMENT high-water mark, and its growth is announced as that many new documents. A rename
+// in the directory has the connection compare the file it holds with the path's at once
+// (connection.ts).
 
 import { type FSWatcher, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -41,8 +42,15 @@ export async function openFileWatch(conn: SqliteConnection, handlers: WatchHandl
   let reading = false;
   let readAgain = false;
 
+  let checkingPolicy = false;
+  let checkPolicyAgain = false;
   async function announcePolicy(): Promise<void> {
-    if (!onPolicy) return;
+    if (!onPolicy || closed) return;
+    if (checkingPolicy) {
+      checkPolicyAgain = true;
+      return;
+    }
+    checkingPolicy = true;
     try {
       const stamp = await conn.run('reading the policy version', readPolicyStamp);
       if (closed || stamp === policyStamp || stamp === null) return;
@@ -53,6 +61,12 @@ export async function openFileWatch(conn: SqliteConnection, handlers: WatchHandl
       onPolicy(Number.isSafeInteger(version) && version >= 0 ? { version } : undefined);
     } catch {
       // As for documents: the caller's polling reads the policy anyway, and the next event reads again.
+    } finally {
+      checkingPolicy = false;
+    }
+    if (checkPolicyAgain) {
+      checkPolicyAgain = false;
+      await announcePolicy();
     }
   }
 
@@ -66,7 +80,6 @@ export async function openFileWatch(conn: SqliteConnection, handlers: WatchHandl
     reading = true;
     try {
       await announceDocuments();
-      await announcePolicy();
     } finally {
       reading = false;
     }
@@ -96,7 +109,10 @@ export async function openFileWatch(conn: SqliteConnection, handlers: WatchHandl
   function wake(): void {
     if (closed) return;
     handlers.onWake();
-    if ((onDocuments || onPolicy) && burst === undefined) {
+    // At once, like the control version the wake-up has the caller read: a policy command must
+    // reach the fleet as fast as a pause (one indexed row read, as cheap as the version read).
+    void announcePolicy();
+    if (onDocuments && burst === undefined) {
       burst = setTimeout(() => {
         burst = undefined;
         void announce();
