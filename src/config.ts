@@ -47,6 +47,10 @@ export const ENV_SCHEMA = Type.Object({
     minLength: 1,
     description: 'MongoDB collection of documents to pull.',
   }),
+  MONGODB_WATCH_DOCUMENTS: Bool(
+    true,
+    'A change stream on MONGODB_COLLECTION wakes idle agents when documents are stored; false leaves them to POLL_INTERVAL.',
+  ),
   PG_SCHEMA: Type.String({
     default: 'pulling_agent',
     pattern: '^[a-z_][a-z0-9_]{0,62}$',
@@ -243,7 +247,13 @@ function parseStore(env: Env): { target?: StoreTarget; problem?: string } {
   if (/^postgres(ql)?:\/\//.test(url)) return { target: { kind: 'postgres', url, schema: env.PG_SCHEMA } };
   if (/^mongodb(\+srv)?:\/\//.test(url)) {
     return {
-      target: { kind: 'mongodb', url, database: env.MONGODB_DATABASE, collection: env.MONGODB_COLLECTION },
+      target: {
+        kind: 'mongodb',
+        url,
+        database: env.MONGODB_DATABASE,
+        collection: env.MONGODB_COLLECTION,
+        watchDocuments: env.MONGODB_WATCH_DOCUMENTS,
+      },
     };
   }
   return {

@@ -28,6 +28,7 @@ export async function openStore(target: StoreTarget, options: OpenStoreOptions =
         url: target.url,
         database: target.database,
         collection: target.collection,
+        watchDocuments: target.watchDocuments !== false,
         ...timeout,
       });
     }

@@ -3,4 +3,11 @@
 export type StoreTarget =
   | { kind: 'sqlite'; path: string }
   | { kind: 'postgres'; url: string; schema: string }
-  | { kind: 'mongodb'; url: string; database: string | undefined; collection: string };
+  | {
+      kind: 'mongodb';
+      url: string;
+      database: string | undefined;
+      collection: string;
+      /** MONGODB_WATCH_DOCUMENTS: a change stream on the collection wakes idle agents (default true). */
+      watchDocuments?: boolean;
+    };

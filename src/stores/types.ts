@@ -169,7 +169,17 @@ export interface WatchHandlers {
    * for one document. Stores that cannot tell simply never call it.
    */
   onDocuments?(announced?: { count: number }): void;
+  /**
+   * Optional: for a store that announces new documents on a channel of its own (MongoDB's change
+   * stream on the documents collection), that channel came up or went down. It never takes the
+   * control watch with it; while it is down, idle agents find new documents at their next poll.
+   * Said on a change only, and each distinct reason once, so that a refusal is one log line.
+   */
+  onDocumentsWatch?(state: DocumentsWatchState): void;
 }
+
+export type DocumentsWatchState =
+  { watching: true; description: string } | { watching: false; reason: string };
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres' | 'mongodb';
