@@ -173,7 +173,7 @@ export interface WatchHandlers {
    * Optional: for a store that announces new documents on a channel of its own (MongoDB's change
    * stream on the documents collection), that channel came up or went down. It never takes the
    * control watch with it; while it is down, idle agents find new documents at their next poll.
-   * Said on a change only, and each distinct reason once, so that a refusal is one log line.
+   * Said on a change only (an outage once, with its first reason), so that a refusal is one log line.
    */
   onDocumentsWatch?(state: DocumentsWatchState): void;
 }

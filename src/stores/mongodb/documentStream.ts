@@ -82,8 +82,8 @@ export class DocumentStream {
   #pending = 0;
   #flushTimer: NodeJS.Timeout | undefined;
   #loop: Promise<void> = Promise.resolve();
-  /** What onDocumentsWatch was last told ('up', or the reason it is down), so each is said once. */
-  #told: string | null = null;
+  /** What onDocumentsWatch was last told: an outage is said once, however often it is retried. */
+  #told: 'up' | 'down' | null = null;
 
   constructor(
     collection: Collection<LooseDocument>,
@@ -150,7 +150,7 @@ export class DocumentStream {
         if (this.#stream === stream) this.#stream = null;
       }
       if (this.#stop.signal.aborted) break;
-      this.#report(reason, () => ({ watching: false, reason }));
+      this.#report('down', () => ({ watching: false, reason }));
       reopened = true;
       try {
         await sleep(delayMs * (0.75 + Math.random() / 2), undefined, { signal: this.#stop.signal });
@@ -172,7 +172,7 @@ export class DocumentStream {
   }
 
   #report(
-    key: string,
+    key: 'up' | 'down',
     state: () => { watching: true; description: string } | { watching: false; reason: string },
   ): void {
     if (this.#told === key || this.#stop.signal.aborted) return;
