@@ -230,12 +230,23 @@ export class ScriptedMongoServer {
   /** Answered by the backend; a successful insert also becomes insert events for the feeds. */
   async #forward(request: MockRequest): Promise<void> {
     const database = request.response.ns.replace(/\.\$cmd$/, '');
+    unwrapDocumentSequences(request.document);
     const command = BSON.EJSON.deserialize(MockEJSON.serialize(request.document, { relaxed: false }) as Doc, {
       relaxed: false,
     });
+    // The mock's bson gave cursor ids as numbers; a server wants them as int64, as it sent them.
+    if (typeof command.getMore === 'number') command.getMore = BSON.Long.fromNumber(command.getMore);
+    if (Array.isArray(command.cursors))
+      command.cursors = (command.cursors as unknown[]).map((id) =>
+        typeof id === 'number' ? BSON.Long.fromNumber(id) : id,
+      );
     let reply: Doc;
     try {
-      reply = await this.#backend!.db(database).command(command);
+      // Unpromoted, so that every value goes back with its BSON type (a cursor id stays int64).
+      reply = await this.#backend!.db(database).command(command, {
+        promoteLongs: false,
+        promoteValues: false,
+      });
     } catch (error) {
       if (!(error instanceof MongoServerError)) return request.connection.destroy();
       const { code, codeName, errmsg } = error as MongoServerError & { errmsg?: string };
@@ -308,4 +319,15 @@ function isChangeStream(command: Doc): boolean {
 /** A cursor id as the mock's bson decodes it: a number when it fits, else a Long. */
 function cursorNumber(id: unknown): number {
   return typeof id === 'number' ? id : (id as BsonLong).toNumber();
+}
+
+/**
+ * The driver sends a bulk write's documents as an OP_MSG document sequence; over OP_QUERY, which
+ * the mock speaks, that object arrives as it is, `{field, documents: [...], …}`: the array again.
+ */
+function unwrapDocumentSequences(command: Doc): void {
+  for (const field of ['documents', 'updates', 'deletes']) {
+    const value = command[field] as Doc | undefined;
+    if (value && !Array.isArray(value) && Array.isArray(value.documents)) command[field] = value.documents;
+  }
 }

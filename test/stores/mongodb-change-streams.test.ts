@@ -6,14 +6,21 @@
 // agents woken by it (the scripted server in front of a real FerretDB), or polling on FerretDB.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import { MongoClient } from 'mongodb';
+import { pino } from 'pino';
 
+import { type Agent, type AgentOptions, createAgent } from '../../src/agent/agent.js';
 import { StoreUnavailableError, WatchUnavailableError } from '../../src/errors.js';
 import { createMongoStore } from '../../src/stores/mongodb/index.js';
 import type { ControlWatch, DocumentsWatchState, Store } from '../../src/stores/types.js';
 import { ScriptedMongoServer } from '../helpers/mongo-mock.js';
+import { dropDatabase, FERRETDB_HOW_TO, FERRETDB_URL, freshDatabase } from '../helpers/mongodb.js';
+import { unavailable } from '../helpers/targets.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CLIENT_OPTIONS = { serverSelectionTimeoutMS: 2_000, heartbeatFrequencyMS: 500 };
@@ -526,3 +533,146 @@ describe('MongoDB change stream on the documents collection (scripted server, re
     assert.deepEqual(calls.reports, []);
   });
 });
+
+interface LogLine {
+  level: number;
+  msg: string;
+}
+
+/**
+ * Whole agents on MongoDB: behind the scripted replica set, whose data is a real FerretDB (every
+ * command but the change streams' is forwarded there), and on FerretDB itself, which has no change
+ * streams. POLL_INTERVAL is far longer than the deadlines, so a document can only be claimed in
+ * time through the wake-up.
+ */
+const agentsSkip = FERRETDB_URL
+  ? undefined
+  : unavailable('MongoDB (FerretDB)', 'PA_TEST_MONGODB_URL', FERRETDB_HOW_TO);
+describe(
+  'MongoDB agents: woken by new documents, or polling on FerretDB',
+  { skip: agentsSkip ?? false },
+  () => {
+    let database: string;
+    let dir: string;
+    let replicaSet: ScriptedMongoServer | null;
+    const agents: Agent[] = [];
+    const stores: Store[] = [];
+
+    beforeEach(() => {
+      database = freshDatabase();
+      dir = mkdtempSync(join(tmpdir(), 'pa-mongo-wake-'));
+      replicaSet = null;
+    });
+
+    afterEach(async () => {
+      const stuck: string[] = [];
+      await Promise.all(
+        agents.splice(0).map(async (agent) => {
+          const stopped = await Promise.race([
+            agent.stop().then(() => true),
+            new Promise<false>((resolve) => setTimeout(() => resolve(false), 15_000).unref()),
+          ]);
+          if (!stopped) stuck.push(agent.settings.agentId);
+        }),
+      );
+      await Promise.all(stores.splice(0).map((s) => s.close()));
+      await replicaSet?.close();
+      await dropDatabase(FERRETDB_URL!, database);
+      rmSync(dir, { recursive: true, force: true });
+      if (stuck.length > 0) throw new Error(`agents that would not stop: ${stuck.join(', ')}`);
+    });
+
+    function store(url: string): Store {
+      const s = createMongoStore({ url, database, clientOptions: CLIENT_OPTIONS });
+      stores.push(s);
+      return s;
+    }
+
+    function agent(url: string, options: AgentOptions & { lines?: LogLine[] }): Agent {
+      const { lines, ...rest } = options;
+      const n = agents.length + 1;
+      const a = createAgent({
+        storeInstance: createMongoStore({
+          url,
+          database,
+          clientOptions: CLIENT_OPTIONS,
+          documentStream: { retryBaseMs: 100 },
+        }),
+        agentId: `agent-${n}`,
+        controlFile: join(dir, `control-${n}`),
+        pollIntervalMs: 300_000,
+        controlPollingIntervalMs: 1_000,
+        heartbeatIntervalMs: 500,
+        logger: pino(
+          { level: 'debug' },
+          { write: (line: string) => void lines?.push(JSON.parse(line) as LogLine) },
+        ),
+        ...rest,
+      });
+      agents.push(a);
+      return a;
+    }
+
+    /** Resolves once the agent made a claim that found nothing: from then on it rests. */
+    function idle(a: Agent): Promise<void> {
+      return new Promise((resolve) => a.on('claimed', (count) => count === 0 && resolve()));
+    }
+
+    it('an idle agent is woken by documents another process stored, without waiting for POLL_INTERVAL', async () => {
+      replicaSet = await ScriptedMongoServer.start(0, { backend: FERRETDB_URL! });
+      const url = replicaSet.url(database);
+      const processed = new Map<string, string>();
+      const fleet = [1, 2].map(() => {
+        const a = agent(url, {
+          handler: (doc) => void processed.set(doc.id, a.settings.agentId),
+        });
+        return a;
+      });
+      const resting = Promise.all(fleet.map(idle));
+      await Promise.all(fleet.map((a) => a.start()));
+      await resting;
+      await waitFor(() => replicaSet!.documents.openCursors === 2, { what: 'both documents streams up' });
+      assert.deepEqual(
+        fleet.map((a) => a.watchModeShown),
+        ['change_streams', 'change_streams'],
+      );
+
+      const stored = await store(url).enqueueDocuments([{ payload: 1 }, { payload: 2 }, { payload: 3 }]);
+      const ids = stored.map((d) => d.id);
+      await waitFor(() => ids.every((id) => processed.has(id)), {
+        what: 'the three documents processed by the idle agents',
+        timeoutMs: 60_000,
+      });
+      // Once, and by agents whose only way to learn of them was the documents stream.
+      assert.deepEqual([...processed.keys()].sort(), [...ids].sort());
+      assert.ok(fleet.every((a) => a.stats.documentsProcessed <= 3));
+    });
+
+    it('on FerretDB (no change streams) an agent polls for documents, after one log line and no error loop', async () => {
+      const lines: LogLine[] = [];
+      const processed = new Set<string>();
+      const a = agent(FERRETDB_URL!, {
+        pollIntervalMs: 300,
+        lines,
+        handler: (doc) => void processed.add(doc.id),
+      });
+      await a.start();
+      // The watcher tries the stream again after 1 s and 2 s: those refusals are debug lines only.
+      await waitFor(() => lines.filter((l) => /Still polling/.test(l.msg)).length >= 2, {
+        what: 'two more attempts at the change stream',
+        timeoutMs: 30_000,
+      });
+      const [id] = await store(FERRETDB_URL!).insertDocuments([{ n: 1 }]);
+      await waitFor(() => processed.has(id!), { what: 'the document found by polling' });
+
+      const loud = lines.filter((l) => l.level >= 40);
+      assert.equal(loud.length, 1, JSON.stringify(loud));
+      assert.match(
+        loud[0]!.msg,
+        /^MongoDB Change Streams not available: .*\(code 238\)\. Using polling fallback\.$/,
+      );
+      assert.ok(!lines.some((l) => /New documents wake/.test(l.msg)), 'no documents stream is tried');
+      assert.equal(a.watchModeShown, 'polling');
+    });
+  },
+);
