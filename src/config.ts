@@ -58,6 +58,10 @@ export const ENV_SCHEMA = Type.Object({
       description: 'The queues this agent claims from, comma-separated (unset = every queue).',
     }),
   ),
+  MONGODB_WATCH_DOCUMENTS: Bool(
+    true,
+    'A change stream on MONGODB_COLLECTION wakes idle agents when documents are stored; false leaves them to POLL_INTERVAL.',
+  ),
   PG_SCHEMA: Type.String({
     default: 'pulling_agent',
     pattern: '^[a-z_][a-z0-9_]{0,62}$',
@@ -262,6 +266,7 @@ function parseStore(env: Env): { target?: StoreTarget; problem?: string } {
         database: env.MONGODB_DATABASE,
         collection: env.MONGODB_COLLECTION,
         queueField: env.QUEUE_FIELD,
+        watchDocuments: env.MONGODB_WATCH_DOCUMENTS,
       },
     };
   }

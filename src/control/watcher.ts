@@ -263,6 +263,14 @@ export class ControlWatcher {
         },
         onDocuments: (announced) => this.#o.onDocuments?.(announced),
         onPolicy: (announced) => this.#o.onPolicy?.(announced),
+        onDocumentsWatch: (state) => {
+          if (this.#stopped) return;
+          if (state.watching) logger.info(`New documents wake idle agents through ${state.description}`);
+          else
+            logger.warn(
+              `New documents wake no idle agent: ${state.reason}. Idle agents find them at their next poll (POLL_INTERVAL) until it is back.`,
+            );
+        },
       });
       opened = watch;
       if (this.#stopped) {

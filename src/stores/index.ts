@@ -31,6 +31,7 @@ export async function openStore(target: StoreTarget, options: OpenStoreOptions =
         database: target.database,
         collection: target.collection,
         ...(target.queueField !== undefined ? { queueField: target.queueField } : {}),
+        watchDocuments: target.watchDocuments !== false,
         ...timeout,
       });
     }

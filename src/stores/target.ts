@@ -10,4 +10,6 @@ export type StoreTarget =
       collection: string;
       /** QUEUE_FIELD; `queue` when absent. */
       queueField?: string;
+      /** MONGODB_WATCH_DOCUMENTS: a change stream on the collection wakes idle agents (default true). */
+      watchDocuments?: boolean;
     };

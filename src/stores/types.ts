@@ -216,6 +216,13 @@ export interface WatchHandlers {
    * instead, and the caller reads both.
    */
   onPolicy?(announced?: { version: number }): void;
+  /**
+   * Optional: for a store that announces new documents on a channel of its own (MongoDB's change
+   * stream on the documents collection), that channel came up or went down. It never takes the
+   * control watch with it; while it is down, idle agents find new documents at their next poll.
+   * Said on a change only (an outage once, with its first reason), so that a refusal is one log line.
+   */
+  onDocumentsWatch?(state: DocumentsWatchState): void;
 }
 
 /** The database behind a store given up (`lost`) or taken up again at its address (`reopened`). */
@@ -224,6 +231,9 @@ export interface StoreReplacement {
   /** One sentence for the log: what happened to what. */
   reason: string;
 }
+
+export type DocumentsWatchState =
+  { watching: true; description: string } | { watching: false; reason: string };
 
 export interface Store {
   readonly kind: 'sqlite' | 'postgres' | 'mongodb';

@@ -1,17 +1,26 @@
 // The change-stream watch against a scripted server that speaks the real wire protocol to the
 // real driver (test/helpers/mongo-mock.ts): establishing with a forced first round trip, refusals,
 // wake-ups, resuming with the last token after the errors the driver resumes by itself and after
-// those it does not, invalidate, and giving up with onError once.
+// those it does not, invalidate, and giving up with onError once. Then the second stream, on the
+// documents collection: counts, its own resuming, never costing the control stream anything; and
+// agents woken by it (the scripted server in front of a real FerretDB), or polling on FerretDB.
 
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
 import { MongoClient } from 'mongodb';
+import { pino } from 'pino';
 
+import { type Agent, type AgentOptions, createAgent } from '../../src/agent/agent.js';
 import { StoreUnavailableError, WatchUnavailableError } from '../../src/errors.js';
 import { createMongoStore } from '../../src/stores/mongodb/index.js';
-import type { ControlWatch, Store } from '../../src/stores/types.js';
+import type { ControlWatch, DocumentsWatchState, Store } from '../../src/stores/types.js';
 import { ScriptedMongoServer } from '../helpers/mongo-mock.js';
+import { dropDatabase, FERRETDB_HOW_TO, FERRETDB_URL, freshDatabase } from '../helpers/mongodb.js';
+import { unavailable } from '../helpers/targets.js';
 import { waitFor } from '../helpers/wait.js';
 
 const CLIENT_OPTIONS = { serverSelectionTimeoutMS: 2_000, heartbeatFrequencyMS: 500 };
@@ -358,3 +367,331 @@ describe('the driver resumes these change-stream errors by itself (bare mongodb 
     });
   }
 });
+
+/** The callbacks of a watch that takes documents too, in order. */
+class DocumentsRecorder {
+  wakes = 0;
+  errors: Error[] = [];
+  announced: ({ count: number } | undefined)[] = [];
+  reports: DocumentsWatchState[] = [];
+  readonly handlers = {
+    onWake: () => void this.wakes++,
+    onError: (error: Error) => void this.errors.push(error),
+    onDocuments: (a?: { count: number }) => void this.announced.push(a),
+    onDocumentsWatch: (state: DocumentsWatchState) => void this.reports.push(state),
+  };
+  get total(): number {
+    return this.announced.reduce((sum, a) => sum + (a?.count ?? 0), 0);
+  }
+  get downReports(): number {
+    return this.reports.filter((r) => !r.watching).length;
+  }
+}
+
+const pendingInsert = (runAt = new Date(Date.now() - 1_000)) => ({
+  operationType: 'insert',
+  documentKey: { _id: `d${Math.random()}` },
+  fullDocument: { run_at: runAt },
+});
+
+describe('MongoDB change stream on the documents collection (scripted server, real driver)', () => {
+  let server: ScriptedMongoServer;
+  let store: Store;
+  let watch: ControlWatch | undefined;
+  let calls: DocumentsRecorder;
+
+  function open(options: { watchDocuments?: boolean } = {}): Store {
+    return createMongoStore({
+      url: server.url(),
+      clientOptions: CLIENT_OPTIONS,
+      changeStream: { establishTimeoutMs: 2_000, reopenDelayMs: 20 },
+      documentStream: { retryBaseMs: 20, retryMaxMs: 100 },
+      ...options,
+    });
+  }
+
+  beforeEach(async () => {
+    server = await ScriptedMongoServer.start();
+    store = open();
+    calls = new DocumentsRecorder();
+    watch = undefined;
+  });
+
+  afterEach(async () => {
+    await watch?.close();
+    await store.close();
+    await server.close();
+  });
+
+  async function watching(): Promise<ControlWatch> {
+    watch = await store.watchControl(calls.handlers);
+    await waitFor(() => calls.reports.some((r) => r.watching), { what: 'the documents stream up' });
+    return watch;
+  }
+
+  it('opens a cursor of its own on the documents collection, after the control stream', async () => {
+    await watching();
+    assert.equal(server.changeStreamRequests.length, 1);
+    assert.equal(server.documents.requests.length, 1);
+    assert.equal(server.documents.requests[0]!.collection, 'documents');
+    assert.equal(server.documents.openCursors, 1);
+    assert.deepEqual(calls.reports, [
+      { watching: true, description: 'a MongoDB change stream on documents' },
+    ]);
+  });
+
+  it('announces the documents of one batch of events as one count', async () => {
+    await watching();
+    server.documents.pushMany('documents', [pendingInsert(), pendingInsert(), pendingInsert()]);
+    await waitFor(() => calls.total === 3, { what: 'three documents announced' });
+    assert.deepEqual(calls.announced, [{ count: 3 }]);
+    // Control events are not documents, and documents are not control events.
+    assert.equal(calls.wakes, 0);
+    server.pushControlUpdate();
+    await waitFor(() => calls.wakes === 1, { what: 'the control wake-up' });
+    assert.deepEqual(calls.announced, [{ count: 3 }]);
+  });
+
+  it('counts documents put back to pending and not those due later', async () => {
+    await watching();
+    server.documents.pushMany('documents', [
+      pendingInsert(new Date(Date.now() + 60_000)), // scheduled: found by polling when due
+      { operationType: 'update', updateDescription: { updatedFields: { status: 'pending' } } }, // released
+      {
+        operationType: 'update', // a retry after its backoff
+        updateDescription: { updatedFields: { status: 'pending', run_at: new Date(Date.now() + 30_000) } },
+      },
+      { operationType: 'insert', fullDocument: {} }, // inserted by hand, without run_at: due
+    ]);
+    await waitFor(() => calls.announced.length === 1, { what: 'one announcement' });
+    assert.deepEqual(calls.announced, [{ count: 2 }]);
+  });
+
+  it('resumes after a dropped connection with its own token; the control stream is not touched', async () => {
+    await watching();
+    const first = server.documents.push('documents', pendingInsert());
+    await waitFor(() => calls.total === 1, { what: 'the first document' });
+    server.documents.dropConnectionOnNextGetMore();
+    server.documents.push('documents', pendingInsert());
+    await waitFor(() => server.documents.requests.length === 2, { what: 'the documents stream resumed' });
+    assert.deepEqual(server.documents.requests[1]!.resumeAfter, first._id);
+    await waitFor(() => calls.total === 2, { what: 'the document stored while it was down' });
+    assert.equal(server.changeStreamRequests.length, 1);
+    assert.deepEqual(calls.errors, []);
+  });
+
+  it('when it breaks for good it says so once, leaves the control watch up, and comes back', async () => {
+    await watching();
+    server.documents.refuseAll({ code: 13, errmsg: 'not authorized on documents' });
+    server.documents.failNextGetMore({ code: 11601, errmsg: 'operation was interrupted' });
+    // Three reopen attempts, then a retry after each backoff: many refusals, one report.
+    await waitFor(() => server.documents.requests.length >= 8, { what: 'repeated attempts' });
+    assert.equal(calls.downReports, 1);
+    const down = calls.reports.find((r) => !r.watching);
+    assert.match(down && !down.watching ? down.reason : '', /broke: .*not authorized on documents/);
+    assert.deepEqual(calls.errors, []);
+    server.pushControlUpdate();
+    await waitFor(() => calls.wakes >= 1, { what: 'the control stream still waking' });
+    assert.equal(server.changeStreamRequests.length, 1);
+
+    server.documents.refuseAll(null);
+    await waitFor(() => calls.reports.at(-1)?.watching === true, { what: 'the documents stream back' });
+    // What was stored while it was down is announced, without a count, at once.
+    await waitFor(() => calls.announced.includes(undefined), { what: 'a wake-up after coming back' });
+    server.documents.push('documents', pendingInsert());
+    await waitFor(() => calls.total === 1, { what: 'documents announced again' });
+  });
+
+  it('a refusal at start is one report, and the control watch is established all the same', async () => {
+    server.documents.refuseAll({
+      code: 238,
+      codeName: 'NotImplemented',
+      errmsg: 'stage "$changeStream" is not implemented yet',
+    });
+    watch = await store.watchControl(calls.handlers);
+    assert.equal(watch.mode, 'change_streams');
+    await waitFor(() => server.documents.requests.length >= 4, { what: 'attempts with backoff' });
+    assert.equal(calls.downReports, 1);
+    assert.deepEqual(calls.reports, [
+      {
+        watching: false,
+        reason:
+          'MongoDB Change Streams not available: stage "$changeStream" is not implemented yet (code 238)',
+      },
+    ]);
+    assert.deepEqual(calls.errors, []);
+  });
+
+  it('is closed with the watch: its cursor killed, nothing announced after', async () => {
+    const w = await watching();
+    await w.close();
+    assert.equal(server.documents.openCursors, 0);
+    server.documents.push('documents', pendingInsert());
+    server.pushControlUpdate();
+    // The control cursor was killed too; a control wake-up would have been answered by now.
+    await waitFor(() => server.commands.filter((c) => c === 'killCursors').length >= 2, {
+      what: 'both cursors killed',
+    });
+    assert.deepEqual([calls.announced, calls.wakes], [[], 0]);
+  });
+
+  it('is not opened with MONGODB_WATCH_DOCUMENTS=false, nor for a caller that takes no documents', async () => {
+    await store.close();
+    store = open({ watchDocuments: false });
+    watch = await store.watchControl(calls.handlers);
+    await watch.close();
+    const plain = open();
+    try {
+      const w = await plain.watchControl({ onWake: () => undefined, onError: () => undefined });
+      await w.close();
+    } finally {
+      await plain.close();
+    }
+    assert.equal(server.changeStreamRequests.length, 2);
+    assert.equal(server.documents.requests.length, 0);
+    assert.deepEqual(calls.reports, []);
+  });
+});
+
+interface LogLine {
+  level: number;
+  msg: string;
+}
+
+/**
+ * Whole agents on MongoDB: behind the scripted replica set, whose data is a real FerretDB (every
+ * command but the change streams' is forwarded there), and on FerretDB itself, which has no change
+ * streams. POLL_INTERVAL is far longer than the deadlines, so a document can only be claimed in
+ * time through the wake-up.
+ */
+const agentsSkip = FERRETDB_URL
+  ? undefined
+  : unavailable('MongoDB (FerretDB)', 'PA_TEST_MONGODB_URL', FERRETDB_HOW_TO);
+describe(
+  'MongoDB agents: woken by new documents, or polling on FerretDB',
+  { skip: agentsSkip ?? false },
+  () => {
+    let database: string;
+    let dir: string;
+    let replicaSet: ScriptedMongoServer | null;
+    const agents: Agent[] = [];
+    const stores: Store[] = [];
+
+    beforeEach(() => {
+      database = freshDatabase();
+      dir = mkdtempSync(join(tmpdir(), 'pa-mongo-wake-'));
+      replicaSet = null;
+    });
+
+    afterEach(async () => {
+      const stuck: string[] = [];
+      await Promise.all(
+        agents.splice(0).map(async (agent) => {
+          const stopped = await Promise.race([
+            agent.stop().then(() => true),
+            new Promise<false>((resolve) => setTimeout(() => resolve(false), 15_000).unref()),
+          ]);
+          if (!stopped) stuck.push(agent.settings.agentId);
+        }),
+      );
+      await Promise.all(stores.splice(0).map((s) => s.close()));
+      await replicaSet?.close();
+      await dropDatabase(FERRETDB_URL!, database);
+      rmSync(dir, { recursive: true, force: true });
+      if (stuck.length > 0) throw new Error(`agents that would not stop: ${stuck.join(', ')}`);
+    });
+
+    function store(url: string): Store {
+      const s = createMongoStore({ url, database, clientOptions: CLIENT_OPTIONS });
+      stores.push(s);
+      return s;
+    }
+
+    function agent(url: string, options: AgentOptions & { lines?: LogLine[] }): Agent {
+      const { lines, ...rest } = options;
+      const n = agents.length + 1;
+      const a = createAgent({
+        storeInstance: createMongoStore({
+          url,
+          database,
+          clientOptions: CLIENT_OPTIONS,
+          documentStream: { retryBaseMs: 100 },
+        }),
+        agentId: `agent-${n}`,
+        controlFile: join(dir, `control-${n}`),
+        pollIntervalMs: 300_000,
+        controlPollingIntervalMs: 1_000,
+        heartbeatIntervalMs: 500,
+        logger: pino(
+          { level: 'debug' },
+          { write: (line: string) => void lines?.push(JSON.parse(line) as LogLine) },
+        ),
+        ...rest,
+      });
+      agents.push(a);
+      return a;
+    }
+
+    /** Resolves once the agent made a claim that found nothing: from then on it rests. */
+    function idle(a: Agent): Promise<void> {
+      return new Promise((resolve) => a.on('claimed', (count) => count === 0 && resolve()));
+    }
+
+    it('an idle agent is woken by documents another process stored, without waiting for POLL_INTERVAL', async () => {
+      replicaSet = await ScriptedMongoServer.start(0, { backend: FERRETDB_URL! });
+      const url = replicaSet.url(database);
+      const processed = new Map<string, string>();
+      const fleet = [1, 2].map(() => {
+        const a = agent(url, {
+          handler: (doc) => void processed.set(doc.id, a.settings.agentId),
+        });
+        return a;
+      });
+      const resting = Promise.all(fleet.map(idle));
+      await Promise.all(fleet.map((a) => a.start()));
+      await resting;
+      await waitFor(() => replicaSet!.documents.openCursors === 2, { what: 'both documents streams up' });
+      assert.deepEqual(
+        fleet.map((a) => a.watchModeShown),
+        ['change_streams', 'change_streams'],
+      );
+
+      const stored = await store(url).enqueueDocuments([{ payload: 1 }, { payload: 2 }, { payload: 3 }]);
+      const ids = stored.map((d) => d.id);
+      await waitFor(() => ids.every((id) => processed.has(id)), {
+        what: 'the three documents processed by the idle agents',
+        timeoutMs: 60_000,
+      });
+      // Once, and by agents whose only way to learn of them was the documents stream.
+      assert.deepEqual([...processed.keys()].sort(), [...ids].sort());
+      assert.ok(fleet.every((a) => a.stats.documentsProcessed <= 3));
+    });
+
+    it('on FerretDB (no change streams) an agent polls for documents, after one log line and no error loop', async () => {
+      const lines: LogLine[] = [];
+      const processed = new Set<string>();
+      const a = agent(FERRETDB_URL!, {
+        pollIntervalMs: 300,
+        lines,
+        handler: (doc) => void processed.add(doc.id),
+      });
+      await a.start();
+      // The watcher tries the stream again after 1 s and 2 s: those refusals are debug lines only.
+      await waitFor(() => lines.filter((l) => /Still polling/.test(l.msg)).length >= 2, {
+        what: 'two more attempts at the change stream',
+        timeoutMs: 30_000,
+      });
+      const [id] = await store(FERRETDB_URL!).insertDocuments([{ n: 1 }]);
+      await waitFor(() => processed.has(id!), { what: 'the document found by polling' });
+
+      const loud = lines.filter((l) => l.level >= 40);
+      assert.equal(loud.length, 1, JSON.stringify(loud));
+      assert.match(
+        loud[0]!.msg,
+        /^MongoDB Change Streams not available: .*\(code 238\)\. Using polling fallback\.$/,
+      );
+      assert.ok(!lines.some((l) => /New documents wake/.test(l.msg)), 'no documents stream is tried');
+      assert.equal(a.watchModeShown, 'polling');
+    });
+  },
+);

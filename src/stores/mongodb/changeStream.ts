@@ -11,6 +11,9 @@
 // with onError once when the server keeps refusing. An `invalidate` (the collection was dropped or
 // renamed) ends the stream for good, so it is reopened without the token. Polling while the stream
 // is down, and upgrading back, are the control watcher's job, not this file's.
+//
+// The resuming itself (ResumableChangeStream) knows nothing of the control document: the documents
+// watch (documentStream.ts) runs the same machinery on a cursor of its own.
 
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -89,22 +92,60 @@ function classify(error: unknown, timeoutMs: number): Error {
   return new WatchUnavailableError(CHANGE_STREAMS, describeError(error));
 }
 
+/** What a resumable stream tells its owner. A throwing callback never ends the stream. */
+export interface StreamHooks {
+  /** An event arrived (not an `invalidate`: that one is handled here and reported as a gap). */
+  onChange(change: ChangeStreamDocument): void;
+  /** Events may have been missed (a resume, a reopen, an invalidate): the owner re-reads. */
+  onGap(): void;
+  /** Reopening failed every attempt: the stream has stopped for good. Called at most once. */
+  onGiveUp(error: Error): void;
+}
+
 /** Opens the watch and resolves once the server accepted it; rejects with why it cannot. */
 export async function watchControlChanges(
   control: Collection<LooseDocument>,
   handlers: WatchHandlers,
   options: ChangeStreamOptions = {},
-): Promise<ControlWatch> {
-  const watch = new ControlChangeStream(control, handlers, options);
+): Promise<ResumableChangeStream> {
+  const wake = () => handlers.onWake();
+  const policy = (version?: number) => handlers.onPolicy?.(version === undefined ? undefined : { version });
+  // After a gap either document may have changed.
+  const wakeAll = () => {
+    wake();
+    policy();
+  };
+  // Routes one change event by the document it is about.
+  const dispatch = (change: ChangeStreamDocument) => {
+    const c = change as {
+      documentKey?: { _id?: unknown };
+      fullDocument?: { version?: unknown } | null;
+      updateDescription?: { updatedFields?: { version?: unknown } };
+    };
+    // drop, rename, dropDatabase: about the collection, so about both documents.
+    if (c.documentKey === undefined) return wakeAll();
+    if (c.documentKey._id !== POLICY_ID) return wake();
+    const raw = c.updateDescription?.updatedFields?.version ?? c.fullDocument?.version;
+    const version = typeof raw === 'object' && raw !== null ? Number(raw.toString()) : Number(raw);
+    policy(raw !== undefined && Number.isSafeInteger(version) && version >= 0 ? version : undefined);
+  };
+  const watch = new ResumableChangeStream(
+    control,
+    PIPELINE,
+    { onChange: dispatch, onGap: wakeAll, onGiveUp: (error) => handlers.onError(error) },
+    options,
+  );
   await watch.establish();
   return watch;
 }
 
-class ControlChangeStream implements ControlWatch {
+/** A change stream that resumes after errors as the header says, and reports to its hooks. */
+export class ResumableChangeStream implements ControlWatch {
   readonly mode = 'change_streams' as const;
   readonly description = CHANGE_STREAMS_DESCRIPTION;
-  readonly #control: Collection<LooseDocument>;
-  readonly #handlers: WatchHandlers;
+  readonly #collection: Collection<LooseDocument>;
+  readonly #pipeline: Document[];
+  readonly #hooks: StreamHooks;
   readonly #timeoutMs: number;
   readonly #attempts: number;
   readonly #delayMs: number;
@@ -116,9 +157,15 @@ class ControlChangeStream implements ControlWatch {
   #loop: Promise<void> = Promise.resolve();
   #closing: Promise<void> | null = null;
 
-  constructor(control: Collection<LooseDocument>, handlers: WatchHandlers, options: ChangeStreamOptions) {
-    this.#control = control;
-    this.#handlers = handlers;
+  constructor(
+    collection: Collection<LooseDocument>,
+    pipeline: Document[],
+    hooks: StreamHooks,
+    options: ChangeStreamOptions,
+  ) {
+    this.#collection = collection;
+    this.#pipeline = pipeline;
+    this.#hooks = hooks;
     this.#timeoutMs = options.establishTimeoutMs ?? 10_000;
     this.#attempts = Math.max(1, options.reopenAttempts ?? 3);
     this.#delayMs = options.reopenDelayMs ?? 500;
@@ -146,44 +193,17 @@ class ControlChangeStream implements ControlWatch {
     return this.#closing;
   }
 
-  #wake(): void {
+  #tell(hook: () => void): void {
     if (this.#stopped) return;
     try {
-      this.#handlers.onWake();
+      hook();
     } catch {
       // A throwing handler must not end the watch; the caller's next read will tell.
     }
   }
 
-  /** The policy document changed (or may have, after a gap: then no version). */
-  #policy(version?: number): void {
-    if (this.#stopped) return;
-    try {
-      this.#handlers.onPolicy?.(version === undefined ? undefined : { version });
-    } catch {
-      // As for #wake.
-    }
-  }
-
-  /** After a gap in the stream: either document may have changed. */
-  #wakeAll(): void {
-    this.#wake();
-    this.#policy();
-  }
-
-  /** Routes one change event by the document it is about. */
-  #dispatch(change: ChangeStreamDocument): void {
-    const c = change as {
-      documentKey?: { _id?: unknown };
-      fullDocument?: { version?: unknown } | null;
-      updateDescription?: { updatedFields?: { version?: unknown } };
-    };
-    // drop, rename, dropDatabase: about the collection, so about both documents.
-    if (c.documentKey === undefined) return this.#wakeAll();
-    if (c.documentKey._id !== POLICY_ID) return this.#wake();
-    const raw = c.updateDescription?.updatedFields?.version ?? c.fullDocument?.version;
-    const version = typeof raw === 'object' && raw !== null ? Number(raw.toString()) : Number(raw);
-    this.#policy(raw !== undefined && Number.isSafeInteger(version) && version >= 0 ? version : undefined);
+  #gap(): void {
+    this.#tell(() => this.#hooks.onGap());
   }
 
   /**
@@ -192,7 +212,7 @@ class ControlChangeStream implements ControlWatch {
    * supports (4.2+) returns a postBatchResumeToken, even with an empty first batch.
    */
   async #open(resumeAfter: ResumeToken | undefined): Promise<Opened> {
-    const stream = this.#control.watch(PIPELINE, {
+    const stream = this.#collection.watch(this.#pipeline, {
       ...(resumeAfter !== undefined && { resumeAfter }),
       ...(this.#maxAwaitTimeMS !== undefined && { maxAwaitTimeMS: this.#maxAwaitTimeMS }),
     });
@@ -210,7 +230,7 @@ class ControlChangeStream implements ControlWatch {
     // costs one read of the version; one too few could cost a command.
     let live = false;
     stream.on('close', () => {
-      if (live) this.#wakeAll();
+      if (live) this.#gap();
     });
     const next = stream.next();
     next.catch(() => undefined); // awaited by the loop; this only keeps an early failure handled
@@ -245,7 +265,7 @@ class ControlChangeStream implements ControlWatch {
         const reopened = await this.#reopen(error);
         if (reopened === null) return;
         ({ stream, next } = reopened);
-        this.#wakeAll();
+        this.#gap();
         continue;
       }
       if (this.#stopped) return;
@@ -255,11 +275,11 @@ class ControlChangeStream implements ControlWatch {
         const reopened = await this.#reopen(null);
         if (reopened === null) return;
         ({ stream, next } = reopened);
-        this.#wakeAll();
+        this.#gap();
       } else {
         next = stream.next();
         next.catch(() => undefined);
-        this.#dispatch(change);
+        this.#tell(() => this.#hooks.onChange(change));
       }
     }
   }
@@ -295,7 +315,7 @@ class ControlChangeStream implements ControlWatch {
     const reason =
       lastError instanceof EstablishTimeout ? 'no answer from the server' : describeError(lastError);
     try {
-      this.#handlers.onError(
+      this.#hooks.onGiveUp(
         new Error(
           `the change stream could not be re-established after ${this.#attempts} attempts: ${reason}`,
           {

@@ -2,7 +2,8 @@
 // agents, documents, the change-stream watch). Loaded by openStore only for mongodb:// URLs, so an
 // agent on another store never loads the driver. Works on MongoDB (replica set, Atlas, standalone)
 // and on FerretDB, which has no change streams: watchControl then says why and the control
-// watcher polls.
+// watcher polls. Where the control stream opens, a second one on the documents collection wakes
+// idle agents when documents are stored (documentStream.ts), unless watchDocuments is false.
 
 import type { Collection, MongoClientOptions } from 'mongodb';
 
@@ -22,6 +23,7 @@ import {
 } from './connection.js';
 import * as control from './control.js';
 import * as documents from './documents.js';
+import { DocumentStream, type DocumentStreamOptions } from './documentStream.js';
 import * as policy from './policy.js';
 import { checkQueueField, DEFAULT_QUEUE_FIELD } from './queues.js';
 import * as records from './records.js';
@@ -44,6 +46,13 @@ export interface MongoStoreOptions {
   /** Extra driver options (tests shorten timeouts). */
   clientOptions?: MongoClientOptions;
   changeStream?: ChangeStreamOptions;
+  /**
+   * MONGODB_WATCH_DOCUMENTS: a change stream on the documents collection wakes idle agents when
+   * documents are stored (default true); false leaves them to POLL_INTERVAL.
+   */
+  watchDocuments?: boolean;
+  /** The documents stream's own timings (tests shorten them); its server-side wait is changeStream's. */
+  documentStream?: DocumentStreamOptions;
   /** The deadline of every call (STORE_TIMEOUT): maxTimeMS, socketTimeoutMS. Default 10000 ms. */
   timeoutMs?: number;
 }
@@ -176,15 +185,26 @@ export function createMongoStore(options: MongoStoreOptions): Store {
         await watch.close();
         throw new StoreUnavailableError('opening a change stream', new Error('the store is closed'));
       }
-      watches.add(watch);
-      return {
+      // Its own cursor, opened only once the control stream is up, in the background: its refusal
+      // or its breaking is reported through onDocumentsWatch and never fails the control watch.
+      const newDocuments =
+        handlers.onDocuments && options.watchDocuments !== false
+          ? new DocumentStream(h.docs.documents, h.clock, handlers, {
+              ...changeStream,
+              ...options.documentStream,
+            })
+          : null;
+      newDocuments?.start();
+      const both: ControlWatch = {
         mode: watch.mode,
         description: watch.description,
         async close() {
-          watches.delete(watch);
-          await watch.close();
+          watches.delete(both);
+          await Promise.all([watch.close(), newDocuments?.close()]);
         },
       };
+      watches.add(both);
+      return both;
     },
 
     readPolicy: () => run('reading the fleet policy', (h) => policy.readPolicy(h.control, maxTimeMS)),
