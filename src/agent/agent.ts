@@ -312,7 +312,8 @@ export class Agent extends EventEmitter<AgentEvents> implements AgentParts {
       snapshot: () => this.snapshot(),
       logger: this.logger,
       onError: () => this.#stats.storeErrors++,
-      timeoutMs: Math.min(s.storeTimeoutMs, s.heartbeatIntervalMs * LOST_AFTER_HEARTBEATS),
+      // Each write has half an interval (heartbeat.ts), so that a hung one is written again in time.
+      timeoutMs: s.storeTimeoutMs,
       // Measured after each beat, carried by the next: a beat never waits for it.
       onWritten: () => void this.clock.measure(),
     });

@@ -5,7 +5,13 @@
 import type { Logger } from 'pino';
 
 import { describeError, isStoreTimeout } from '../errors.js';
-import type { Store } from '../stores/types.js';
+import type { CallOptions, Store } from '../stores/types.js';
+
+/** The deadline a call was given of its own (upsertAgent's CallOptions), if any. */
+function ownDeadline(property: string | symbol, args: unknown[]): number | undefined {
+  if (property !== 'upsertAgent') return undefined;
+  return (args[1] as CallOptions | undefined)?.timeoutMs;
+}
 
 export interface StoreTimeoutOptions {
   logger: Logger;
@@ -17,13 +23,16 @@ export interface StoreTimeoutOptions {
 /** The same store, with its missed deadlines counted and logged once per episode. */
 export function countStoreTimeouts(store: Store, options: StoreTimeoutOptions): Store {
   let timingOut = false;
-  const failed = (what: string, error: unknown) => {
+  const failed = (what: string, error: unknown, ownMs: number | undefined) => {
     if (!isStoreTimeout(error)) return;
     options.onTimeout();
     if (timingOut) return;
     timingOut = true;
+    // A call with a deadline of its own (the heartbeat's, CallOptions) names that one.
+    const deadline =
+      ownMs === undefined ? `STORE_TIMEOUT=${options.timeoutMs / 1000}s` : `its own ${ownMs / 1000}s`;
     options.logger.warn(
-      `Store call missed its deadline (STORE_TIMEOUT=${options.timeoutMs / 1000}s) while ${what}: ${describeError(error)}; its connection was discarded. Further timeouts are counted in pulling_agent_store_timeouts_total until a call answers in time`,
+      `Store call missed its deadline (${deadline}) while ${what}: ${describeError(error)}; its connection was discarded. Further timeouts are counted in pulling_agent_store_timeouts_total until a call answers in time`,
     );
   };
   const answered = () => {
@@ -44,7 +53,7 @@ export function countStoreTimeouts(store: Store, options: StoreTimeoutOptions): 
             return v;
           },
           (error: unknown) => {
-            failed(String(property), error);
+            failed(String(property), error, ownDeadline(property, args));
             throw error;
           },
         );

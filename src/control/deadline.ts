@@ -1,7 +1,7 @@
 // Deadlines for the background calls (heartbeat, control reads, lease renewal): each call gives up
 // after its own timeout instead of waiting on a store that stopped answering, and a call is never
-// started while the previous one of its kind is still unsettled, so a hung store makes the agent
-// skip beats rather than pile calls up behind it.
+// started while the previous one of its kind (for the heartbeat: the previous two) is still
+// unsettled, so a hung store makes the agent skip beats rather than pile calls up behind it.
 
 import { StoreTimeoutError } from '../errors.js';
 
@@ -26,28 +26,52 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): 
   return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
-/** One call of a kind at a time, each bounded by a deadline. */
-export class OneAtATime {
-  #pending: Promise<unknown> | null = null;
+/**
+ * At most `limit` calls of a kind unsettled at a time, each bounded by a deadline. A call that
+ * missed its deadline still counts until it settles, so a hung store never holds more than
+ * `limit` of them; `onSettled` hears each one settle (a caller that was refused can go again).
+ */
+export class BoundedCalls {
+  readonly #pending = new Set<Promise<unknown>>();
 
   constructor(
     readonly what: string,
     readonly timeoutMs: number,
+    readonly limit: number,
+    readonly onSettled?: () => void,
   ) {}
 
-  /** Whether the last call has not settled yet (also after its deadline). */
+  /** Calls started and not settled yet (also after their deadline). */
+  get unsettled(): number {
+    return this.#pending.size;
+  }
+
+  /** Resolves once no call is unsettled. */
+  async idle(): Promise<void> {
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  }
+
+  /** Whether the next call would be refused. */
   get busy(): boolean {
-    return this.#pending !== null;
+    return this.#pending.size >= this.limit;
   }
 
   run<T>(call: () => Promise<T>): Promise<T> {
-    if (this.#pending) return Promise.reject(new SkippedCallError(this.what));
+    if (this.busy) return Promise.reject(new SkippedCallError(this.what));
     const promise = call();
-    this.#pending = promise;
+    this.#pending.add(promise);
     const settle = () => {
-      if (this.#pending === promise) this.#pending = null;
+      this.#pending.delete(promise);
+      this.onSettled?.();
     };
     promise.then(settle, settle);
     return withDeadline(promise, this.timeoutMs, this.what);
+  }
+}
+
+/** One call of a kind at a time, each bounded by a deadline. */
+export class OneAtATime extends BoundedCalls {
+  constructor(what: string, timeoutMs: number) {
+    super(what, timeoutMs, 1);
   }
 }

@@ -143,6 +143,17 @@ export interface DocumentPage {
   next: string | null;
 }
 
+/** One call's own bounds, tighter than the store's (STORE_TIMEOUT). */
+export interface CallOptions {
+  /**
+   * This call's deadline in milliseconds, below the store's own: without an answer by then it fails
+   * with StoreTimeoutError and the connection it used is discarded, so that a call made right after
+   * it runs on a fresh one. A store whose calls cannot be abandoned (SQLite's are synchronous)
+   * ignores it.
+   */
+  timeoutMs?: number;
+}
+
 /** One agent process's row in the registry, written by its heartbeat. */
 export interface AgentRecord {
   /** The human name (AGENT_ID); two processes may share one, by mistake or by default. */
@@ -284,8 +295,11 @@ export interface Store {
   listPolicyHistory(limit: number): Promise<PolicyHistoryEntry[]>;
 
   // --- agent registry ---
-  /** Writes this process's row, keyed by `instance_id`. */
-  upsertAgent(heartbeat: AgentHeartbeat): Promise<void>;
+  /**
+   * Writes this process's row, keyed by `instance_id`. A store with connections writes it on one
+   * of its own (PostgreSQL, MongoDB), so that a heartbeat never waits behind the pool's hung calls.
+   */
+  upsertAgent(heartbeat: AgentHeartbeat, options?: CallOptions): Promise<void>;
   removeAgent(instanceId: string): Promise<void>;
   listAgents(): Promise<AgentRecord[]>;
   /** Removes agents whose last heartbeat is older than the given age; resolves with how many. */

@@ -7,16 +7,18 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 
-import { Binary, Double, Int32, Long, ObjectId } from 'mongodb';
+import { Binary, Double, Int32, Long, MongoNetworkError, ObjectId } from 'mongodb';
 
 import { loadConfig } from '../../src/config.js';
 import {
   ConfigError,
   InvalidControlStateError,
+  isStoreTimeout,
   StoreUnavailableError,
   WatchUnavailableError,
 } from '../../src/errors.js';
 import { openStore } from '../../src/stores/index.js';
+import { guard } from '../../src/stores/mongodb/connection.js';
 import { createMongoStore } from '../../src/stores/mongodb/index.js';
 import type { Store } from '../../src/stores/types.js';
 import { held, owner } from '../helpers/claims.js';
@@ -96,6 +98,20 @@ describe('MongoDB store configuration and connection (no server needed)', () => 
     await store.close();
     await store.close(); // idempotent
     await assert.rejects(store.claimBatch(owner('a'), 1, 1000), /the store is closed/);
+  });
+
+  it('counts a call interrupted by the monitor missing its deadline as a timeout, other network errors not', async () => {
+    const interrupted = await guard('writing a heartbeat', () =>
+      Promise.reject(
+        new MongoNetworkError('Connection to 127.0.0.1:1 interrupted due to server monitor timeout'),
+      ),
+    ).catch((e: unknown) => e);
+    assert.ok(isStoreTimeout(interrupted), String(interrupted));
+    assert.match((interrupted as Error).message, /writing a heartbeat/);
+    const reset = await guard('writing a heartbeat', () =>
+      Promise.reject(new MongoNetworkError('connection 3 to 127.0.0.1:1 closed')),
+    ).catch((e: unknown) => e);
+    assert.ok(reset instanceof StoreUnavailableError && !isStoreTimeout(reset), String(reset));
   });
 
   it('recovers when the server comes up after the first connection attempts failed', async () => {

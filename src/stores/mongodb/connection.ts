@@ -159,7 +159,14 @@ const TRANSIENT_CODES = new Set([
   50, // MaxTimeMSExpired: the call's deadline (STORE_TIMEOUT)
 ]);
 
-/** A missed deadline: the server's maxTimeMS, a silent socket, no server selectable in time. */
+/** The driver's monitor got no answer in time and interrupted the connections in use with this. */
+const MONITOR_TIMEOUT = /interrupted due to server monitor timeout/;
+
+/**
+ * A missed deadline: the server's maxTimeMS, a silent socket, no server selectable in time, or a
+ * call interrupted because the driver's monitor got no answer in time (its connection is closed
+ * with the pool's others, so a call made right after opens a new one).
+ */
 export function isTimeout(error: unknown): boolean {
   if (
     error instanceof MongoNetworkTimeoutError ||
@@ -168,6 +175,7 @@ export function isTimeout(error: unknown): boolean {
   ) {
     return true;
   }
+  if (error instanceof MongoNetworkError && MONITOR_TIMEOUT.test(error.message)) return true;
   return error instanceof MongoError && error.code === 50;
 }
 

@@ -85,6 +85,40 @@ export function createMongoStore(options: MongoStoreOptions): Store {
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const maxTimeMS = Math.max(1, Math.round(timeoutMs));
   const connection = new MongoConnection(options.url, options.clientOptions, timeoutMs);
+  // The heartbeat's own client, for a write with a deadline of its own (CallOptions): a beat then
+  // never waits for a connection that a hung call holds, nor meets one of the pool's silently dead
+  // ones. The driver has no per-operation timeout (timeoutMS does nothing in driver 7), so the
+  // deadline is this client's socket timeout: the driver closes a connection whose answer does not
+  // come within it, and the write made right after opens a new one (two at most: the heartbeat
+  // never has more in flight). Made for the deadline asked, again if another is asked.
+  let beat: {
+    deadlineMs: number;
+    connection: MongoConnection;
+    registry: Collection<LooseDocument> | null;
+  } | null = null;
+  function beatClientFor(deadlineMs: number) {
+    if (beat?.deadlineMs === deadlineMs) return beat;
+    const previous = beat;
+    void previous?.connection.close().catch(() => undefined);
+    const bound = Math.max(1, Math.round(Math.min(5_000, deadlineMs)));
+    beat = {
+      deadlineMs,
+      connection: new MongoConnection(
+        options.url,
+        {
+          ...options.clientOptions,
+          appName: 'pulling-agent heartbeat',
+          maxPoolSize: 2,
+          serverSelectionTimeoutMS: bound,
+          connectTimeoutMS: bound,
+          socketTimeoutMS: Math.max(1, Math.round(deadlineMs)),
+        },
+        timeoutMs,
+      ),
+      registry: null,
+    };
+    return beat;
+  }
   // The change stream's server-side wait, well inside the socket's timeout.
   const changeStream: ChangeStreamOptions = {
     maxAwaitTimeMS: Math.min(1_000, maxTimeMS),
@@ -124,6 +158,20 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     return guard(what, async () => operation(await connect()));
   }
 
+  /** A heartbeat with a deadline of its own, on the heartbeat's own client. */
+  function runBeat<T>(
+    what: string,
+    deadlineMs: number,
+    operation: (registry: Collection<LooseDocument>) => Promise<T>,
+  ): Promise<T> {
+    if (closing) return Promise.reject(new StoreUnavailableError(what, new Error('the store is closed')));
+    return guard(what, async () => {
+      const b = beatClientFor(deadlineMs);
+      b.registry ??= (await b.connection.client()).db(database).collection(agents.REGISTRY_COLLECTION);
+      return operation(b.registry);
+    });
+  }
+
   // Writes to held documents (renew, complete, fail, release), one at a time per store. The runtime
   // issues them concurrently, also on the same documents (a renewal while a completion is on its
   // way), and FerretDB applies an update as read, then write the whole document without checking
@@ -152,7 +200,7 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     close() {
       closing ??= (async () => {
         await Promise.all([...watches].map((w) => w.close()));
-        await connection.close();
+        await Promise.all([connection.close(), beat?.connection.close()]);
       })();
       return closing;
     },
@@ -212,8 +260,17 @@ export function createMongoStore(options: MongoStoreOptions): Store {
     listPolicyHistory: (limit) =>
       run('reading the policy history', (h) => policy.listPolicyHistory(h.policy.history, limit, maxTimeMS)),
 
-    upsertAgent: (heartbeat) =>
-      run('writing a heartbeat', (h) => agents.upsertAgent(h.registry, heartbeat, maxTimeMS)),
+    // A deadline of the call's own is the heartbeat client's socket timeout (above); the server's
+    // maxTimeMS stays below it, so that a slow but living server answers with its error first.
+    upsertAgent: (heartbeat, call) => {
+      const own = call?.timeoutMs === undefined ? undefined : Math.min(call.timeoutMs, timeoutMs);
+      if (own === undefined) {
+        return run('writing a heartbeat', (h) => agents.upsertAgent(h.registry, heartbeat, maxTimeMS));
+      }
+      return runBeat('writing a heartbeat', own, (registry) =>
+        agents.upsertAgent(registry, heartbeat, Math.max(1, Math.floor(own * 0.8))),
+      );
+    },
     removeAgent: (instanceId) => run('removing an agent', (h) => agents.removeAgent(h.registry, instanceId)),
     listAgents: () => run('listing agents', (h) => agents.listAgents(h.registry, h.clock, maxTimeMS)),
     pruneAgents: (olderThanMs) =>

@@ -3,7 +3,7 @@
 
 import { type MinuteCount, readRecent } from '../../model/throughput.js';
 import type { AgentHeartbeat, AgentRecord, WatchMode } from '../types.js';
-import type { Queryable } from './connection.js';
+import type { Queryable, QueryOptions } from './connection.js';
 import type { Names } from './names.js';
 
 interface AgentRow {
@@ -60,7 +60,12 @@ function splitCounters(stored: Record<string, number>): Pick<AgentRecord, 'count
   return carried && recent ? { counters, recent } : { counters };
 }
 
-export async function upsertAgent(db: Queryable, n: Names, h: AgentHeartbeat): Promise<void> {
+export async function upsertAgent(
+  db: Queryable,
+  n: Names,
+  h: AgentHeartbeat,
+  options?: QueryOptions,
+): Promise<void> {
   await db.query(
     `INSERT INTO ${n.agents} (instance_id, agent_id, host, software_version, state, applied_version, applied_at,
        batch_in_flight, watch_mode, started_at, counters, heartbeat_at, applied_policy_version,
@@ -88,6 +93,7 @@ export async function upsertAgent(db: Queryable, n: Names, h: AgentHeartbeat): P
       h.queues_in_flight ?? null,
       h.clock_offset_ms ?? null,
     ],
+    options,
   );
 }
 

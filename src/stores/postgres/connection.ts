@@ -1,16 +1,41 @@
-// Connections: one pg.Pool per store for queries, plus one dedicated client per control watch
-// (LISTEN needs a session of its own). Both use the same settings.
+// Connections: one pg.Pool per store for queries, one small pool of its own for the heartbeat (so
+// that a beat never waits for a connection held by a hung call), plus one dedicated client per
+// control watch (LISTEN needs a session of its own). All use the same settings.
 
 import { createHash } from 'node:crypto';
 
 import pg from 'pg';
+
+/** One query's own bounds. */
+export interface QueryOptions {
+  /**
+   * The client's deadline for this query (its query_timeout), below the pool's: a query without an
+   * answer by then fails with `Query read timeout` and its client is destroyed (a pool query).
+   */
+  timeoutMs?: number;
+}
 
 /** What the SQL functions need from a pool or a client: one query, one round trip. */
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string,
     values?: unknown[],
+    options?: QueryOptions,
   ): Promise<pg.QueryResult<R>>;
+}
+
+/** A query as node-postgres takes it, with a query_timeout of its own when one is given. */
+function queryConfig(
+  text: string,
+  values: unknown[] | undefined,
+  name: string | undefined,
+  options?: QueryOptions,
+) {
+  const config: pg.QueryConfig & { query_timeout?: number } = { text };
+  if (values !== undefined) config.values = values;
+  if (name !== undefined) config.name = name;
+  if (options?.timeoutMs !== undefined) config.query_timeout = Math.max(1, Math.round(options.timeoutMs));
+  return config;
 }
 
 /** The deadline of one store call when none is configured (STORE_TIMEOUT). */
@@ -51,6 +76,22 @@ export function createPool(url: string, size: number, timeoutMs = DEFAULT_TIMEOU
   // An idle client whose server went away emits 'error' on the pool, which would crash the process
   // if nobody listened. The pool has already discarded that client; the next query reconnects or
   // fails with an error that the store reports as StoreUnavailableError.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/**
+ * The heartbeat's own pool: two connections at most (a write abandoned at its deadline and the one
+ * written again at once; heartbeat.ts never has more in flight), idle ones closed after a minute.
+ * Apart from the main pool, a beat never waits for a connection that a hung claim or renewal holds,
+ * and the connection of a beat that missed its deadline is destroyed, so the next opens a new one.
+ */
+export function createBeatPool(url: string, timeoutMs = DEFAULT_TIMEOUT_MS): pg.Pool {
+  const pool = new pg.Pool({
+    ...clientConfig(url, 'pulling-agent heartbeat', timeoutMs),
+    max: 2,
+    idleTimeoutMillis: 60_000,
+  });
   pool.on('error', () => undefined);
   return pool;
 }
@@ -99,6 +140,7 @@ export interface PreparingQueryable extends Queryable {
   send<R extends pg.QueryResultRow = pg.QueryResultRow>(
     text: string,
     values?: unknown[],
+    options?: QueryOptions,
   ): Promise<pg.QueryResult<R>>;
   /** Whether statements are still sent as named prepared statements. */
   readonly preparing: boolean;
@@ -130,22 +172,27 @@ export function preparingQueryable(pool: pg.Pool): PreparingQueryable {
     async query<R extends pg.QueryResultRow = pg.QueryResultRow>(
       text: string,
       values?: unknown[],
+      options?: QueryOptions,
     ): Promise<pg.QueryResult<R>> {
       try {
-        return await this.send<R>(text, values);
+        return await this.send<R>(text, values, options);
       } catch (error) {
         if (!dropRefusedStartupParameter(pool, error)) throw error;
-        return this.send<R>(text, values);
+        return this.send<R>(text, values, options);
       }
     },
-    async send<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]) {
-      if (!preparing) return pool.query<R>(text, values);
+    async send<R extends pg.QueryResultRow = pg.QueryResultRow>(
+      text: string,
+      values?: unknown[],
+      options?: QueryOptions,
+    ) {
+      if (!preparing) return pool.query<R>(queryConfig(text, values, undefined, options));
       try {
-        return await pool.query<R>({ name: nameOf(text), text, values });
+        return await pool.query<R>(queryConfig(text, values, nameOf(text), options));
       } catch (error) {
         if (!NOT_PREPARED_HERE.has((error as { code?: string }).code ?? '')) throw error;
         preparing = false;
-        return pool.query<R>(text, values);
+        return pool.query<R>(queryConfig(text, values, undefined, options));
       }
     },
   };

@@ -1,5 +1,5 @@
-// The PostgreSQL store: a pg.Pool for queries, one dedicated LISTEN connection per control watch,
-// and one small module per concern (control, agents, documents, migrate, listen), each SQL
+// The PostgreSQL store: a pg.Pool for queries, a small pool of its own for the heartbeat, one
+// dedicated LISTEN connection per control watch, and one small module per concern (control, agents, documents, migrate, listen), each SQL
 // operation a function that takes the connection. Loaded by openStore only for postgres:// URLs.
 
 import { WatchUnavailableError } from '../../errors.js';
@@ -7,6 +7,7 @@ import { redactUrl } from '../../redact.js';
 import type { Store, WatchHandlers } from '../types.js';
 import * as agents from './agents.js';
 import {
+  createBeatPool,
   createPool,
   DEFAULT_TIMEOUT_MS,
   discardIdleClients,
@@ -58,12 +59,20 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
   const names = makeNames(options.schema);
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const pool = createPool(options.url, options.poolSize ?? 4, timeoutMs);
+  // The heartbeat's own connections, so that a beat never waits behind the pool's hung calls.
+  const beatPool = createBeatPool(options.url, timeoutMs);
   // Every statement below is one fixed text: prepared once per connection (see preparingQueryable).
   const db = preparingQueryable(pool);
-  // A call that got no answer at all discards the pool's idle connections too (connection.ts).
+  const beats = preparingQueryable(beatPool);
+  // After one connection went silent, those opened beside it (both pools') are likely dead too.
+  const discardIdle = () => {
+    discardIdleClients(pool);
+    discardIdleClients(beatPool);
+  };
+  // A call that got no answer at all discards the pools' idle connections too (connection.ts).
   const guard = <T>(what: string, operation: () => Promise<T>): Promise<T> =>
     guardCall(what, operation).catch((error: unknown) => {
-      if (isSilentConnection(error)) discardIdleClients(pool);
+      if (isSilentConnection(error)) discardIdle();
       throw error;
     });
   const watches = new Set<{ close(): Promise<void> }>();
@@ -94,7 +103,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     close() {
       closing ??= (async () => {
         await Promise.all([...watches].map((w) => w.close()));
-        await pool.end();
+        await Promise.all([pool.end(), beatPool.end()]);
       })();
       return closing;
     },
@@ -129,7 +138,7 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
           probeTimeoutMs: options.listenProbeTimeoutMs ?? 2_000,
           keepAliveMs: options.listenKeepAliveMs ?? 5_000,
           timeoutMs,
-          onSilent: () => discardIdleClients(pool),
+          onSilent: discardIdle,
         },
         handlers,
       );
@@ -153,7 +162,10 @@ export function createPostgresStore(options: PostgresStoreOptions): Store {
     listPolicyHistory: (limit) =>
       guard('reading the policy history', () => policy.listPolicyHistory(db, names, limit)),
 
-    upsertAgent: (heartbeat) => guard('writing a heartbeat', () => agents.upsertAgent(db, names, heartbeat)),
+    // On the heartbeat's own pool; a deadline of the call's own is the client's query_timeout,
+    // which destroys the connection of a write that got no answer (CallOptions).
+    upsertAgent: (heartbeat, call) =>
+      guard('writing a heartbeat', () => agents.upsertAgent(beats, names, heartbeat, call)),
     removeAgent: (instanceId) => guard('removing an agent', () => agents.removeAgent(db, names, instanceId)),
     listAgents: () => guard('listing agents', () => agents.listAgents(db, names)),
     pruneAgents: (olderThanMs) => guard('pruning agents', () => agents.pruneAgents(db, names, olderThanMs)),
