@@ -2,10 +2,11 @@
 // chaos/faketime.ts) while the fleet drains a backlog with a short lease. Halfway, that agent
 // pauses the fleet with wait=true; then another resumes it. Targets (issue 13): no extra re-run
 // (no document handled twice: nobody dies here), no agent marked lost in anybody's view, and the
-// barrier never answers "drained" while a handler runs. PostgreSQL and MongoDB use the store's
-// clock; on SQLite the clock is each process's own, which branch sqlite-quiet is changing.
+// barrier never answers "drained" while a handler runs; and the registry shows the skewed agent's
+// offset, which it warned about. PostgreSQL and MongoDB use the server's clock; SQLite's time base
+// is the file system's clock (src/stores/sqlite/clock.ts), which libfaketime does not move.
 
-import { type ChaosAgent, ChaosFleet } from '../agents.js';
+import { type ChaosAgent, ChaosFleet, dumpOutputs } from '../agents.js';
 import { faketimeEnv, measuredOffsetMs } from '../faketime.js';
 import { describeLost, drained, readLedger, RecordCounter, storeDocuments } from '../ledger.js';
 import { backlog, figure, FLEET_ENV, type Scenario, seconds, sleep } from '../scenario.js';
@@ -15,8 +16,6 @@ import { LostWatch, reached } from '../watchers.js';
 export const clock: Scenario = {
   id: 'clock',
   title: 'Clock offset of one agent',
-  // SQLite's time base is each process's clock until issue 13 item 3 lands (branch sqlite-quiet).
-  quickStores: ['postgres', 'mongodb'],
   async run({ store, params, scope, log, watch }, result) {
     const p = params.clock;
     const documents = backlog(p, store.kind);
@@ -85,6 +84,19 @@ export const clock: Scenario = {
     // A lease the skewed agent misjudges shows after the backlog too: a few more seconds of views.
     await sleep(3_000);
     await lostWatch.stop();
+    // The registry, through a correct agent: every agent's clock offset as it measured it.
+    const registry = await right.call<{ agents?: { agent_id: string; clock_offset_ms?: number | null }[] }>(
+      'GET',
+      '/api/cluster/agents',
+    );
+    const offsetOf = (id: string) =>
+      registry.body.agents?.find((r) => r.agent_id === id)?.clock_offset_ms ?? null;
+    const skewedSeen = offsetOf(skewedId);
+    const othersSeen = others.map((a) => offsetOf(a.id));
+    const worstOther = Math.max(...othersSeen.map((o) => (o === null ? Infinity : Math.abs(o))));
+    const warned = skewed.output().includes("[Clock] This agent's clock is");
+    const falseWarnings = others.filter((a) => a.output().includes("[Clock] This agent's clock is")).length;
+    dumpOutputs(fleet);
     const ledger = readLedger(ids, fleet.records());
     const skewedRuns = fleet.records().filter((r) => r.agent === skewedId).length;
     const reachMax = Math.max(...reach.map((r) => r.appliedMs ?? Infinity));
@@ -93,6 +105,11 @@ export const clock: Scenario = {
     result.figures.push(
       figure('offset', offsetMs, `${skewedId} ${offsetMs >= 0 ? '+' : ''}${seconds(offsetMs, 0)}`),
       figure('lease', leaseSeconds, `${leaseSeconds} s`),
+      figure(
+        'registry offset (skewed / others)',
+        skewedSeen,
+        `${skewedSeen === null ? 'none' : seconds(skewedSeen)} / ≤ ${Number.isFinite(worstOther) ? seconds(worstOther) : 'none'}; ${warned ? 'warned' : 'no warning'}`,
+      ),
       figure('pause reached all', Number.isFinite(reachMax) ? reachMax : null, fmt(reachMax)),
       figure(
         'barrier (through the skewed agent)',
@@ -113,6 +130,18 @@ export const clock: Scenario = {
       figure('lost', ledger.lost.length),
       figure('processed twice', ledger.twice.size),
     );
+    // The registry must show the skewed agent about as far off as it is (within 5 s), the others
+    // within the warning threshold, and only the skewed agent must warn.
+    if (skewedSeen === null || Math.abs(skewedSeen - offsetMs) > 5_000)
+      result.broken.push(
+        `the registry shows ${skewedId}'s clock offset as ${skewedSeen ?? 'null'} ms (it is ${Math.round(offsetMs)} ms)`,
+      );
+    if (!(worstOther <= 5_000))
+      result.broken.push(
+        `the registry shows a correct agent off by ${worstOther} ms (${othersSeen.join(', ')})`,
+      );
+    if (!warned) result.broken.push(`${skewedId} never warned about its clock`);
+    if (falseWarnings > 0) result.broken.push(`${falseWarnings} correct agent(s) warned about their clock`);
     if (lostWatch.lost.size > 0) result.broken.push(`agents marked lost: ${[...lostWatch.lost].join(', ')}`);
     if (falseDrain)
       result.broken.push(`the barrier answered drained, then ${afterBarrier} handler run(s) ended`);

@@ -4,7 +4,8 @@
 // agent starts on it. Then documents and a pause are posted through one of the first two. No
 // split brain is allowed: every agent must reopen the file at the path, the documents must land in
 // it and be handled, and the pause must reach all three. What became of the documents left in the
-// old (deleted) file is read through the harness's connection to it, which keeps it readable.
+// old (deleted) file is read through a plain connection the harness opened on it beforehand, which
+// keeps it readable: the harness's own store follows the path like the agents' (it reopens too).
 
 import { mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -13,7 +14,7 @@ import Database from 'better-sqlite3';
 
 import { loadConfig } from '../../src/config.js';
 import { openStore } from '../../src/stores/index.js';
-import { type ChaosAgent, ChaosFleet } from '../agents.js';
+import { type ChaosAgent, ChaosFleet, dumpOutputs } from '../agents.js';
 import { drained, readLedger, RecordCounter, storeDocuments } from '../ledger.js';
 import { figure, FLEET_ENV, type Scenario, seconds, sleep } from '../scenario.js';
 import { createDatabase } from '../stores.js';
@@ -26,8 +27,6 @@ export const replaced: Scenario = {
   id: 'replaced',
   title: 'SQLite file replaced',
   stores: ['sqlite'],
-  // Fails until agents notice a replaced file (issue 13 item 4, branch sqlite-quiet).
-  quickStores: [],
   async run({ params, scope, log, watch }, result) {
     const p = params.replaced;
     const db = await createDatabase('sqlite', '');
@@ -54,6 +53,11 @@ export const replaced: Scenario = {
       (s) => s?.batch_in_flight,
     ).length;
     const handledBefore = counter.count();
+    // A plain connection to the old file, opened (and read) before it goes: it holds the file, its
+    // WAL and shared memory open, so what was left in it stays readable after the deletion.
+    const oldFile = new Database(path);
+    scope.defer('closing the old file', () => void oldFile.close());
+    oldFile.prepare('SELECT count(*) FROM documents').get();
     rmSync(dirname(path), { recursive: true, force: true });
     mkdirSync(dirname(path), { recursive: true });
     const replacedAt = Date.now();
@@ -101,19 +105,25 @@ export const replaced: Scenario = {
     log(`pause v${pauseVersion} (the new file holds v${newVersion}): applied by ${reachedAll}/3`);
 
     await first.call('POST', '/api/cluster/resume?reason=chaos+replaced+finish');
-    // Both files drained: documents that went into the deleted one are handled there (or not).
     const newDone = await drained(fresh, 60_000);
-    await drained(db.store, 60_000);
     await sleep(1_000);
+    dumpOutputs(fleet);
     const ledger = readLedger(afterIds, fleet.records());
-    const old = await db.store.countDocuments().catch(() => null);
+    // Nobody holds the deleted file any more (a pending or processing row there stays so): its
+    // statuses as the harness's plain connection reads them.
+    const old = oldCounts(oldFile);
+    const logged = [first, second].filter((a) => a.output().includes('Store reopened:')).length;
     const oldLedger = readLedger(oldIds, fleet.records());
     const reopenMax = Math.max(...[first, second].map((a) => reopenedMs.get(a.id) ?? Infinity));
     const fmt = (ms: number) => (Number.isFinite(ms) ? seconds(ms) : 'never');
 
     result.figures.push(
       figure('work in flight', inFlight, `${inFlight}/2 agents`),
-      figure('reopened the new file', reopenedMs.size, `${reopenedMs.size}/2 (${fmt(reopenMax)})`),
+      figure(
+        'reopened the new file',
+        reopenedMs.size,
+        `${reopenedMs.size}/2 (${fmt(reopenMax)}; ${logged} logged it)`,
+      ),
       figure(
         'documents after (in new file / lost)',
         ledger.lost.length,
@@ -128,7 +138,7 @@ export const replaced: Scenario = {
         'old file',
         oldLedger.lost.length,
         old
-          ? `${oldIds.length - oldLedger.lost.length}/${oldIds.length} of its backlog handled; at the end ${old.pending + old.scheduled} pending, ${old.processing} processing there`
+          ? `${oldIds.length - oldLedger.lost.length}/${oldIds.length} of its backlog handled; at the end ${old.pending} pending, ${old.processing} processing there`
           : 'unreadable',
       ),
       figure('processed twice', ledger.twice.size + oldLedger.twice.size),
@@ -136,6 +146,10 @@ export const replaced: Scenario = {
     if (reopenedMs.size < 2)
       result.broken.push(
         `${2 - reopenedMs.size} agent(s) never reopened the file at the path within ${seconds(p.noticeMs, 0)} (they kept the deleted one)`,
+      );
+    if (logged < reopenedMs.size)
+      result.broken.push(
+        `${reopenedMs.size - logged} agent(s) reopened the file without logging "Store reopened:"`,
       );
     if (afterIds.length !== p.afterDocuments)
       result.broken.push(`POST /api/documents answered ${posted.status} with ${afterIds.length} ids`);
@@ -162,3 +176,18 @@ export const replaced: Scenario = {
     );
   },
 };
+
+/** The deleted file's documents by status (null when unreadable). */
+function oldCounts(file: Database.Database): { pending: number; processing: number } | null {
+  try {
+    const rows = file
+      .prepare<[], { status: string; n: number }>(
+        'SELECT status, count(*) AS n FROM documents GROUP BY status',
+      )
+      .all();
+    const n = (status: string) => rows.find((r) => r.status === status)?.n ?? 0;
+    return { pending: n('pending'), processing: n('processing') };
+  } catch {
+    return null;
+  }
+}
