@@ -4,8 +4,7 @@
 
 import { PullingAgentError } from '../errors.js';
 import {
-  earliest,
-  type FleetThrottle,
+  makeThrottle,
   MAX_CONCURRENCY_CAP,
   MAX_RATE,
   type PolicyBody,
@@ -122,17 +121,7 @@ function applyThrottle(
         : request.concurrency === undefined
           ? (old?.concurrency_expires_at ?? null)
           : rule.expires_at;
-    next.throttle =
-      rate === null && concurrency === null
-        ? null
-        : ({
-            ...rule,
-            expires_at: earliest(rateExpires, concurrencyExpires),
-            rate,
-            concurrency,
-            rate_expires_at: rateExpires,
-            concurrency_expires_at: concurrencyExpires,
-          } satisfies FleetThrottle);
+    next.throttle = makeThrottle(rule, { rate, concurrency, rateExpires, concurrencyExpires });
     entry.rate = rate;
     entry.concurrency = concurrency;
   }

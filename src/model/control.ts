@@ -4,6 +4,7 @@
 // instead of a crash or a wrong command. Depends on nothing of ours but the error registry.
 
 import { InvalidControlStateError } from '../errors.js';
+import { toDate, toNonNegativeInteger } from './values.js';
 
 /** The `_id` of the one control document (the seed's layout). */
 export const CONTROL_ID = 'global_control';
@@ -33,32 +34,10 @@ export function isControlCommand(value: unknown): value is ControlCommand {
   return typeof value === 'string' && (CONTROL_COMMANDS as readonly string[]).includes(value);
 }
 
-function toDate(value: unknown): Date | null {
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value;
-  if (typeof value === 'string' || typeof value === 'number') {
-    const date = new Date(value);
-    return Number.isNaN(date.getTime()) ? null : date;
-  }
-  return null;
-}
-
-function toVersion(value: unknown): number | null {
-  // MongoDB may hand back Int32, Int64 (as bigint or Long) or Double; SQLite and pg give numbers
-  // or strings for BIGINT.
-  let n: number;
-  if (typeof value === 'number') n = value;
-  else if (typeof value === 'bigint') n = Number(value);
-  else if (typeof value === 'string' && /^\d+$/.test(value)) n = Number(value);
-  else if (value !== null && typeof value === 'object' && 'toNumber' in value) {
-    n = (value as { toNumber(): number }).toNumber();
-  } else return null;
-  return Number.isSafeInteger(n) && n >= 0 ? n : null;
-}
-
 /** Parses the version field alone (for the cheap version-only read). */
 export function parseControlVersion(raw: unknown): number {
   if (raw === null || raw === undefined) throw new InvalidControlStateError('the document is missing');
-  const version = toVersion((raw as Record<string, unknown>).version);
+  const version = toNonNegativeInteger((raw as Record<string, unknown>).version);
   if (version === null) {
     throw new InvalidControlStateError(
       `version ${JSON.stringify(String((raw as Record<string, unknown>).version ?? 'missing'))} is not a non-negative integer`,

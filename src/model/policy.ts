@@ -6,6 +6,7 @@
 // clear InvalidPolicyError. Depends on nothing of ours but the error registry.
 
 import { InvalidPolicyError } from '../errors.js';
+import { toDate, toNonNegativeInteger } from './values.js';
 
 /** The `_id` (row id) of the one policy document. */
 export const POLICY_ID = 'fleet_policy';
@@ -71,6 +72,10 @@ export interface FleetPolicy extends PolicyBody {
 export const POLICY_COMMANDS = ['pause', 'resume', 'throttle'] as const;
 export type PolicyCommand = (typeof POLICY_COMMANDS)[number];
 
+/** The columns (fields) of a policy history entry, in the order stores select them. */
+export const POLICY_HISTORY_FIELDS =
+  'version, timestamp, command, queue, rate, concurrency, reason, updated_by, on_behalf_of, expires_at';
+
 /** One policy history entry: the command that made a version. */
 export interface PolicyHistoryEntry {
   version: number;
@@ -103,26 +108,6 @@ export function queueNameProblem(value: unknown): string | null {
   return `queue ${JSON.stringify(value)} is not a valid queue name (${QUEUE_NAME_RULE})`;
 }
 
-function toDate(value: unknown): Date | null {
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value;
-  if (typeof value === 'string' || typeof value === 'number') {
-    const date = new Date(value);
-    return Number.isNaN(date.getTime()) ? null : date;
-  }
-  return null;
-}
-
-function toInteger(value: unknown): number | null {
-  let n: number;
-  if (typeof value === 'number') n = value;
-  else if (typeof value === 'bigint') n = Number(value);
-  else if (typeof value === 'string' && /^\d+$/.test(value)) n = Number(value);
-  else if (value !== null && typeof value === 'object' && 'toNumber' in value) {
-    n = (value as { toNumber(): number }).toNumber();
-  } else return null;
-  return Number.isSafeInteger(n) && n >= 0 ? n : null;
-}
-
 function toRate(value: unknown): number | null {
   const n =
     typeof value === 'object' && value !== null && 'toNumber' in value
@@ -141,7 +126,7 @@ function parseRule(raw: unknown, where: string): PolicyRule {
   if (r.on_behalf_of !== null && r.on_behalf_of !== undefined && typeof r.on_behalf_of !== 'string') {
     throw new InvalidPolicyError(`${where}.on_behalf_of is not a string`);
   }
-  const since = toInteger(r.since_version ?? 0);
+  const since = toNonNegativeInteger(r.since_version ?? 0);
   if (since === null) throw new InvalidPolicyError(`${where}.since_version is not a non-negative integer`);
   let expiresAt: Date | null = null;
   if (r.expires_at !== null && r.expires_at !== undefined) {
@@ -181,6 +166,30 @@ export function earliest(a: Date | null, b: Date | null): Date | null {
   return a.getTime() <= b.getTime() ? a : b;
 }
 
+/**
+ * The fleet throttle from its fields, each with its own expiry (null when neither a rate nor a cap
+ * is left); the rule's `expires_at` is the earlier of the two.
+ */
+export function makeThrottle(
+  rule: PolicyRule,
+  f: {
+    rate: number | null;
+    concurrency: number | null;
+    rateExpires: Date | null;
+    concurrencyExpires: Date | null;
+  },
+): FleetThrottle | null {
+  if (f.rate === null && f.concurrency === null) return null;
+  return {
+    ...rule,
+    expires_at: earliest(f.rateExpires, f.concurrencyExpires),
+    rate: f.rate,
+    concurrency: f.concurrency,
+    rate_expires_at: f.rateExpires,
+    concurrency_expires_at: f.concurrencyExpires,
+  };
+}
+
 /** Parses the policy body (the stored `paused_queues`, `throttle`, `queue_rates`), or throws InvalidPolicyError. */
 export function parsePolicyBody(raw: unknown): PolicyBody {
   if (raw === null || raw === undefined || typeof raw !== 'object') {
@@ -205,7 +214,7 @@ export function parsePolicyBody(raw: unknown): PolicyBody {
     }
     let concurrency: number | null = null;
     if (t.concurrency !== null && t.concurrency !== undefined) {
-      concurrency = toInteger(t.concurrency);
+      concurrency = toNonNegativeInteger(t.concurrency);
       if (concurrency === null || concurrency < 1 || concurrency > MAX_CONCURRENCY_CAP) {
         throw new InvalidPolicyError(`throttle.concurrency is not an integer in [1, ${MAX_CONCURRENCY_CAP}]`);
       }
@@ -220,17 +229,7 @@ export function parsePolicyBody(raw: unknown): PolicyBody {
     };
     const rateExpires = fieldExpiry('rate_expires_at', rate !== null);
     const concurrencyExpires = fieldExpiry('concurrency_expires_at', concurrency !== null);
-    throttle =
-      rate === null && concurrency === null
-        ? null
-        : {
-            ...rule,
-            expires_at: earliest(rateExpires, concurrencyExpires),
-            rate,
-            concurrency,
-            rate_expires_at: rateExpires,
-            concurrency_expires_at: concurrencyExpires,
-          };
+    throttle = makeThrottle(rule, { rate, concurrency, rateExpires, concurrencyExpires });
   }
   return { paused_queues, throttle, queue_rates };
 }
@@ -242,7 +241,7 @@ export function parsePolicyBody(raw: unknown): PolicyBody {
 export function parsePolicyVersion(raw: unknown): number {
   if (raw === null || raw === undefined) throw new InvalidPolicyError('the document is missing');
   const r = raw as Record<string, unknown>;
-  const version = toInteger(r.version);
+  const version = toNonNegativeInteger(r.version);
   if (version === null) {
     throw new InvalidPolicyError(
       `version ${JSON.stringify(String(r.version ?? 'missing'))} is not a non-negative integer`,
@@ -264,14 +263,15 @@ export function parsePolicy(raw: unknown): FleetPolicy {
 export function tryParsePolicyHistoryEntry(raw: unknown): PolicyHistoryEntry | null {
   if (raw === null || typeof raw !== 'object') return null;
   const r = raw as Record<string, unknown>;
-  const version = toInteger(r.version);
+  const version = toNonNegativeInteger(r.version);
   const timestamp = toDate(r.timestamp);
   if (version === null || timestamp === null) return null;
   if (!(POLICY_COMMANDS as readonly unknown[]).includes(r.command)) return null;
   if (r.queue !== null && r.queue !== undefined && !isQueueName(r.queue)) return null;
   if (typeof r.updated_by !== 'string') return null;
   const rate = r.rate === null || r.rate === undefined ? null : toRate(r.rate);
-  const concurrency = r.concurrency === null || r.concurrency === undefined ? null : toInteger(r.concurrency);
+  const concurrency =
+    r.concurrency === null || r.concurrency === undefined ? null : toNonNegativeInteger(r.concurrency);
   return {
     version,
     timestamp,

@@ -10,6 +10,7 @@ import {
   emptyPolicy,
   type FleetPolicy,
   parsePolicy,
+  POLICY_HISTORY_FIELDS,
   POLICY_ID,
   policyBodyToJson,
   type PolicyHistoryEntry,
@@ -19,8 +20,7 @@ import type { PolicyWrite } from '../types.js';
 import type { Queryable } from './connection.js';
 import type { Names } from './names.js';
 
-const HISTORY_FIELDS =
-  'version, timestamp, command, queue, rate, concurrency, reason, updated_by, on_behalf_of, expires_at';
+const HISTORY_FIELDS = POLICY_HISTORY_FIELDS;
 
 interface PolicyRow {
   version: string;

@@ -11,6 +11,7 @@ import {
   type FleetPolicy,
   parsePolicy,
   parsePolicyVersion,
+  POLICY_HISTORY_FIELDS,
   POLICY_ID,
   policyBodyToJson,
   type PolicyHistoryEntry,
@@ -19,8 +20,7 @@ import {
 import type { PolicyWrite } from '../types.js';
 import { type Handle, NOW_ISO } from './connection.js';
 
-const HISTORY_FIELDS =
-  'version, timestamp, command, queue, rate, concurrency, reason, updated_by, on_behalf_of, expires_at';
+const HISTORY_FIELDS = POLICY_HISTORY_FIELDS;
 
 interface PolicyRow {
   version: unknown;
