@@ -284,7 +284,7 @@ describe('postgres LISTEN/NOTIFY watch', { skip }, () => {
     // there the test must run and a skip is a failure.
     const cannot = (why: string) => {
       assert.notEqual(process.env.CI, 'true', `under CI=true this test must run, but ${why}`);
-      t.skip(why);
+      t.skip(why); // reason given in `why`: only off CI, where the server may not run on this machine
     };
     if (!cmdline.startsWith('postgres:') || !cmdline.includes(database)) {
       cannot('the server does not run on this machine');
