@@ -4,7 +4,7 @@
 
 import { readFile } from 'node:fs/promises';
 
-import { type AgentClient, isErrorAnswer } from './client.js';
+import { type AgentClient, type Answer, isErrorAnswer } from './client.js';
 import { CliError, EXIT, type ExitCode } from './errors.js';
 import {
   agentsTable,
@@ -116,10 +116,19 @@ const DONE: Record<Verb, { past: string; effect: string }> = {
   shutdown: { past: 'shut down', effect: 'every agent drains, leaves the registry and exits 0' },
 };
 
-/** POST /api/cluster/<verb>; with --wait the answer comes once the fleet converged, or 504. */
-export async function sendCommand(ctx: Context, verb: Verb, options: CommandOptions): Promise<ExitCode> {
-  const answer = await ctx.client.call<CommandAnswer>('POST', `/api/cluster/${verb}`, {
+/**
+ * POST /api/cluster/<path> with the audit fields, compare-and-set and --wait every command takes; a
+ * waiting request gets the server's timeout plus a margin, and a 504 PA_WAIT_TIMEOUT is an answer.
+ */
+export function postCommand<T>(
+  ctx: Context,
+  path: string,
+  options: CommandOptions,
+  query: Record<string, string | undefined> = {},
+): Promise<Answer<T>> {
+  return ctx.client.call<T>('POST', `/api/cluster/${path}`, {
     query: {
+      ...query,
       reason: options.reason,
       updated_by: options.by,
       expected_version: options.expectedVersion,
@@ -130,6 +139,11 @@ export async function sendCommand(ctx: Context, verb: Verb, options: CommandOpti
     ...(options.wait ? { timeoutMs: Math.max(ctx.timeoutMs, options.timeout * 1000 + 15_000) } : {}),
     acceptStatus: (status, body) => status === 504 && isErrorAnswer(body) && body.error === 'PA_WAIT_TIMEOUT',
   });
+}
+
+/** POST /api/cluster/<verb>; with --wait the answer comes once the fleet converged, or 504. */
+export async function sendCommand(ctx: Context, verb: Verb, options: CommandOptions): Promise<ExitCode> {
+  const answer = await postCommand<CommandAnswer>(ctx, verb, options);
   const body = answer.body;
   const timedOut = answer.status === 504;
   if (ctx.json) ctx.out(answer.text);

@@ -1,20 +1,13 @@
 // The fleet policy from the command line: `pause|resume --queue Q` and `throttle`, with the same
 // audit fields, compare-and-set and --wait as the global commands, and the lines `status` shows.
 
-import { isErrorAnswer } from './client.js';
-import type { Context } from './commands.js';
+import { type CommandOptions, type Context, postCommand } from './commands.js';
 import { CliError, EXIT, type ExitCode } from './errors.js';
 import { policyLines } from './format.js';
 import type { PolicyAnswer } from './types.js';
 
-export interface PolicyCommandOptions {
-  reason?: string | undefined;
-  by: string;
-  wait: boolean;
-  timeout: number;
-  expectedVersion?: number | undefined;
-  expiresIn?: string | undefined;
-}
+/** The same audit fields, compare-and-set and --wait as the global commands. */
+export type PolicyCommandOptions = CommandOptions;
 
 export interface ThrottleOptions extends PolicyCommandOptions {
   queue?: string | undefined;
@@ -29,18 +22,7 @@ export async function sendPolicyCommand(
   query: Record<string, string | undefined>,
   options: PolicyCommandOptions,
 ): Promise<ExitCode> {
-  const answer = await ctx.client.call<PolicyAnswer>('POST', `/api/cluster/${path}`, {
-    query: {
-      ...query,
-      reason: options.reason,
-      updated_by: options.by,
-      expected_version: options.expectedVersion,
-      expires_in: options.expiresIn,
-      ...(options.wait ? { wait: true, timeout: options.timeout } : {}),
-    },
-    ...(options.wait ? { timeoutMs: Math.max(ctx.timeoutMs, options.timeout * 1000 + 15_000) } : {}),
-    acceptStatus: (status, body) => status === 504 && isErrorAnswer(body) && body.error === 'PA_WAIT_TIMEOUT',
-  });
+  const answer = await postCommand<PolicyAnswer>(ctx, path, options, query);
   const body = answer.body;
   if (body.policy_version === undefined) {
     // An agent older than queues takes /pause?queue= as a pause of the WHOLE fleet: say so loudly.

@@ -166,7 +166,10 @@ export async function answerPolicyCommand(
   return reply.status(504).send(timedOut as typeof timedOut & { error: string });
 }
 
-/** A queue's pause or resume, called by the /api/cluster/pause and /resume routes when queue= is given. */
+/**
+ * A queue's pause or resume, called by the /api/cluster/pause and /resume routes when queue= is
+ * given (the resume's schema already refuses expires_in: only a pause ends by itself).
+ */
 export function answerQueueCommand(
   plane: ControlPlane,
   command: 'pause' | 'resume',
@@ -176,12 +179,6 @@ export function answerQueueCommand(
   watchMode: () => string,
   now: number,
 ): Promise<{ status: 'success'; [field: string]: unknown } | FastifyReply> {
-  if (command === 'resume' && query.expires_in !== undefined) {
-    throw new PullingAgentError(
-      'PA_BAD_REQUEST',
-      'query parameter expires_in is not accepted on a resume (only a pause ends by itself)',
-    );
-  }
   return answerPolicyCommand(plane, { command, queue: query.queue }, query, actor, reply, watchMode, now);
 }
 
