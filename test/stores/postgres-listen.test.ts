@@ -13,6 +13,7 @@ import { ControlWatcher } from '../../src/control/watcher.js';
 import { WatchUnavailableError } from '../../src/errors.js';
 import { createPostgresStore } from '../../src/stores/postgres/index.js';
 import type { Store } from '../../src/stores/types.js';
+import { held, owner } from '../helpers/claims.js';
 import { dropSchema, freshSchema } from '../helpers/postgres.js';
 import { POSTGRES_HOW_TO, POSTGRES_URL, rawQuery, usePostgresSchema } from '../helpers/postgres.js';
 import { unavailable } from '../helpers/targets.js';
@@ -213,6 +214,39 @@ describe('postgres LISTEN/NOTIFY watch', { skip }, () => {
       await rawQuery(url, `SELECT pg_notify($1, '')`, [`${schema}:documents`]);
       await waitFor(() => announced.length === 3, { what: 'onDocuments after an empty NOTIFY' });
       assert.deepEqual(announced, [{ count: 5 }, { count: 3 }, undefined]);
+    } finally {
+      await w.close();
+    }
+  });
+
+  it('announces documents made pending again: a release and a manual retry, not a completion', async () => {
+    const s = store();
+    await s.init();
+    const announced: ({ count: number } | undefined)[] = [];
+    const w = await s.watchControl({
+      onWake: () => undefined,
+      onDocuments: (a) => announced.push(a),
+      onError: (error) => assert.fail(error),
+    });
+    try {
+      await s.insertDocuments([1, 2, 3, 4, 5]);
+      await waitFor(() => announced.length === 1, { what: 'onDocuments after inserting five' });
+      const claimed = await s.claimBatch(owner('leaving'), 5, 60_000);
+      assert.equal(claimed.length, 5);
+      // An agent shutting down hands back three: idle agents are told at once.
+      assert.equal(await s.releaseDocuments(held(claimed.slice(0, 3))), 3);
+      await waitFor(() => announced.length === 2, { what: 'onDocuments after releasing three' });
+      // A completion makes nothing pending, and a stale release changes nothing: neither is told.
+      assert.equal(await s.completeDocuments(held(claimed.slice(3, 4))), 1);
+      assert.equal(await s.releaseDocuments(held(claimed.slice(0, 1))), 0);
+      assert.deepEqual(
+        await s.failDocuments([{ ...held(claimed.slice(4))[0]!, error: 'no', retryInMs: 0 }], 0),
+        ['failed'],
+      );
+      assert.equal(await s.retryDocuments({ status: 'failed' }), 1);
+      await waitFor(() => announced.length === 3, { what: 'onDocuments after a manual retry' });
+      // Notifications arrive in commit order: the retry's came after anything the others sent.
+      assert.deepEqual(announced, [{ count: 5 }, { count: 3 }, { count: 1 }]);
     } finally {
       await w.close();
     }

@@ -313,14 +313,42 @@ export async function recoverExpiredLeases(
   return { retried: Number(rows[0]?.retried ?? 0), failed: Number(rows[0]?.failed ?? 0) };
 }
 
+/**
+ * Runs an UPDATE that makes documents pending and due now (`update` without its RETURNING), and
+ * announces how many on the documents channel at commit, as the INSERT trigger does for new rows:
+ * idle agents across the fleet claim them at once instead of at their next POLL_INTERVAL. The
+ * channel is passed after `params`. Resolves with how many changed.
+ */
+export async function updateAnnouncingPending(
+  db: Queryable,
+  n: Names,
+  update: string,
+  params: unknown[],
+): Promise<number> {
+  const channel = `$${params.length + 1}`;
+  const { rows } = await db.query<{ changed: number }>(
+    `WITH made_pending AS (${update} RETURNING 1),
+          counted AS (SELECT count(*)::int AS changed FROM made_pending)
+     SELECT changed,
+            (SELECT count(*) FROM counted AS c, LATERAL pg_notify(${channel}, c.changed::text)
+              WHERE c.changed > 0) AS announced
+       FROM counted`,
+    [...params, n.documentsChannel],
+  );
+  return Number(rows[0]?.changed ?? 0);
+}
+
 export async function releaseDocuments(db: Queryable, n: Names, held: HeldDocument[]): Promise<number> {
   const [ids, tokens] = heldArrays(held);
   if (ids.length === 0) return 0;
-  const result = await db.query(
+  // A released document is due (it was when claimed): an agent shutting down hands its buffer to
+  // the idle ones now.
+  return updateAnnouncingPending(
+    db,
+    n,
     `UPDATE ${n.documents} AS d
         SET status = 'pending', claimed_by = NULL, claim_token = NULL, lease_until = NULL, updated_at = now()
        FROM ${HELD}`,
     [ids, tokens],
   );
-  return result.rowCount ?? 0;
 }

@@ -13,7 +13,7 @@ import type {
   QueueCounts,
 } from '../types.js';
 import type { Queryable } from './connection.js';
-import { isBigintId } from './documents.js';
+import { isBigintId, updateAnnouncingPending } from './documents.js';
 import type { Names } from './names.js';
 
 const SHOWN_STATUS = `CASE WHEN status = 'pending' AND run_at > now() THEN 'scheduled' ELSE status END`;
@@ -96,7 +96,10 @@ export async function retryDocuments(
 ): Promise<number> {
   const ids = 'ids' in target ? target.ids.filter(isBigintId) : null;
   if (ids !== null && ids.length === 0) return 0;
-  const result = await db.query(
+  // Announced like new documents: idle agents take them now.
+  return updateAnnouncingPending(
+    db,
+    n,
     `UPDATE ${n.documents} AS d
         SET status = 'pending', run_at = now(), attempt_base = d.attempts, claimed_by = NULL,
             processed_at = NULL, updated_at = now()
@@ -109,7 +112,6 @@ export async function retryDocuments(
                              AND ($1::bigint[] IS NULL OR f.id = ANY($1::bigint[])))))`,
     [ids],
   );
-  return result.rowCount ?? 0;
 }
 
 /** One statement: the row's status read and, unless it is processing, the row deleted. */
