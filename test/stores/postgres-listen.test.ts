@@ -190,7 +190,8 @@ describe('postgres LISTEN/NOTIFY watch', { skip }, () => {
     });
   });
 
-  it('announces how many documents an INSERT stored, and wakes without a count on a bare NOTIFY', async () => {
+  /** A store whose watch records every announcement, after five documents were inserted and announced. */
+  async function watchingAfterFiveInserted() {
     const s = store();
     await s.init();
     const announced: ({ count: number } | undefined)[] = [];
@@ -199,9 +200,14 @@ describe('postgres LISTEN/NOTIFY watch', { skip }, () => {
       onDocuments: (a) => announced.push(a),
       onError: (error) => assert.fail(error),
     });
+    await s.insertDocuments([1, 2, 3, 4, 5]);
+    await waitFor(() => announced.length === 1, { what: 'onDocuments after inserting five' });
+    return { s, announced, w };
+  }
+
+  it('announces how many documents an INSERT stored, and wakes without a count on a bare NOTIFY', async () => {
+    const { announced, w } = await watchingAfterFiveInserted();
     try {
-      await s.insertDocuments([1, 2, 3, 4, 5]);
-      await waitFor(() => announced.length === 1, { what: 'onDocuments after inserting five' });
       assert.deepEqual(announced, [{ count: 5 }]);
       await rawQuery(
         url,
@@ -220,17 +226,8 @@ describe('postgres LISTEN/NOTIFY watch', { skip }, () => {
   });
 
   it('announces documents made pending again: a release and a manual retry, not a completion', async () => {
-    const s = store();
-    await s.init();
-    const announced: ({ count: number } | undefined)[] = [];
-    const w = await s.watchControl({
-      onWake: () => undefined,
-      onDocuments: (a) => announced.push(a),
-      onError: (error) => assert.fail(error),
-    });
+    const { s, announced, w } = await watchingAfterFiveInserted();
     try {
-      await s.insertDocuments([1, 2, 3, 4, 5]);
-      await waitFor(() => announced.length === 1, { what: 'onDocuments after inserting five' });
       const claimed = await s.claimBatch(owner('leaving'), 5, 60_000);
       assert.equal(claimed.length, 5);
       // An agent shutting down hands back three: idle agents are told at once.
