@@ -9,6 +9,7 @@ import { pino } from 'pino';
 
 import { ControlWatcher } from '../../src/control/watcher.js';
 import { CORRECT_FROM_MS } from '../../src/stores/sqlite/clock.js';
+import { CLAIM_DUE, DUE_OF_QUEUE } from '../../src/stores/sqlite/documents.js';
 import { createSqliteStore } from '../../src/stores/sqlite/index.js';
 import type { StoreReplacement } from '../../src/stores/types.js';
 import { waitFor } from '../helpers/wait.js';
@@ -55,6 +56,40 @@ describeStore('sqlite', async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
+});
+
+describe('sqlite claims', () => {
+  it('walk their due index in order: no sort of every pending row per claim', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'pa-sqlite-plan-'));
+    try {
+      const path = join(dir, 'plan.db');
+      const store = createSqliteStore({ path });
+      await store.init();
+      await store.enqueueDocuments(
+        Array.from({ length: 500 }, (_, n) => ({ payload: n, queue: n % 2 ? 'a' : 'b' })),
+      );
+      await store.close();
+      const db = new Database(path);
+      db.function('pa_now_ms', { deterministic: false }, () => Date.now());
+      try {
+        for (const [sql, index, params] of [
+          [CLAIM_DUE, 'documents_due', ['agent', 'token', 60_000, 10]],
+          [DUE_OF_QUEUE, 'documents_queue_due', ['a', 10]],
+        ] as const) {
+          const plan = (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[])
+            .map((r) => r.detail)
+            .join(' | ');
+          assert.match(plan, new RegExp(`INDEX ${index}\\b`), plan);
+          // Without the index named, the planner took documents_lease and sorted every pending row.
+          assert.doesNotMatch(plan, /TEMP B-TREE/, plan);
+        }
+      } finally {
+        db.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('sqlite file watch', () => {

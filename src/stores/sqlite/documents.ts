@@ -90,10 +90,22 @@ const PENDING_QUEUES = `WITH RECURSIVE q(name) AS (
     WHERE q.name IS NOT NULL)
   SELECT name FROM q WHERE name IS NOT NULL`;
 
+/** The earliest due rows of any queue, claimed (documents_due, walked in order). */
+export const CLAIM_DUE = `UPDATE documents SET ${CLAIM_SET}
+  WHERE id IN (SELECT id FROM documents INDEXED BY documents_due WHERE ${DUE} ORDER BY run_at, id LIMIT ?)
+  RETURNING id, payload, queue, attempts`;
+
+/** The earliest due rows of one queue (documents_queue_due, walked in order). */
+export const DUE_OF_QUEUE = `SELECT id, run_at FROM documents INDEXED BY documents_queue_due
+  WHERE queue = ? AND ${DUE} ORDER BY run_at, id LIMIT ?`;
+
 type ClaimedRow = { id: number; payload: string; queue: string; attempts: number };
 
 /**
- * Without a filter, the one UPDATE of before (documents_due, earliest first). With one, inside one
+ * Without a filter, the one UPDATE of before (documents_due, earliest first). Both reads name their
+ * index: left to itself the planner takes documents_lease for `status = 'pending'` and sorts every
+ * pending row for each claim (the OR on run_at keeps it off the due index), about 1 ms a claim at
+ * 5,000 pending and more with every row, where the index walk is 3 µs. With one, inside one
  * IMMEDIATE transaction: the earliest due rows of each queue let through (an `exclude` is turned
  * into the queues that have pending rows, less those), each read from documents_queue_due, merged
  * by due time, then claimed by id. A paused queue's backlog is never scanned over.
@@ -111,17 +123,9 @@ export function claimBatch(
   const lease = Math.floor(leaseMs);
   let rows: ClaimedRow[];
   if (reduced === null) {
-    rows = h
-      .statement(
-        `UPDATE documents SET ${CLAIM_SET}
-         WHERE id IN (SELECT id FROM documents WHERE ${DUE} ORDER BY run_at, id LIMIT ?)
-         RETURNING id, payload, queue, attempts`,
-      )
-      .all(owner.agentId, token, lease, limit) as ClaimedRow[];
+    rows = h.statement(CLAIM_DUE).all(owner.agentId, token, lease, limit) as ClaimedRow[];
   } else {
-    const dueOfQueue = h.statement(
-      `SELECT id, run_at FROM documents WHERE queue = ? AND ${DUE} ORDER BY run_at, id LIMIT ?`,
-    );
+    const dueOfQueue = h.statement(DUE_OF_QUEUE);
     const claim = h.statement(
       `UPDATE documents SET ${CLAIM_SET}
        WHERE ${DUE} AND id IN (SELECT value FROM json_each(?))
